@@ -1,0 +1,28 @@
+# The two commands of the quickstart: `make demo` and `make test`. Each creates .venv if missing.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+DATA_DIR ?= data/tfrecords
+MODEL_DIR ?= runs/demo
+
+.PHONY: demo test lint bench clean
+
+$(INSTALLED): setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(PY) -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=$(DATA_DIR)
+
+test: $(INSTALLED)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q tests
+
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(DATA_DIR) runs

@@ -1,0 +1,65 @@
+"""The one drawing record every reader yields, and the error every bad record raises."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+# A stroke in Quick, Draw!'s own JSON layout: [xs, ys] (simplified) or [xs, ys, ts] (raw).
+Stroke = Sequence[Sequence[float]]
+
+# Why a record can be rejected. The Beam job counts and stores rejections under these names.
+REJECTION_REASONS = (
+    "invalid_json",
+    "invalid_csv",
+    "not_an_object",
+    "missing_field",
+    "bad_field",
+    "empty_drawing",
+    "too_short",
+    "mismatched_lengths",
+    "bad_coordinate",
+    "truncated_record",
+    "bad_image",
+    "duplicate_key",
+    "unknown_class",
+)
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot become a drawing; `reason` is one of REJECTION_REASONS."""
+
+    def __init__(self, reason: str, message: str):
+        if reason not in REJECTION_REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}")
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Drawing:
+    """One Quick, Draw! drawing, whatever file format it came from.
+
+    `strokes` keeps the dataset's JSON layout (one [xs, ys] or [xs, ys, ts] list per stroke) so that
+    nothing is lost between formats. `timestamp` is whole seconds since the Unix epoch (UTC), the
+    resolution of the binary format. Bitmap records have no strokes; they carry `image` instead.
+    """
+
+    key_id: int
+    word: str
+    countrycode: str = ""
+    recognized: bool = True
+    timestamp: int = 0
+    strokes: tuple = ()
+    image: np.ndarray | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def is_raw(self) -> bool:
+        """Raw drawings carry a third per-stroke array: the time of each point."""
+        return any(len(stroke) >= 3 for stroke in self.strokes)
+
+    @property
+    def num_points(self) -> int:
+        return sum(len(stroke[0]) for stroke in self.strokes)

@@ -1,0 +1,26 @@
+"""quickdraw-tf: from raw Quick, Draw! drawings to a trained, served doodle recognizer."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="quickdraw-tf",
+    version="0.1.0",
+    description="TensorFlow 2 / Keras 3 toolkit for Google's Quick, Draw! doodle data",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["quickdraw_tf", "quickdraw_tf.*", "beam_jobs", "beam_jobs.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
+        "apache-beam>=2.70,<2.80",
+        "tensorflow-datasets>=4.9,<4.10",
+        "tensorboard>=2.21,<2.22",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        "matplotlib>=3.8,<4",
+        "pillow>=10,<13",
+    ],
+    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6"]},
+)
