@@ -1,0 +1,489 @@
+r"""Downloads Quick, Draw! category files from Google's public bucket (or a mirror of it) for the Beam job.
+
+  python -m quickdraw_tf.download --categories=cat,dog --kind=simplified --output_dir=data/downloads
+  python -m quickdraw_tf.download --categories=all --kind=binary --output_dir=data/binary --max_bytes=1000000
+
+KINDS and where they live under the base URL (https://storage.googleapis.com/quickdraw_dataset, or
+--base_url, or $QUICKDRAW_BASE_URL):
+  simplified    full/simplified/<word>.ndjson
+  raw           full/raw/<word>.ndjson
+  binary        full/binary/<word>.bin
+  numpy_bitmap  full/numpy_bitmap/<word>.npy
+  sketchrnn     sketchrnn/<word>.npz
+Words are the 345 categories of categories.txt, URL-quoted ("The Eiffel Tower" -> The%20Eiffel%20Tower).
+Files are saved as output_dir/<word><extension>, the names formats.word_from_path reads the word from; give
+simplified and raw their own directories, since both end in .ndjson.
+
+How a file is fetched:
+  - It is streamed into "<file>.part" and renamed into place only once it is complete and its first record
+    parses with formats (and is a drawing of that word), so a final file is never half written.
+  - A final file whose size equals the server's Content-Length is skipped (one HEAD request); if the server
+    gives no Content-Length it is kept as it is. A size that differs downloads the file again.
+  - A ".part" left by an interrupted run is resumed with an HTTP Range request. A server that ignores Range
+    (answers 200, not 206) sends the whole file, which then restarts it.
+  - Connection errors, timeouts, bodies cut short, HTTP 5xx and 429 are retried `retries` times with
+    exponential backoff, each try resuming where the last one stopped. Any other HTTP error (404: no such
+    category or kind at this base URL) fails at once, naming the URL.
+
+max_bytes keeps the first N bytes of each file rounded down to whole records: complete lines of ndjson,
+complete drawings of binary (found with formats' reader), e.g. for a quick subset of every category. .npy and
+.npz files cannot be cut (a .npy header states the row count; a zip is read from its end), so max_bytes is
+refused for numpy_bitmap and sketchrnn. A re-run with max_bytes starts from the existing file (all saved
+files are prefixes of the remote one), asks only for the bytes between its end and max_bytes, and reports
+the file complete when they hold no further whole record.
+"""
+
+from __future__ import annotations
+
+import collections
+import difflib
+import functools
+import http.client
+import importlib.resources
+import logging
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from absl import app, flags
+
+from quickdraw_tf import cli, formats
+from quickdraw_tf.drawing import InvalidRecord
+
+DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
+BASE_URL_ENV = "QUICKDRAW_BASE_URL"
+PARTIAL_SUFFIX = ".part"
+
+
+class Kind(NamedTuple):
+    remote_path: str  # in the bucket, with {word} URL-quoted
+    extension: str
+    format: str  # formats' name for it
+
+
+KINDS = {
+    "simplified": Kind("full/simplified/{word}.ndjson", ".ndjson", "ndjson"),
+    "raw": Kind("full/raw/{word}.ndjson", ".ndjson", "ndjson"),
+    "binary": Kind("full/binary/{word}.bin", ".bin", "bin"),
+    "numpy_bitmap": Kind("full/numpy_bitmap/{word}.npy", ".npy", "npy"),
+    "sketchrnn": Kind("sketchrnn/{word}.npz", ".npz", "npz"),
+}
+_CUTTABLE_FORMATS = ("ndjson", "bin")
+_RETRIED_HTTP_CODES = (429,)  # and every 5xx
+_CHUNK_BYTES = 1 << 20
+
+logger = logging.getLogger(__name__)
+
+
+class DownloadError(OSError):
+    """A file could not be fetched, or what was fetched is not a readable Quick, Draw! file."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Categories, URLs and local names
+
+
+@functools.cache
+def _category_tuple() -> tuple[str, ...]:
+    text = importlib.resources.files("quickdraw_tf").joinpath("categories.txt").read_text(encoding="utf-8")
+    return tuple(line for line in text.splitlines() if line)
+
+
+def categories() -> list[str]:
+    """The dataset's 345 words, sorted: capitals first ("The Eiffel Tower" before "aircraft carrier")."""
+    return list(_category_tuple())
+
+
+def check_words(words: Iterable[str]) -> list[str]:
+    """The words without repeats, in order; ValueError naming an unknown word and the closest known ones."""
+    known = set(_category_tuple())
+    checked = list(dict.fromkeys([words] if isinstance(words, str) else words))
+    if not checked:
+        raise ValueError("no category given")
+    for word in checked:
+        if word not in known:
+            raise ValueError(f"unknown category {word!r}{_suggestion(word)}")
+    return checked
+
+
+def _suggestion(word: str) -> str:
+    # Compared in lower case so that "the eiffel tower" still finds "The Eiffel Tower".
+    by_lower = {known.lower(): known for known in _category_tuple()}
+    matches = difflib.get_close_matches(word.lower(), list(by_lower), n=3, cutoff=0.6)
+    if not matches:
+        return " (the 345 categories are in quickdraw_tf/categories.txt)"
+    return "; did you mean " + " or ".join(repr(by_lower[match]) for match in matches) + "?"
+
+
+def expand_categories(names: Iterable[str]) -> list[str]:
+    """["all"] means every category; any other list is checked with check_words."""
+    names = list(names)
+    return categories() if names == ["all"] else check_words(names)
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """`base_url`, else $QUICKDRAW_BASE_URL, else Google's bucket; ValueError unless it is http(s)."""
+    resolved = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    if urllib.parse.urlsplit(resolved).scheme not in ("http", "https"):
+        raise ValueError(f"base_url {resolved!r} is not an http:// or https:// URL")
+    return resolved.rstrip("/")
+
+
+def _kind(kind: str) -> Kind:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+def file_url(word: str, kind: str, base_url: str = DEFAULT_BASE_URL) -> str:
+    """The URL of one category's file, e.g. .../full/simplified/The%20Eiffel%20Tower.ndjson."""
+    return base_url.rstrip("/") + "/" + _kind(kind).remote_path.format(word=urllib.parse.quote(word))
+
+
+def local_path(word: str, kind: str, output_dir: str) -> str:
+    """Where download() saves a word's file: output_dir/<word><extension>."""
+    return os.path.join(output_dir, word + _kind(kind).extension)
+
+
+def partial_path(path: str) -> str:
+    """The file a download of `path` streams into, and resumes from after an interruption."""
+    return path + PARTIAL_SUFFIX
+
+
+# ---------------------------------------------------------------------------------------------------
+# Downloading
+
+
+class _Settings(NamedTuple):
+    timeout: float
+    retries: int
+    backoff: float
+
+
+def download(
+    words: Iterable[str],
+    kind: str,
+    output_dir: str,
+    base_url: str | None = None,
+    max_bytes: int | None = None,
+    timeout: float = 60,
+    retries: int = 3,
+    *,
+    backoff: float = 1.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Fetches each word's file of `kind` into output_dir; returns their paths in the order of `words`.
+
+    base_url None means $QUICKDRAW_BASE_URL, else Google's bucket. max_bytes keeps only the whole records
+    within the first N bytes (ndjson and binary kinds only). Failed try k (from 0) waits backoff * 2**k s.
+    `progress` gets one line per file (default: logged at INFO). The module docstring has the details.
+    Raises ValueError for bad arguments (before any request), DownloadError for a file that cannot be had.
+    """
+    words = check_words(words)
+    spec = _kind(kind)
+    base_url = resolve_base_url(base_url)
+    _check_max_bytes(max_bytes, kind, spec)
+    if retries < 0 or timeout <= 0:
+        raise ValueError(f"retries ({retries}) must be >= 0 and timeout ({timeout}) > 0")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"output_dir {output_dir} is not a directory")
+    os.makedirs(output_dir, exist_ok=True)
+    report = progress or logger.info
+    settings = _Settings(timeout, retries, backoff)
+    paths = []
+    for number, word in enumerate(words, 1):
+        path = local_path(word, kind, output_dir)
+        outcome = _download_file(file_url(word, kind, base_url), path, spec.format, word, max_bytes, settings)
+        report(f"[{number}/{len(words)}] {word}: {outcome}")
+        paths.append(path)
+    return paths
+
+
+def _check_max_bytes(max_bytes: int | None, kind: str, spec: Kind) -> None:
+    if max_bytes is None:
+        return
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer, not {max_bytes!r}")
+    if spec.format not in _CUTTABLE_FORMATS:
+        raise ValueError(
+            f"max_bytes cannot cut {kind} files ({spec.extension} is unreadable when cut short); "
+            "it works for simplified, raw and binary"
+        )
+
+
+def _download_file(
+    url: str, path: str, fmt: str, word: str, max_bytes: int | None, settings: _Settings
+) -> str:
+    """Brings `path` up to date with `url`; returns what was done, for the progress line."""
+    if max_bytes is None and _is_complete(url, path, settings):
+        return f"already complete, {path} ({os.path.getsize(path):,} bytes)"
+    part = partial_path(path)
+    _seed_partial(part, path, max_bytes)
+    resumed_at = os.path.getsize(part) if os.path.exists(part) else 0
+    total = _with_retries(url, settings, lambda: _fetch_once(url, part, max_bytes, settings.timeout))
+    if max_bytes is not None and not _cut_subset(url, part, path, fmt, max_bytes, total):
+        return f"already complete, {path} ({os.path.getsize(path):,} bytes within max_bytes)"
+    _check_first_record(url, part, path, fmt, word)
+    os.replace(part, path)
+    resumed = f", resumed at byte {resumed_at:,}" if resumed_at else ""
+    return f"{os.path.getsize(path):,} bytes -> {path}{resumed}"
+
+
+def _is_complete(url: str, path: str, settings: _Settings) -> bool:
+    """Whether the saved file has the server's Content-Length (or exists, if the server gives none)."""
+    if not os.path.exists(path):
+        return False
+    size = os.path.getsize(path)
+    remote_size = _with_retries(url, settings, lambda: _remote_size(url, settings.timeout))
+    if remote_size is None or remote_size == size:
+        return True
+    logger.info("%s: %s bytes here but %s on the server; downloading it again", path, size, remote_size)
+    return False
+
+
+def _cut_subset(url: str, part: str, path: str, fmt: str, max_bytes: int, total: int | None) -> bool:
+    """Cuts `part` to whole records; False (and `part` removed) when that is what `path` holds already."""
+    _cut_to_whole_records(part, path, fmt, at_end=total == os.path.getsize(part))
+    size = os.path.getsize(part)
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        os.remove(part)  # the same prefix of the same file: nothing new within max_bytes
+        return False
+    if size == 0:
+        os.remove(part)
+        raise DownloadError(f"{url}: its first record is longer than max_bytes={max_bytes}")
+    return True
+
+
+def _seed_partial(part: str, path: str, max_bytes: int | None) -> None:
+    """With max_bytes, resume from the .part, else the saved file: both are remote prefixes."""
+    if max_bytes is None:
+        return
+    if not os.path.exists(part) and os.path.exists(path):
+        shutil.copyfile(path, part)
+    if os.path.exists(part) and os.path.getsize(part) > max_bytes:
+        os.truncate(part, max_bytes)
+
+
+def _check_first_record(url: str, part: str, path: str, fmt: str, word: str) -> None:
+    """DownloadError (and the .part removed) unless the first record parses and is a drawing of `word`."""
+    with open(part, "rb") as fileobj:
+        # Named after the final path: binary, .npy and .npz records take their word from the file name.
+        first = next(iter(formats.read_source_records(fileobj, path, fmt)), None)
+    try:
+        if first is None:
+            raise InvalidRecord("truncated_record", "the file holds no record")
+        drawing = formats.parse_record(first)
+        if drawing.word != word:
+            raise InvalidRecord("bad_field", f"the first drawing is a {drawing.word!r}, not a {word!r}")
+    except InvalidRecord as error:
+        os.remove(part)  # not the file asked for (an error page, another file): never resume from it
+        raise DownloadError(f"{url}: not a readable {fmt} file of {word!r} ({error})") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTP
+
+
+class _ShortBody(Exception):
+    """The connection closed before the body announced by the headers was complete."""
+
+
+# What a try can fail with that another try may not: the network, not the request.
+_RETRIED_ERRORS = (
+    urllib.error.URLError,
+    ConnectionError,
+    TimeoutError,
+    http.client.HTTPException,
+    _ShortBody,
+)
+
+
+def _with_retries(url: str, settings: _Settings, attempt: Callable[[], int | None]) -> int | None:
+    """attempt(), tried again after connection errors, short bodies, 5xx and 429; DownloadError in the end."""
+    for tried in range(settings.retries + 1):
+        try:
+            return attempt()
+        except urllib.error.HTTPError as error:
+            error.close()  # it holds the response's connection
+            if not (error.code >= 500 or error.code in _RETRIED_HTTP_CODES):
+                raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
+            problem = f"HTTP {error.code} {error.reason}"
+        except _RETRIED_ERRORS as error:
+            problem = _describe(error)
+        if tried < settings.retries:
+            delay = settings.backoff * 2**tried
+            logger.warning("%s: %s; trying again in %.1f s", url, problem, delay)
+            time.sleep(delay)
+    raise DownloadError(f"{url}: gave up after {settings.retries + 1} attempts; last: {problem}")
+
+
+def _describe(error: Exception) -> str:
+    """One line for the log: "ConnectionResetError: [Errno 104] ...", "body cut short: ..."."""
+    if isinstance(error, _ShortBody):
+        return f"body cut short: {error}"
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if not isinstance(reason, Exception):
+        return str(reason)
+    return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+
+
+def _remote_size(url: str, timeout: float) -> int | None:
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:
+        return _int_header(response.headers.get("Content-Length"))
+
+
+def _fetch_once(url: str, part: str, max_bytes: int | None, timeout: float) -> int | None:
+    """Appends the rest of `url` (to max_bytes in all) to `part`; returns the remote file's size if told."""
+    offset = os.path.getsize(part) if os.path.exists(part) else 0
+    if max_bytes is not None and offset >= max_bytes:
+        return None  # already holds max_bytes; whether the file ends there is unknown
+    headers = {"Range": f"bytes={offset}-{'' if max_bytes is None else max_bytes - 1}"}
+    if offset == 0 and max_bytes is None:
+        headers = {}
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code != 416:
+            raise
+        # Range Not Satisfiable: the .part starts at or past the end of the remote file.
+        _, total = _content_range(error.headers.get("Content-Range"))
+        if total == offset:
+            return total  # the .part already holds the whole file (an earlier run stopped before renaming)
+        os.truncate(part, 0)  # longer than the remote file: not a prefix of it, start again
+        return _fetch_once(url, part, max_bytes, timeout)
+    with response:
+        return _save_body(response, url, part, offset, max_bytes)
+
+
+def _save_body(
+    response: http.client.HTTPResponse, url: str, part: str, offset: int, max_bytes: int | None
+) -> int | None:
+    """Writes a 206 body after `offset`, a 200 body over the whole .part; returns the remote size if told."""
+    if response.status == 206:
+        start, total = _content_range(response.headers.get("Content-Range"))
+        if start != offset:
+            raise DownloadError(f"{url}: asked for bytes from {offset}, the server sent them from {start}")
+    else:  # 200: no Range asked, or the server ignored it and sends the whole file
+        start, total = 0, _int_header(response.headers.get("Content-Length"))
+    limits = [limit for limit in (total, max_bytes) if limit is not None]
+    end = min(limits) if limits else None  # where this body should stop; None: wherever it ends
+    with open(part, "ab" if start else "wb") as out:
+        size = start + _copy(response, out, None if end is None else end - start)
+    if total is not None and size < end:
+        raise _ShortBody(f"{size - start:,} of {end - start:,} bytes arrived")
+    return total
+
+
+def _copy(response: http.client.HTTPResponse, out, limit: int | None) -> int:
+    """Copies the body (at most `limit` bytes of it) to `out`; returns how many bytes were written."""
+    written = 0
+    while limit is None or written < limit:
+        chunk = response.read(_CHUNK_BYTES if limit is None else min(_CHUNK_BYTES, limit - written))
+        if not chunk:
+            break
+        out.write(chunk)
+        written += len(chunk)
+    return written
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) from "bytes 100-199/1000" or "bytes */1000"; None for what is not given."""
+    match = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)", (header or "").strip())
+    if not match:
+        return None, None
+    return _int_header(match[1]), _int_header(match[2])
+
+
+def _int_header(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cutting to whole records
+
+
+def _cut_to_whole_records(part: str, path: str, fmt: str, at_end: bool) -> None:
+    """Truncates `part` after its last whole record; `at_end`: it holds the whole remote file."""
+    if fmt == "ndjson":
+        length = os.path.getsize(part) if at_end else _whole_lines_length(part)
+    else:
+        length = _whole_bin_records_length(part, path)
+    os.truncate(part, length)
+
+
+def _whole_lines_length(path: str) -> int:
+    """The length up to and including the last line break (read backwards: the file may be large)."""
+    with open(path, "rb") as fileobj:
+        end = fileobj.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - _CHUNK_BYTES)
+            fileobj.seek(start)
+            newline = fileobj.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            end = start
+    return 0
+
+
+def _whole_bin_records_length(part: str, path: str) -> int:
+    """The length of the whole binary drawings: formats' reader yields a cut-off tail as one last record."""
+    with open(part, "rb") as fileobj:
+        records = collections.deque(formats.read_source_records(fileobj, path, "bin"), maxlen=1)
+    if not records:
+        return 0
+    last = records[0]
+    try:
+        formats.parse_record(last)
+    except InvalidRecord as error:
+        if error.reason == "truncated_record":
+            return last.position
+    return os.path.getsize(part)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _define_flags() -> None:
+    """Only when run as a program, so that importing download() claims no flags."""
+    flags.DEFINE_list("categories", None, "Comma-separated words (quickdraw_tf/categories.txt), or 'all'.")
+    flags.DEFINE_enum("kind", "simplified", list(KINDS), "Which files to fetch.")
+    flags.DEFINE_string("output_dir", None, "Directory for the files (created if missing).")
+    flags.DEFINE_integer(
+        "max_bytes", None, "Keep the whole records within the first N bytes (simplified, raw, binary only)."
+    )
+    flags.DEFINE_string(
+        "base_url", None, f"Bucket or mirror (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})."
+    )
+    flags.DEFINE_float("timeout", 60, "Seconds to wait for the server before a try fails.")
+    flags.DEFINE_integer("retries", 3, "Tries again after connection errors, 5xx and 429.", lower_bound=0)
+    flags.mark_flags_as_required(["categories", "output_dir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    FLAGS = flags.FLAGS  # noqa: N806
+    try:
+        download(
+            expand_categories(FLAGS.categories),
+            FLAGS.kind,
+            FLAGS.output_dir,
+            base_url=FLAGS.base_url,
+            max_bytes=FLAGS.max_bytes,
+            timeout=FLAGS.timeout,
+            retries=FLAGS.retries,
+            progress=functools.partial(print, flush=True),
+        )
+    except (ValueError, OSError) as error:  # DownloadError is an OSError
+        cli.fail(error)
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main, flags_parser=cli.flags_parser(flags.FLAGS))
