@@ -1,0 +1,249 @@
+"""Conversion throughput: the TF RNN tutorial's single-process loop vs make_tfrecords on DirectRunner.
+
+    python -m benchmarks.convert_bench                       # 100k drawings: (a), (b), (c)
+    python -m benchmarks.convert_bench --num_drawings=5000   # a quick smoke run
+    python -m benchmarks.convert_bench --profile             # also: where the per-drawing time goes
+
+Input: real simplified drawings from the embedded sample (data/sample/simplified), replicated with new
+key_ids into ndjson files (one or more per class, equal counts per class) in a temporary directory.
+
+  (a) baseline: what the tutorial's create_dataset.py does per line (json.loads, its parse_line numpy
+      code, a tf.train.Example of ink/shape/class_index, one TFRecordWriter.write into a random shard);
+  (b) make_tfrecords, DirectRunner, 1 worker (in-process FnApiRunner);
+  (c) make_tfrecords, DirectRunner, --direct_num_workers=2 --direct_running_mode=multi_processing.
+
+The job runs with caps above the per-class count, so it writes every drawing, as the baseline does; it
+also does what the baseline does not: validation, duplicate detection, stable splits, stats, 8 features.
+Times are wall-clock for the whole conversion, Beam start-up included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import glob
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import tempfile
+import time
+
+from beam_jobs import runtime  # noqa: F401  (first: quiet TensorFlow and Beam imports)
+
+# isort: split
+
+import numpy as np
+import tensorflow as tf
+
+from beam_jobs import make_tfrecords
+from quickdraw_tf import formats
+
+SAMPLE_GLOB = os.path.join(make_tfrecords.REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson")
+
+
+def build_input(out_dir: str, num_drawings: int, files_per_class: int, seed: int = 0) -> list[str]:
+    """Writes num_drawings real drawings (sample drawings with fresh key_ids), equally many per class."""
+    by_word: dict[str, list[dict]] = {}
+    for path in sorted(glob.glob(SAMPLE_GLOB)):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                by_word.setdefault(record["word"], []).append(record)
+    words = sorted(by_word)
+    rng = random.Random(seed)
+    key_ids = rng.sample(range(10**15, 10**16), num_drawings)  # distinct 16-digit ids, like the dataset's
+    paths = []
+    for w, word in enumerate(words):
+        indices = range(w, num_drawings, len(words))
+        chunks = np.array_split(np.asarray(indices), files_per_class)
+        for part, chunk in enumerate(chunks):
+            path = os.path.join(out_dir, f"{word}-{part}.ndjson")
+            with open(path, "w", encoding="utf-8") as f:
+                for i in chunk:
+                    record = dict(by_word[word][i // len(words) % len(by_word[word])], key_id=str(key_ids[i]))
+                    f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------
+# (a) The tutorial's conversion (tensorflow/models tutorials/rnn/quickdraw/create_dataset.py), per line.
+
+
+def tutorial_parse_line(ndjson_line: str):
+    """The tutorial's parse_line: json, numpy ink [n, 3], per-axis size normalization, deltas."""
+    sample = json.loads(ndjson_line)
+    class_name = sample["word"]
+    inkarray = sample["drawing"]
+    stroke_lengths = [len(stroke[0]) for stroke in inkarray]
+    total_points = sum(stroke_lengths)
+    np_ink = np.zeros((total_points, 3), dtype=np.float32)
+    current_t = 0
+    for stroke in inkarray:
+        for i in [0, 1]:
+            np_ink[current_t : (current_t + len(stroke[0])), i] = stroke[i]
+        current_t += len(stroke[0])
+        np_ink[current_t - 1, 2] = 1  # stroke_end
+    lower = np.min(np_ink[:, 0:2], axis=0)
+    upper = np.max(np_ink[:, 0:2], axis=0)
+    scale = upper - lower
+    scale[scale == 0] = 1
+    np_ink[:, 0:2] = (np_ink[:, 0:2] - lower) / scale
+    np_ink[1:, 0:2] -= np_ink[0:-1, 0:2]
+    np_ink = np_ink[1:, :]
+    return np_ink, class_name
+
+
+def tutorial_convert(paths: list[str], out_dir: str, num_shards: int = 10, seed: int = 0) -> int:
+    """Converts every line the way the tutorial does; returns the number of examples written."""
+    classes = sorted({os.path.basename(path).rsplit("-", 1)[0] for path in paths})
+    rng = random.Random(seed)
+    writers = [
+        tf.io.TFRecordWriter(os.path.join(out_dir, f"baseline.tfrecord-{i:05d}-of-{num_shards:05d}"))
+        for i in range(num_shards)
+    ]
+    written = 0
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                ink, class_name = tutorial_parse_line(line)
+                feature = {
+                    "class_index": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[classes.index(class_name)])
+                    ),
+                    "ink": tf.train.Feature(float_list=tf.train.FloatList(value=ink.flatten())),
+                    "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=ink.shape)),
+                }
+                example = tf.train.Example(features=tf.train.Features(feature=feature))
+                writers[rng.randint(0, num_shards - 1)].write(example.SerializeToString())
+                written += 1
+    for writer in writers:
+        writer.close()
+    return written
+
+
+# ---------------------------------------------------------------------------------------------------
+# (b), (c) The Beam job
+
+
+def job_config(input_dir: str, out_dir: str, num_drawings: int) -> make_tfrecords.JobConfig:
+    cap = max(1, num_drawings)  # above any class's count: every drawing is written, as in the baseline
+    return make_tfrecords.JobConfig(
+        inputs=(os.path.join(input_dir, "*.ndjson"),),
+        output_dir=out_dir,
+        caps=(("train", cap), ("eval", cap), ("test", cap)),
+        num_shards=10,
+    )
+
+
+def run_beam(input_dir: str, out_dir: str, num_drawings: int, beam_args: list[str]) -> int:
+    stats = make_tfrecords.run_job(
+        job_config(input_dir, out_dir, num_drawings), ["--runner=DirectRunner", *beam_args]
+    )
+    return stats["written"]
+
+
+def profile_per_drawing(paths: list[str], limit: int = 5000, top: int = 18) -> str:
+    """cProfile of the job's per-drawing functions (no Beam) over the first `limit` records."""
+    records = []
+    for path in paths:
+        with open(path, "rb") as f:
+            records.extend(formats.read_source_records(f, path, "ndjson"))
+    records = records[:limit]
+    class_index = {word: i for i, word in enumerate(sorted({formats.parse_record(r).word for r in records}))}
+
+    def convert_all():
+        for record in records:
+            drawing = make_tfrecords.check_labelled(formats.parse_record(record))
+            data = make_tfrecords.drawing_data(drawing, "uniform", True)
+            candidate = make_tfrecords.to_candidate(record, drawing, data)
+            make_tfrecords.encode(candidate, class_index[candidate.word], "strokes")
+
+    profiler = cProfile.Profile()
+    profiler.runcall(convert_all)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the multi_processing SDK workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def timed(fn, *args) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, fn's result)."""
+    start, cpu = time.perf_counter(), cpu_seconds()
+    count = fn(*args)
+    return time.perf_counter() - start, cpu_seconds() - cpu, count
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--num_drawings", type=int, default=100_000)
+    parser.add_argument("--files_per_class", type=int, default=2)
+    parser.add_argument("--modes", default="baseline,beam1,beam2", help="comma-separated subset to run")
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the per-drawing functions"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+
+    work = tempfile.mkdtemp(prefix="convert_bench-")
+    try:
+        input_dir = os.path.join(work, "input")
+        os.makedirs(input_dir)
+        paths = build_input(input_dir, args.num_drawings, args.files_per_class)
+        size_mb = sum(os.path.getsize(path) for path in paths) / 1e6
+        print(f"input: {args.num_drawings} drawings, {len(paths)} ndjson files, {size_mb:.0f} MB")
+        print(f"CPUs: {os.cpu_count()}")
+        modes = {
+            "baseline": ("(a) tutorial loop, 1 process", lambda out: tutorial_convert(paths, out)),
+            "beam1": (
+                "(b) make_tfrecords, 1 worker",
+                lambda out: run_beam(input_dir, out, args.num_drawings, []),
+            ),
+            "beam2": (
+                "(c) make_tfrecords, 2 workers",
+                lambda out: run_beam(
+                    input_dir,
+                    out,
+                    args.num_drawings,
+                    ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+                ),
+            ),
+        }
+        results = {}
+        for mode in args.modes.split(","):
+            label, fn = modes[mode]
+            out = os.path.join(work, mode)
+            os.makedirs(out)
+            load = os.getloadavg()[0]
+            seconds, cpu, count = timed(fn, out)
+            if count != args.num_drawings:
+                raise RuntimeError(f"{label} wrote {count} examples, expected {args.num_drawings}")
+            results[mode] = (label, seconds, cpu, count / seconds, load)
+            print(f"  done {label}: {seconds:.1f} s", flush=True)
+        base = results["baseline"][3] if "baseline" in results else None
+        # CPU: all processes of the run; load: the 1-minute load average when the run started (other work
+        # on the machine competes for the same cores and slows the wall-clock figures).
+        print(f"\n{'mode':32s} {'wall s':>7s} {'CPU s':>7s} {'drawings/s':>11s} {'vs (a)':>7s} {'load':>5s}")
+        for label, seconds, cpu, rate, load in results.values():
+            ratio = f"{rate / base:.2f}x" if base else "-"
+            print(f"{label:32s} {seconds:7.1f} {cpu:7.1f} {rate:11.0f} {ratio:>7s} {load:5.1f}")
+        if args.profile:
+            print("\nper-drawing functions of the job, cProfile sorted by own time:")
+            print(profile_per_drawing(paths))
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
