@@ -11,14 +11,16 @@ Flags this job does not define go to Beam's PipelineOptions unchanged. DirectRun
 on Beam's FnApiRunner without first trying to download the Prism runner (see beam_jobs.runtime);
 --runner=PrismRunner still asks for Prism.
 
-Steps: Read -> Parse -> Validate -> [RecognizedOnly] -> Ink -> Split -> GroupByShard -> DropDuplicateKeys
--> KnownClasses -> CapPerClass -> Encode -> WriteShards; beside them Index -> IndexByKeyId -> Winners ->
-Classes and CapThresholds (side inputs), WriteClasses, WriteRejected, WriteStats, WriteMetadata.
+Steps: Read -> Prepare (parse, validate, [recognized_only], ink, split: one fused DoFn) -> GroupByShard
+-> Unbatch -> DropDuplicateKeys -> KnownClasses -> CapPerClass -> Encode -> WriteShards; beside them
+ShardTallies -> Classes and CapThresholds (side inputs), WriteClasses, WriteRejected, WriteStats; then
+run_job writes the TFDS metadata. The steps need no TensorFlow: examples and TFRecord framing are written
+directly (features.serialize_*_example, tfrecord_bytes), so multi_processing workers never import it.
 
 The drawings are shuffled once: split and shard depend on the key_id only, so every copy of a key_id
 lands in the same shard group, which drops its duplicates, unknown classes and over-cap drawings
 itself. What it needs to know about the whole input (the class list, each class's cap threshold) comes
-from a small index of (key_id, origin, word) tuples grouped separately, as side inputs.
+from small per-shard tallies of the kept drawings ((split, word) -> count, smallest ranks), as side inputs.
 
   Split        sha256 of the decimal key_id as a number h in [0, 1): h < test_fraction -> test,
                h < test_fraction + eval_fraction -> eval, else train (quickdraw_tf.splits).
@@ -58,11 +60,11 @@ import base64
 import dataclasses
 import heapq
 import io
+import itertools
 import json
 import os
-import shutil
+import struct
 import sys
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -74,11 +76,13 @@ from beam_jobs import runtime  # first: it quiets the TensorFlow and Beam import
 
 import apache_beam as beam
 import numpy as np
-import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from quickdraw_tf import features, formats, ink, splits
 from quickdraw_tf.drawing import Drawing, InvalidRecord
@@ -431,19 +435,18 @@ def encode(candidate: Candidate, class_index: int, kind: str) -> bytes:
     """The serialized tf.train.Example, built by the shared schema in quickdraw_tf.features."""
     if kind == "images":
         image = np.frombuffer(candidate.data, np.uint8).reshape(features.BITMAP_SIZE, features.BITMAP_SIZE)
-        example = features.image_example(image, class_index, candidate.key_id, candidate.word)
-    else:
-        example = features.stroke_example(
-            np.frombuffer(candidate.data, np.float32).reshape(-1, 3),
-            class_index,
-            candidate.key_id,
-            candidate.word,
-            candidate.countrycode,
-            candidate.recognized,
-            candidate.timestamp,
-        )
-    # deterministic=True orders the feature map by name, so equal examples always give equal bytes.
-    return example.SerializeToString(deterministic=True)
+        return features.serialize_image_example(image, class_index, candidate.key_id, candidate.word)
+    # Byte for byte features.stroke_example(...).SerializeToString(deterministic=True) (the feature map
+    # ordered by name, so equal examples always give equal bytes), without TensorFlow in the workers.
+    return features.serialize_stroke_example(
+        np.frombuffer(candidate.data, np.float32).reshape(-1, 3),
+        class_index,
+        candidate.key_id,
+        candidate.word,
+        candidate.countrycode,
+        candidate.recognized,
+        candidate.timestamp,
+    )
 
 
 def shard_name(split: str, index: int, num_shards: int) -> str:
@@ -454,20 +457,12 @@ def shard_name(split: str, index: int, num_shards: int) -> str:
 def write_records(path: str, records: Iterable[bytes]) -> int:
     """Writes a TFRecord file through Beam's FileSystems (any filesystem); returns its size in bytes.
 
-    TFRecordWriter (C++, with the record checksums) writes a local temporary file that is then copied,
-    because TensorFlow's own filesystems may not reach every Beam one (gs:// needs an extra package).
+    The same bytes as tf.io.TFRecordWriter (record checksums included), framed by tfrecord_bytes.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "shard.tfrecord")
-        with tf.io.TFRecordWriter(local) as writer:
-            for record in records:
-                writer.write(record)
-        with (
-            open(local, "rb") as src,
-            FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as dst,
-        ):
-            shutil.copyfileobj(src, dst, 1 << 20)
-        return os.path.getsize(local)
+    data = tfrecord_bytes(list(records))
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as dst:
+        dst.write(data)
+    return len(data)
 
 
 def write_text(path: str, text: str) -> None:
@@ -480,6 +475,83 @@ def write_text(path: str, text: str) -> None:
 def read_text(path: str) -> str:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read().decode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------
+# TFRecord framing without TensorFlow: length, masked crc32c of the length, data, masked crc32c of the data.
+# crc32c (Castagnoli) is computed with numpy for all records of a shard at once (slicing-by-4 tables,
+# one vector step per 4 bytes), since neither TensorFlow nor a crc32c package is needed in the workers.
+
+
+def _crc32c_tables() -> np.ndarray:
+    table = np.zeros((4, 256), np.uint32)
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table[0, byte] = crc
+    for k in range(1, 4):
+        table[k] = (table[k - 1] >> 8) ^ table[0][table[k - 1] & 0xFF]
+    return table
+
+
+_CRC_TABLES = _crc32c_tables()
+_CRC_CHUNK = 512  # records padded together: sorted by length, so a chunk's lengths are close
+
+
+def crc32c_many(records: Sequence[bytes]) -> np.ndarray:
+    """The crc32c of each record (uint32), computed for all of them together."""
+    t0, t1, t2, t3 = _CRC_TABLES
+    lengths = np.fromiter(map(len, records), np.int64, len(records))
+    order = np.argsort(-lengths, kind="stable")
+    result = np.zeros(len(records), np.uint32)
+    for begin in range(0, len(records), _CRC_CHUNK):
+        chunk = order[begin : begin + _CRC_CHUNK]
+        sizes = lengths[chunk]  # descending
+        width = -(-int(sizes[0]) // 4) * 4
+        padded = np.zeros((len(chunk), width), np.uint8)
+        padded[np.arange(width) < sizes[:, None]] = np.frombuffer(
+            b"".join(records[i] for i in chunk.tolist()), np.uint8
+        )
+        words = padded.view("<u4")
+        crc = np.full(len(chunk), 0xFFFFFFFF, np.uint32)
+        # Whole words: record r takes word w while 4 * (w + 1) <= its length, a prefix of the chunk.
+        whole = sizes // 4
+        active = np.searchsorted(-whole, -np.arange(1, int(whole[0]) + 1), side="right")
+        for w, k in enumerate(active.tolist()):
+            c = crc[:k] ^ words[:k, w]
+            crc[:k] = t3[c & 0xFF] ^ t2[(c >> 8) & 0xFF] ^ t1[(c >> 16) & 0xFF] ^ t0[c >> 24]
+        # The last 1-3 bytes of each record, one byte at a time.
+        for j in range(3):
+            rows = np.flatnonzero(sizes % 4 > j)
+            if len(rows):
+                byte = padded[rows, whole[rows] * 4 + j]
+                crc[rows] = t0[(crc[rows] ^ byte) & 0xFF] ^ (crc[rows] >> 8)
+        result[chunk] = crc ^ 0xFFFFFFFF
+    return result
+
+
+def _masked(crc: np.ndarray) -> np.ndarray:
+    crc = crc.astype(np.uint64)
+    return ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF).astype("<u4")
+
+
+def tfrecord_bytes(records: Sequence[bytes]) -> bytes:
+    """The records framed as a TFRecord file (what tf.io.TFRecordWriter writes, no compression)."""
+    records = list(records)
+    if not records:
+        return b""
+    lengths = np.fromiter(map(len, records), "<u8", len(records))
+    length_bytes = [length.tobytes() for length in lengths]
+    length_crcs = _masked(crc32c_many(length_bytes)).tolist()
+    data_crcs = _masked(crc32c_many(records)).tolist()
+    pack = struct.Struct("<I").pack
+    parts = []
+    for length, length_crc, record, data_crc in zip(
+        length_bytes, length_crcs, records, data_crcs, strict=True
+    ):
+        parts += (length, pack(length_crc), record, pack(data_crc))
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -529,6 +601,80 @@ def place(
     return (split, splits.shard_index(key_id, num_shards)), (ranking, value)
 
 
+UNRECOGNIZED = "unrecognized"
+READ = "read"
+BATCH_SIZE = 256  # placed candidates per element shuffled by GroupByShard
+
+
+class PrepareFn(beam.DoFn):
+    """SourceRecord -> placed candidates, in batches: ((split, shard), [(rank, candidate tuple), ...]).
+
+    What ParseFn, ValidateFn, [the recognized_only filter], to_candidate_tuple and place do one after
+    the other, fused into one DoFn: every step costs Beam per-element work. The candidates of a shard
+    are passed on up to BATCH_SIZE at a time, so the shuffle moves a few hundred elements, not one per
+    drawing (Unbatch puts a shard's group back together). Bad records go to the `rejected` output,
+    unrecognized drawings (with recognized_only) to `unrecognized` as a 1, and each bundle's count of
+    records read to `read`.
+    """
+
+    def __init__(self, config: JobConfig):
+        self._normalize = config.normalize
+        self._simplify = config.simplify
+        self._recognized_only = config.recognized_only
+        self._place_args = (config.eval_fraction, config.test_fraction, config.num_shards)
+        self._batches: dict = {}
+        self._read = 0
+
+    def start_bundle(self):
+        self._batches, self._read = {}, 0
+
+    def process(self, record: formats.SourceRecord):
+        self._read += 1
+        for output in self._prepare(record):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield output
+                continue
+            key, value = output
+            batch = self._batches.setdefault(key, [])
+            batch.append(value)
+            if len(batch) >= BATCH_SIZE:
+                del self._batches[key]
+                yield key, batch
+
+    def finish_bundle(self):
+        for key, batch in self._batches.items():
+            yield WindowedValue((key, batch), MIN_TIMESTAMP, [GlobalWindow()])
+        yield beam.pvalue.TaggedOutput(READ, WindowedValue(self._read, MIN_TIMESTAMP, [GlobalWindow()]))
+        self._batches, self._read = {}, 0
+
+    def _prepare(self, record: formats.SourceRecord):
+        try:
+            drawing = formats.parse_record(record)
+        except InvalidRecord as error:
+            yield beam.pvalue.TaggedOutput(
+                REJECTED, rejection(origin_of(record), original_bytes(record), error)
+            )
+            return
+        try:
+            check_labelled(drawing)
+        except InvalidRecord as error:
+            yield beam.pvalue.TaggedOutput(
+                REJECTED, rejection(origin_of(record), original_bytes(record), error, drawing.key_id)
+            )
+            return
+        if self._recognized_only and not drawing.recognized:
+            yield beam.pvalue.TaggedOutput(UNRECOGNIZED, 1)
+            return
+        data = drawing_data(drawing, self._normalize, self._simplify)
+        yield place(to_candidate(record, drawing, data).as_tuple(), *self._place_args)
+
+
+def unbatch(group: tuple[tuple[str, int], Iterable[list]]) -> tuple[tuple[str, int], list]:
+    """A shard's batches of placed candidates (PrepareFn) -> the shard's (rank, candidate tuple)s."""
+    key, batches = group
+    return key, [entry for batch in batches for entry in batch]
+
+
 class WithEmptyFiles(beam.PTransform):
     """Infos of the files written, (file key, ...) -> the same plus those of empty files written for every
     other key in `keys` by write_fn((key, []), *args): every expected file exists, even with nothing to
@@ -556,10 +702,11 @@ def _write_if_missing(key, done: list, write_fn, *args):
         yield write_fn((key, []), *args)
 
 
-# The winners' index: per key_id, which record wins (the smallest origin) and its (split, word, rank).
-# Only these small tuples are grouped by key_id; they give the class list and the cap thresholds as side
-# inputs, while the drawings themselves are shuffled once, by shard (duplicates share a key_id, hence a
-# shard), where each shard group drops its duplicates, unknown classes and over-cap drawings itself.
+# The winners of each key_id are what DropDuplicateKeys keeps (duplicates share a key_id, hence a shard):
+# per shard, ShardTallies sums them up per (split, word) into small tuples that give the class list and
+# the cap thresholds as side inputs, so the drawings are shuffled once, by shard, where each shard group
+# drops its duplicates, unknown classes and over-cap drawings itself. index_entry and winner_entry state
+# the same choice per key_id (the job no longer groups by key_id; tests check they agree).
 
 
 def index_entry(placed: tuple) -> tuple[int, tuple]:
@@ -582,12 +729,12 @@ class Classes(beam.PTransform):
         super().__init__()
         self._given = None if given is None else list(given)
 
-    def expand(self, winners):
+    def expand(self, tallies):
         if self._given is not None:
-            return winners.pipeline | "Given" >> beam.Create([self._given])
+            return tallies.pipeline | "Given" >> beam.Create([self._given])
         return (
-            winners
-            | "Words" >> beam.Map(lambda winner: winner[1])
+            tallies
+            | "Words" >> beam.Map(lambda tally: tally[0][1])
             | "Distinct" >> beam.Distinct()
             | "Collect" >> beam.combiners.ToList()
             | "Sort" >> beam.Map(sorted)
@@ -624,8 +771,53 @@ class SmallestRanks(beam.CombineFn):
         return count, sorted((-h, -k) for h, k in heap)
 
 
+def shard_tallies(group: tuple[tuple[str, int], list], n: int) -> Iterator[tuple]:
+    """A deduplicated shard's ((split, word), (count, its n smallest ranks, ascending)), one per word.
+
+    Duplicates share a shard, so once a shard group is deduplicated its drawings are the winners of
+    their key_ids: these tallies, merged over shards (MergeTallies), give the class list and each
+    (split, class)'s cap threshold without grouping every key_id separately.
+    """
+    (split, _), entries = group  # sorted by rank (drop_duplicates)
+    counts: Counter = Counter()
+    smallest: dict[str, list] = {}
+    for ranking, value in entries:
+        word = value[1]  # Candidate.word
+        counts[word] += 1
+        ranks = smallest.setdefault(word, [])
+        if len(ranks) < n:
+            ranks.append(ranking)
+    for word, count in counts.items():
+        yield (split, word), (count, smallest[word])
+
+
+class MergeTallies(beam.CombineFn):
+    """(count, ascending smallest ranks) partials -> their sum and the `n` smallest ranks overall."""
+
+    def __init__(self, n: int):
+        self._n = n
+
+    def create_accumulator(self):
+        return 0, []
+
+    def _merge(self, tallies):
+        tallies = list(tallies)
+        count = sum(count for count, _ in tallies)
+        return count, list(itertools.islice(heapq.merge(*(ranks for _, ranks in tallies)), self._n))
+
+    def add_input(self, accumulator, tally):
+        return self._merge([accumulator, tally])
+
+    def merge_accumulators(self, accumulators):
+        return self._merge(accumulators)
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
 class CapThresholds(beam.PTransform):
-    """winners (split, word, rank) -> ((split, word), (count, largest rank kept or None if all fit)).
+    """shard tallies ((split, word), (count, smallest ranks)) -> ((split, word), (count, largest rank
+    kept or None if all fit)).
 
     Winners of words outside the class list are left out: they are rejected, not capped.
     """
@@ -635,13 +827,12 @@ class CapThresholds(beam.PTransform):
         self._caps = dict(caps)
         self._class_index = class_index
 
-    def expand(self, winners):
+    def expand(self, tallies):
         caps = self._caps
         return (
-            winners
-            | "KnownWords" >> beam.Filter(lambda winner, known: winner[1] in known, self._class_index)
-            | "RankByClass" >> beam.Map(lambda winner: ((winner[0], winner[1]), winner[2]))
-            | "SmallestRanks" >> beam.CombinePerKey(SmallestRanks(max(caps.values())))
+            tallies
+            | "KnownWords" >> beam.Filter(lambda tally, known: tally[0][1] in known, self._class_index)
+            | "MergeTallies" >> beam.CombinePerKey(MergeTallies(max(caps.values())))
             | "Thresholds"
             >> beam.MapTuple(
                 lambda key, tally: (key, (tally[0], over_cap_threshold(tally[0], tally[1], caps[key[0]])))
@@ -838,6 +1029,7 @@ def tfds_features(kind: str):
 
 def write_tfds_metadata(stats: dict, output_dir: str, kind: str) -> None:
     """dataset_info.json and features.json (split shard lengths included) for tfds.builder_from_directory."""
+    runtime.import_tensorflow_quietly()
     import tensorflow_datasets as tfds
 
     template = tfds.core.ShardedFileTemplate(
@@ -875,49 +1067,35 @@ def _fact(what: str):
 def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[str, str]], kind: str) -> None:
     """Adds the job's steps to `p`: `inputs` are (path, format) pairs from expand_inputs."""
     records = p | "ListFiles" >> beam.Create(list(inputs)) | "Read" >> beam.FlatMap(read_file)
-    parsed = records | "Parse" >> beam.ParDo(ParseFn()).with_outputs(REJECTED, main="drawings")
-    valid = parsed.drawings | "Validate" >> beam.ParDo(ValidateFn()).with_outputs(REJECTED, main="drawings")
-    drawings = valid.drawings
+    prepared = records | "Prepare" >> beam.ParDo(PrepareFn(config)).with_outputs(
+        REJECTED, UNRECOGNIZED, READ, main="placed"
+    )
     facts = []
     if config.recognized_only:
-        routed = drawings | "RecognizedOnly" >> beam.Partition(
-            lambda element, _: int(not element[1].recognized), 2
-        )
-        drawings = routed[0]
         facts.append(
-            routed[1]
+            prepared[UNRECOGNIZED]
             | "CountUnrecognized" >> beam.combiners.Count.Globally()
             | "UnrecognizedFact" >> beam.Map(lambda n: ("unrecognized", "", n))
         )
-    placed = (
-        drawings
-        | "Ink" >> beam.Map(to_candidate_tuple, config.normalize, config.simplify)
-        | "Split" >> beam.Map(place, config.eval_fraction, config.test_fraction, config.num_shards)
+    deduped = (
+        prepared.placed
+        | "GroupByShard" >> beam.GroupByKey()
+        | "Unbatch" >> beam.Map(unbatch)
+        | "DropDuplicateKeys" >> beam.FlatMap(drop_duplicates).with_outputs(REJECTED, main="groups")
     )
-
-    winners = (
-        placed
-        | "Index" >> beam.Map(index_entry)
-        | "IndexByKeyId" >> beam.GroupByKey()
-        | "Winners" >> beam.Map(winner_entry)
-    )
-    classes = winners | "Classes" >> Classes(config.classes)
+    tallies = deduped.groups | "ShardTallies" >> beam.FlatMap(shard_tallies, max(dict(config.caps).values()))
+    classes = tallies | "Classes" >> Classes(config.classes)
     class_index = beam.pvalue.AsSingleton(
         classes | "ClassIndex" >> beam.Map(lambda words: {word: index for index, word in enumerate(words)})
     )
-    tallies = winners | "CapThresholds" >> CapThresholds(dict(config.caps), class_index)
+    thresholds = tallies | "CapThresholds" >> CapThresholds(dict(config.caps), class_index)
 
-    deduped = (
-        placed
-        | "GroupByShard" >> beam.GroupByKey()
-        | "DropDuplicateKeys" >> beam.FlatMap(drop_duplicates).with_outputs(REJECTED, main="groups")
-    )
     known = deduped.groups | "KnownClasses" >> beam.FlatMap(known_classes, class_index).with_outputs(
         REJECTED, main="groups"
     )
     shard_infos = (
         known.groups
-        | "CapPerClass" >> beam.Map(within_caps, beam.pvalue.AsDict(tallies))
+        | "CapPerClass" >> beam.Map(within_caps, beam.pvalue.AsDict(thresholds))
         | "Encode" >> beam.Map(encode_group, class_index, kind)
         | "WriteShards" >> beam.Map(write_shard, config.output_dir, config.num_shards)
         | "EmptyShards"
@@ -930,9 +1108,7 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[s
     )
 
     _ = classes | "WriteClasses" >> beam.Map(_write_classes, config.output_dir)
-    rejected = (parsed.rejected, valid.rejected, deduped.rejected, known.rejected) | (
-        "AllRejected" >> beam.Flatten()
-    )
+    rejected = (prepared[REJECTED], deduped.rejected, known.rejected) | ("AllRejected" >> beam.Flatten())
     _ = (
         rejected
         | "ToRejectedFiles" >> beam.Map(rejected_file_of, config.num_shards)
@@ -941,12 +1117,12 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[s
         | "EmptyRejected"
         >> WithEmptyFiles(range(config.num_shards), write_rejected, config.output_dir, config.num_shards)
     )
-    over_cap = tallies | "OverCap" >> beam.MapTuple(
+    over_cap = thresholds | "OverCap" >> beam.MapTuple(
         lambda key, tally: (key, max(0, tally[0] - dict(config.caps)[key[0]]))
     )
     facts += [
-        records
-        | "CountRead" >> beam.combiners.Count.Globally()
+        prepared[READ]
+        | "CountRead" >> beam.CombineGlobally(sum)
         | "ReadFact" >> beam.Map(lambda n: ("read", "", n)),
         rejected
         | "Reasons" >> beam.Map(lambda entry: entry["reason"])
@@ -955,7 +1131,7 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[s
         over_cap | "OverCapFacts" >> beam.Map(_fact("over_cap")),
         shard_infos | "ShardFacts" >> beam.Map(lambda info: ("shard", info[0], info[1:])),
     ]
-    stats = (
+    _ = (
         tuple(facts)
         | "AllFacts" >> beam.Flatten()
         | "CollectFacts" >> beam.combiners.ToList()
@@ -964,7 +1140,8 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[s
             _write_stats, beam.pvalue.AsSingleton(classes), config.output_dir, kind, config.num_shards
         )
     )
-    _ = stats | "WriteMetadata" >> beam.Map(write_tfds_metadata, config.output_dir, kind)
+    # The TFDS metadata is written by run_job once the pipeline is done, in this process: written by a
+    # step, it would make an SDK worker import TensorFlow Datasets (and TensorFlow) for one element.
 
 
 def run_job(config: JobConfig, beam_args: Sequence[str] = (), save_main_session: bool = True) -> dict:
@@ -979,6 +1156,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (), save_main_session:
     error = reconciliation_error(stats)
     if error is not None:
         raise RuntimeError(f"counts do not reconcile: {error}")
+    write_tfds_metadata(stats, config.output_dir, kind)
     return stats
 
 

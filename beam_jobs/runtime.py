@@ -5,6 +5,9 @@ Importing it:
     and in the SDK worker processes that --direct_running_mode=multi_processing starts (they inherit it);
   * imports TensorFlow with stderr closed: the lines TF writes before absl logging is initialised
     ("oneDNN custom operations are on", "Could not find cuda drivers") ignore TF_CPP_MIN_LOG_LEVEL;
+    except in a Beam SDK worker process (python -m apache_beam.runners.worker.sdk_worker_main, what
+    multi_processing starts): make_tfrecords' steps need no TensorFlow, and importing it costs each
+    worker seconds of start-up. Code that needs it there calls import_tensorflow_quietly();
   * drops the warning "apitools not found" that `import apache_beam` logs when the optional GCP
     BigQuery client is not installed (irrelevant here).
 
@@ -48,9 +51,21 @@ def _stderr_closed():
         os.close(devnull)
 
 
-if "tensorflow" not in sys.modules:
-    with _stderr_closed():
-        import tensorflow  # noqa: F401
+def import_tensorflow_quietly():
+    """`import tensorflow`, with the lines it prints before absl logging starts dropped."""
+    if "tensorflow" not in sys.modules:
+        with _stderr_closed():
+            import tensorflow  # noqa: F401
+    return sys.modules["tensorflow"]
+
+
+def _in_sdk_worker() -> bool:
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(main_spec, "name", None) == "apache_beam.runners.worker.sdk_worker_main"
+
+
+if not _in_sdk_worker():
+    import_tensorflow_quietly()
 
 # isort: split
 

@@ -3,40 +3,62 @@
 Stroke examples keep the TF RNN tutorial's three features (`ink`, `shape`, `class_index`) so the
 tutorial's readers still work, plus the drawing's metadata. Image examples (numpy bitmaps) hold
 the 28x28 uint8 pixels row-major in one bytes feature.
+
+TensorFlow is imported on first use only (the parse specs, the tf.train.Example builders): the Beam
+job serializes examples with `serialize_stroke_example` / `serialize_image_example`, which write the
+protobuf wire format directly, byte for byte what
+`stroke_example(...).SerializeToString(deterministic=True)` gives, so its workers need no TensorFlow.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 BITMAP_SIZE = 28
 
-STROKE_FEATURES = {
-    "ink": tf.io.VarLenFeature(tf.float32),  # flattened [n, 3]: (dx, dy, end_of_stroke)
-    "shape": tf.io.FixedLenFeature([2], tf.int64),  # [n, 3]
-    "class_index": tf.io.FixedLenFeature([1], tf.int64),
-    "key_id": tf.io.FixedLenFeature([1], tf.int64),
-    "word": tf.io.FixedLenFeature([], tf.string),
-    "countrycode": tf.io.FixedLenFeature([], tf.string),
-    "recognized": tf.io.FixedLenFeature([1], tf.int64),
-    "timestamp": tf.io.FixedLenFeature([1], tf.int64),
-}
-
-IMAGE_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),  # BITMAP_SIZE**2 uint8 bytes, row-major
-    "class_index": tf.io.FixedLenFeature([1], tf.int64),
-    "key_id": tf.io.FixedLenFeature([1], tf.int64),
-    "word": tf.io.FixedLenFeature([], tf.string),
-}
+_STROKE_INT64_FEATURES = ("shape", "class_index", "key_id", "recognized", "timestamp")
 
 
-def _int64(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+def _stroke_features() -> dict:
+    import tensorflow as tf
+
+    return {
+        "ink": tf.io.VarLenFeature(tf.float32),  # flattened [n, 3]: (dx, dy, end_of_stroke)
+        "shape": tf.io.FixedLenFeature([2], tf.int64),  # [n, 3]
+        "class_index": tf.io.FixedLenFeature([1], tf.int64),
+        "key_id": tf.io.FixedLenFeature([1], tf.int64),
+        "word": tf.io.FixedLenFeature([], tf.string),
+        "countrycode": tf.io.FixedLenFeature([], tf.string),
+        "recognized": tf.io.FixedLenFeature([1], tf.int64),
+        "timestamp": tf.io.FixedLenFeature([1], tf.int64),
+    }
 
 
-def _bytes(value: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+def _image_features() -> dict:
+    import tensorflow as tf
+
+    return {
+        "image": tf.io.FixedLenFeature([], tf.string),  # BITMAP_SIZE**2 uint8 bytes, row-major
+        "class_index": tf.io.FixedLenFeature([1], tf.int64),
+        "key_id": tf.io.FixedLenFeature([1], tf.int64),
+        "word": tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+_LAZY = {"STROKE_FEATURES": _stroke_features, "IMAGE_FEATURES": _image_features}
+
+
+def _spec(name: str) -> dict:
+    return globals()[name] if name in globals() else __getattr__(name)
+
+
+def __getattr__(name: str):
+    # STROKE_FEATURES and IMAGE_FEATURES are built (and TensorFlow imported) on first access.
+    if name in _LAZY:
+        value = _LAZY[name]()
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def stroke_example(
@@ -47,44 +69,155 @@ def stroke_example(
     countrycode: str = "",
     recognized: bool = True,
     timestamp: int = 0,
-) -> tf.train.Example:
-    """Encodes one delta ink ([n, 3] float32) and its drawing's metadata."""
+):
+    """Encodes one delta ink ([n, 3] float32) and its drawing's metadata as a tf.train.Example."""
+    import tensorflow as tf
+
     ink = np.asarray(ink, np.float32)
-    feature = {
-        "ink": tf.train.Feature(float_list=tf.train.FloatList(value=ink.ravel())),
-        "shape": _int64(ink.shape),
-        "class_index": _int64([class_index]),
-        "key_id": _int64([key_id]),
-        "word": _bytes(word.encode("utf-8")),
-        "countrycode": _bytes(countrycode.encode("utf-8")),
-        "recognized": _int64([int(recognized)]),
-        "timestamp": _int64([timestamp]),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    example = tf.train.Example()
+    feature = example.features.feature
+    feature["ink"].float_list.SetInParent()  # present even when empty, as FloatList(value=[]) was
+    feature["ink"].float_list.value.extend(ink.ravel().tolist())
+    feature["shape"].int64_list.value.extend(ink.shape)
+    feature["class_index"].int64_list.value.append(class_index)
+    feature["key_id"].int64_list.value.append(key_id)
+    feature["word"].bytes_list.value.append(word.encode("utf-8"))
+    feature["countrycode"].bytes_list.value.append(countrycode.encode("utf-8"))
+    feature["recognized"].int64_list.value.append(int(recognized))
+    feature["timestamp"].int64_list.value.append(timestamp)
+    return example
 
 
-def image_example(image: np.ndarray, class_index: int, key_id: int, word: str) -> tf.train.Example:
-    """Encodes one 28x28 uint8 bitmap."""
+def image_example(image: np.ndarray, class_index: int, key_id: int, word: str):
+    """Encodes one 28x28 uint8 bitmap as a tf.train.Example."""
+    import tensorflow as tf
+
     pixels = np.asarray(image, np.uint8).reshape(BITMAP_SIZE * BITMAP_SIZE)
-    feature = {
-        "image": _bytes(pixels.tobytes()),
-        "class_index": _int64([class_index]),
-        "key_id": _int64([key_id]),
-        "word": _bytes(word.encode("utf-8")),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    example = tf.train.Example()
+    feature = example.features.feature
+    feature["image"].bytes_list.value.append(pixels.tobytes())
+    feature["class_index"].int64_list.value.append(class_index)
+    feature["key_id"].int64_list.value.append(key_id)
+    feature["word"].bytes_list.value.append(word.encode("utf-8"))
+    return example
 
 
-def parse_stroke_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+# ---------------------------------------------------------------------------------------------------
+# The protobuf wire format of tf.train.Example, written directly (no TensorFlow, no protobuf classes):
+#   Example  { Features features = 1; }            Features { map<string, Feature> feature = 1; }
+#   map entry { string key = 1; Feature value = 2; }  (deterministic: entries sorted by key)
+#   Feature  { oneof { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
+#   BytesList { repeated bytes value = 1; }  FloatList { repeated float value = 1 [packed]; }
+#   Int64List { repeated int64 value = 1 [packed]; }  (negative int64 varints take 10 bytes)
+
+_FLOAT32_LE = np.dtype("<f4")
+_ONE_BYTE = [bytes((value,)) for value in range(128)]
+
+
+def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0:
+        value += 1 << 64
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _bytes_feature(value: bytes) -> bytes:
+    return _delimited(b"\x0a", _delimited(b"\x0a", value))  # Feature.bytes_list { value }
+
+
+def _int64_feature(values) -> bytes:
+    packed = b"".join([_varint(int(value)) for value in values])
+    # A packed list of up to 12 varints (at most 120 bytes) has one-byte lengths.
+    return bytes((0x1A, len(packed) + 2, 0x0A, len(packed))) + packed if packed else b"\x1a\x00"
+
+
+def _float_feature(raw_le_float32: bytes) -> bytes:
+    return _delimited(b"\x12", _delimited(b"\x0a", raw_le_float32) if raw_le_float32 else b"")
+
+
+def _entry_prefix(name: str) -> bytes:
+    """A map entry's start: its key field, then the tag of its value (a Feature) field."""
+    return _delimited(b"\x0a", name.encode("utf-8")) + b"\x12"
+
+
+_STROKE_NAMES = ("class_index", "countrycode", "ink", "key_id", "recognized", "shape", "timestamp", "word")
+_IMAGE_NAMES = ("class_index", "image", "key_id", "word")
+_PREFIX = {name: _entry_prefix(name) for name in _STROKE_NAMES + _IMAGE_NAMES}
+
+
+def _example(names: tuple[str, ...], values: tuple[bytes, ...]) -> bytes:
+    """An Example of the features `names` (sorted: the deterministic map order) with these Features."""
+    entries = []
+    for name, feature in zip(names, values, strict=True):
+        body = _PREFIX[name] + _varint(len(feature)) + feature
+        entries.append(b"\x0a" + _varint(len(body)) + body)
+    return _delimited(b"\x0a", b"".join(entries))
+
+
+def serialize_stroke_example(
+    ink: np.ndarray,
+    class_index: int,
+    key_id: int,
+    word: str,
+    countrycode: str = "",
+    recognized: bool = True,
+    timestamp: int = 0,
+) -> bytes:
+    """stroke_example(...).SerializeToString(deterministic=True), without TensorFlow."""
+    ink = np.asarray(ink, np.float32)
+    return _example(
+        _STROKE_NAMES,
+        (
+            _int64_feature((class_index,)),
+            _bytes_feature(countrycode.encode("utf-8")),
+            _float_feature(np.ascontiguousarray(ink, _FLOAT32_LE).tobytes()),
+            _int64_feature((key_id,)),
+            _int64_feature((int(recognized),)),
+            _int64_feature(ink.shape),
+            _int64_feature((timestamp,)),
+            _bytes_feature(word.encode("utf-8")),
+        ),
+    )
+
+
+def serialize_image_example(image: np.ndarray, class_index: int, key_id: int, word: str) -> bytes:
+    """image_example(...).SerializeToString(deterministic=True), without TensorFlow."""
+    pixels = np.asarray(image, np.uint8).reshape(BITMAP_SIZE * BITMAP_SIZE)
+    return _example(
+        _IMAGE_NAMES,
+        (
+            _int64_feature((class_index,)),
+            _bytes_feature(pixels.tobytes()),
+            _int64_feature((key_id,)),
+            _bytes_feature(word.encode("utf-8")),
+        ),
+    )
+
+
+def parse_stroke_example(serialized):
     """Parses one serialized stroke example; `ink` comes back as float32 [n, 3]."""
-    parsed = tf.io.parse_single_example(serialized, STROKE_FEATURES)
+    import tensorflow as tf
+
+    parsed = tf.io.parse_single_example(serialized, _spec("STROKE_FEATURES"))
     parsed["ink"] = tf.reshape(tf.sparse.to_dense(parsed["ink"]), parsed["shape"])
     return parsed
 
 
-def parse_image_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+def parse_image_example(serialized):
     """Parses one serialized image example; `image` comes back as uint8 [28, 28]."""
-    parsed = tf.io.parse_single_example(serialized, IMAGE_FEATURES)
+    import tensorflow as tf
+
+    parsed = tf.io.parse_single_example(serialized, _spec("IMAGE_FEATURES"))
     pixels = tf.io.decode_raw(parsed["image"], tf.uint8)
     parsed["image"] = tf.reshape(pixels, [BITMAP_SIZE, BITMAP_SIZE])
     return parsed

@@ -42,6 +42,7 @@ import datetime
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import math
 import re
@@ -78,6 +79,10 @@ _WORD_PREFIXES = ("full_binary_", "full_numpy_bitmap_", "full_simplified_", "ful
 _CSV_TRAIN_COLUMNS = ("countrycode", "drawing", "key_id", "recognized", "timestamp", "word")
 _CSV_TEST_COLUMNS = ("key_id", "countrycode", "drawing")
 _TIMESTAMP_LAYOUTS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
+# What both layouts accept in their most common form (ASCII digits, 2-digit fields, 1-6 fraction digits).
+_TIMESTAMP_FAST = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,6})?"
+)
 
 _BIN_HEADER = struct.Struct("<Q2sbIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 _BIN_COUNT = struct.Struct("<H")  # n_points, before each stroke's xs and ys bytes
@@ -487,6 +492,17 @@ def _recognized(value: object) -> bool:
 def parse_timestamp(text: str) -> int:
     """Whole seconds since the epoch from "2017-03-28 00:43:12.42591 UTC" (" UTC" and fraction optional)."""
     moment_text = text.strip().removesuffix(" UTC")
+    # Fast path for the datasets' fixed layout; anything else (or an invalid date) goes through strptime,
+    # so results and errors are strptime's.
+    match = _TIMESTAMP_FAST.fullmatch(moment_text)
+    if match:
+        fields = tuple(map(int, match.groups()))
+        try:
+            datetime.datetime(*fields)
+        except ValueError:
+            pass
+        else:
+            return calendar.timegm(fields)
     for layout in _TIMESTAMP_LAYOUTS:
         try:
             moment = datetime.datetime.strptime(moment_text, layout)
@@ -653,6 +669,49 @@ def _check_image(image: object) -> None:
 
 
 def _check_strokes(strokes: object, simplified_range: bool) -> None:
+    if _strokes_look_valid(strokes, simplified_range):
+        return
+    _check_strokes_one_by_one(strokes, simplified_range)
+
+
+def _strokes_look_valid(strokes: object, simplified_range: bool) -> bool:
+    """True only for drawings _check_strokes_one_by_one accepts: the common case, checked in a few passes
+    over all values at once. False means "not sure": the one-by-one checks then find the problem."""
+    if type(strokes) not in (list, tuple) or not strokes:
+        return False
+    first = strokes[0]
+    if type(first) not in (list, tuple):
+        return False
+    arity = len(first)
+    if arity not in (2, 3):
+        return False
+    total = 0
+    for stroke in strokes:
+        if type(stroke) not in (list, tuple) or len(stroke) != arity:
+            return False
+        n = len(stroke[0])
+        if not n:
+            return False
+        for values in stroke:
+            if type(values) not in (list, tuple) or len(values) != n:
+                return False
+        total += n
+    if total < 2:
+        return False
+    values = list(itertools.chain.from_iterable(itertools.chain.from_iterable(strokes)))
+    types = set(map(type, values))
+    if arity == 2:  # simplified: integers, in 0..255 unless simplified_range is off
+        low, high = SIMPLIFIED_RANGE
+        return types <= _INT and (not simplified_range or low <= min(values) and max(values) <= high)
+    if not types <= _INT_OR_FLOAT:
+        return False
+    try:
+        return bool(np.isfinite(np.array(values, np.float64)).all())
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _check_strokes_one_by_one(strokes: object, simplified_range: bool) -> None:
     if not isinstance(strokes, (list, tuple)):
         raise InvalidRecord("bad_field", f"strokes are a {type(strokes).__name__}, not a list")
     if not strokes:

@@ -1,0 +1,48 @@
+r"""Input pipeline alone versus what the model trains on per second, on the same data and config.
+
+  .venv/bin/python benchmarks/input_bench.py --data_dir=runs/accuracy/tfrecords
+
+The pipeline is configs/rnn_cpu.flags' (shuffle, parse, augment, bucket, prefetch); the target is a
+pipeline at least 20x faster than training, so that input never limits the accelerator-free loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import RNN_CPU_INPUT, replace, training_examples_per_second
+
+from quickdraw_tf import input_pipeline
+
+
+def pipeline_examples_per_second(data_dir: str, config: input_pipeline.InputConfig, batches: int) -> float:
+    dataset = input_pipeline.make_dataset(data_dir, "train", config, training=True)
+    iterator = iter(dataset)
+    for _ in range(20):  # fill the shuffle buffer and the prefetch, start the threads
+        next(iterator)
+    started, examples = time.perf_counter(), 0
+    for _ in range(batches):
+        inputs, _ = next(iterator)
+        examples += int(inputs["length"].shape[0])
+    return examples / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--batches", type=int, default=500)
+    parser.add_argument("--train_steps", type=int, default=200)
+    args = parser.parse_args()
+    pipeline = pipeline_examples_per_second(args.data_dir, RNN_CPU_INPUT, args.batches)
+    plain = replace(RNN_CPU_INPUT, augment_scale=0.0, augment_drop_prob=0.0)
+    pipeline_plain = pipeline_examples_per_second(args.data_dir, plain, args.batches)
+    training = training_examples_per_second(args.data_dir, RNN_CPU_INPUT, args.train_steps)
+    print(f"input pipeline (rnn_cpu config, augmented): {pipeline:10.0f} examples/s")
+    print(f"input pipeline (no augmentation):           {pipeline_plain:10.0f} examples/s")
+    print(f"training (rnn_cpu model, same input):        {training:10.0f} examples/s")
+    print(f"pipeline / training: {pipeline / training:.0f}x (target >= 20x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+r"""Training examples/s with length buckets versus padding, on the same data and model, and the share
+of padded time steps in each.
+
+  .venv/bin/python benchmarks/train_bench.py --data_dir=runs/accuracy/tfrecords
+
+Rows: length buckets (configs/rnn_cpu.flags), the baseline plain padded_batch (each batch padded to
+its longest drawing), and static shapes with one bucket (every batch padded to --max_length, what an
+XLA/TPU run without buckets would do).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import RNN_CPU_INPUT, padded_share, replace, training_examples_per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--train_steps", type=int, default=200)
+    parser.add_argument("--max_length", type=int, default=200)
+    args = parser.parse_args()
+    setups = {
+        "buckets " + ",".join(map(str, RNN_CPU_INPUT.bucket_boundaries)): RNN_CPU_INPUT,
+        "padded to the longest in the batch (baseline)": replace(RNN_CPU_INPUT, bucket_boundaries=()),
+        f"padded to {args.max_length} (static, one bucket)": replace(
+            RNN_CPU_INPUT, bucket_boundaries=(args.max_length,), static_shapes=True
+        ),
+    }
+    rows = []
+    for name, config in setups.items():
+        share = padded_share(args.data_dir, config, batches=200)
+        speed = training_examples_per_second(args.data_dir, config, args.train_steps)
+        rows.append((name, speed, share))
+        print(f"{name:50s} {speed:8.0f} examples/s  {100 * share:5.1f}% padded steps", flush=True)
+    baseline = rows[1][1]
+    print(f"buckets vs baseline: {rows[0][1] / baseline:.2f}x the training examples/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+r"""Evaluates a trained model on one split: top-1/3/5, MAP@3, per-class accuracy, confusion matrix.
+
+  python -m quickdraw_tf.evaluate --model_dir=runs/demo --data_dir=data/tfrecords --split=test
+
+Writes model_dir/eval_results.json (keys top1, top3, top5, map3, num_examples, per_class, ...),
+model_dir/confusion_matrix_<split>.png and TensorBoard summaries under model_dir/eval_<split>/.
+The model is rebuilt from model_dir/config.json and restored from --checkpoint: best (the eval-MAP@3
+selected one; the latest if there is none), latest, or a checkpoint path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from quickdraw_tf import cli, input_pipeline, metrics, plots, trainer
+
+RESULTS_FILE = "eval_results.json"
+
+
+def find_checkpoint(model_dir: str, checkpoint: str = "best") -> str:
+    """'best' (falls back to latest), 'latest', or an explicit checkpoint prefix."""
+    if checkpoint not in ("best", "latest"):
+        if not tf.io.gfile.exists(checkpoint + ".index"):
+            raise FileNotFoundError(f"no checkpoint {checkpoint} (expected {checkpoint}.index)")
+        return checkpoint
+    path = None
+    if checkpoint == "best":
+        path = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
+    path = path or tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if not path:
+        raise FileNotFoundError(f"no checkpoint in {model_dir}/best or {model_dir}/checkpoints")
+    return path
+
+
+def load_model(model_dir: str, num_classes: int, checkpoint: str = "best") -> tuple[keras.Model, str, int]:
+    """Rebuilds the model from config.json and restores its weights; returns (model, path, step)."""
+    config_path = os.path.join(model_dir, trainer.CONFIG_FILE)
+    if not tf.io.gfile.exists(config_path):
+        raise FileNotFoundError(f"no {trainer.CONFIG_FILE} in {model_dir}: not a training model_dir")
+    with tf.io.gfile.GFile(config_path) as f:
+        config = trainer.TrainConfig.from_json(f.read())
+    model = trainer.build_model(config, num_classes)
+    path = find_checkpoint(model_dir, checkpoint)
+    step = tf.Variable(0, dtype=tf.int64)
+    # Every model weight must come from the checkpoint (its optimizer slots are not needed here).
+    tf.train.Checkpoint(model=model, step=step).restore(
+        path
+    ).expect_partial().assert_existing_objects_matched()
+    return model, path, int(step.numpy())
+
+
+def _accumulate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> tuple[dict, np.ndarray]:
+    # The dataset's spec (None for batch and time) keeps one trace for all bucket lengths.
+    @tf.function(input_signature=list(dataset.element_spec))
+    def batch_results(inputs, labels):
+        logits = model(inputs, training=False)
+        sums = metrics.classification_sums(logits, labels)
+        sums["top5"] = tf.reduce_sum(metrics.top_k_correct(logits, labels, 5))
+        confusion = tf.math.confusion_matrix(labels, tf.argmax(logits, -1), num_classes, dtype=tf.int64)
+        return sums, confusion
+
+    totals, confusion = {}, np.zeros((num_classes, num_classes), np.int64)
+    for inputs, labels in dataset:
+        sums, batch_confusion = batch_results(inputs, labels)
+        for key, value in sums.items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+        confusion += batch_confusion.numpy()
+    return totals, confusion
+
+
+def evaluate(
+    model_dir: str, data_dir: str, split: str = "test", checkpoint: str = "best", batch_size: int = 256
+) -> dict:
+    """Evaluates, writes eval_results.json, the confusion matrix PNG and summaries; returns the results."""
+    classes = input_pipeline.read_classes(data_dir)
+    model, path, step = load_model(model_dir, len(classes), checkpoint)
+    dataset = input_pipeline.make_dataset(
+        data_dir, split, input_pipeline.InputConfig(batch_size=batch_size), training=False
+    )
+    totals, confusion = _accumulate(model, dataset, len(classes))
+    count = int(totals.get("count", 0))
+    if not count:
+        raise ValueError(f"split '{split}' in {data_dir} has no drawings")
+    results = {key: totals[key] / count for key in ("top1", "top3", "top5", "map3")}
+    results.update(num_examples=count, split=split, checkpoint=path, step=step)
+    per_class_count = confusion.sum(axis=1)
+    results["per_class"] = {
+        word: {"accuracy": float(confusion[i, i] / n) if n else None, "count": int(n)}
+        for i, (word, n) in enumerate(zip(classes, per_class_count, strict=True))
+    }
+    png = plots.confusion_matrix_png(confusion, classes)
+    results["confusion_matrix_png"] = os.path.join(model_dir, f"confusion_matrix_{split}.png")
+    with tf.io.gfile.GFile(results["confusion_matrix_png"], "wb") as f:
+        f.write(png)
+    with tf.io.gfile.GFile(os.path.join(model_dir, RESULTS_FILE), "w") as f:
+        f.write(json.dumps(results, indent=2))
+    _write_summaries(model_dir, split, step, results, png)
+    return results
+
+
+def _write_summaries(model_dir: str, split: str, step: int, results: dict, png: bytes) -> None:
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, f"eval_{split}"))
+    with writer.as_default(step=step):
+        for key in ("top1", "top3", "top5", "map3"):
+            tf.summary.scalar(key, results[key])
+        tf.summary.image("confusion_matrix", plots.png_summary_image(png))
+    writer.close()
+
+
+def _define_flags() -> None:
+    """Only when run as a program: importing evaluate() must not claim --model_dir and --data_dir."""
+    flags.DEFINE_string("model_dir", None, "The training run's model_dir.")
+    flags.DEFINE_string("data_dir", None, "make_tfrecords output dir.")
+    flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to evaluate.")
+    flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
+    flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.")
+    flags.mark_flags_as_required(["model_dir", "data_dir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    FLAGS = flags.FLAGS  # noqa: N806
+    try:
+        results = evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.batch_size)
+    except (ValueError, FileNotFoundError) as error:
+        cli.fail(error)
+    summary = " ".join(f"{key} {results[key]:.4f}" for key in ("top1", "top3", "top5", "map3"))
+    print(f"{results['split']}: {summary} on {results['num_examples']} drawings (step {results['step']})")
+    print(f"wrote {os.path.join(FLAGS.model_dir, RESULTS_FILE)} and {results['confusion_matrix_png']}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main, flags_parser=cli.flags_parser(flags.FLAGS))

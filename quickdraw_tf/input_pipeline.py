@@ -1,0 +1,264 @@
+"""tf.data input pipeline over the TFRecords written by beam_jobs/make_tfrecords.py.
+
+Stroke records yield ({"ink": float32 [B, T, 3], "length": int32 [B]}, class_index int64 [B]);
+image records yield ({"image": uint8 [B, 28, 28]}, class_index int64 [B]).
+
+Order of operations: shuffled shard list → parallel interleave → shuffle serialized records → repeat
+(training) → parse with the shared schema in quickdraw_tf/features.py → augment (training only) →
+padded or length-bucketed batches → prefetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import tensorflow as tf
+
+from quickdraw_tf import features
+
+SPLITS = ("train", "eval", "test")
+KINDS = ("auto", "stroke", "image")
+CLASSES_FILE = "classes.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """How to read one split. `batch_size` is GLOBAL: tf.distribute splits it over the replicas.
+
+    bucket_boundaries: sequence lengths that separate the length buckets; every batch holds drawings
+      of one bucket, padded to its longest drawing. Empty: plain padded batches of mixed lengths.
+    static_shapes: for TPU / XLA: each batch is padded to its bucket's upper boundary (not to its
+      longest drawing) and training drops the last partial batch, so only len(bucket_boundaries)
+      shapes ever occur. Drawings longer than the largest boundary are TRUNCATED to it.
+    max_length: truncate longer drawings (0: never) when not in static mode.
+    augment_scale: training only: x and y are scaled by independent factors in [1 - s, 1 + s].
+    augment_drop_prob: training only: probability of dropping each interior point of a stroke
+      (sketch-rnn's augmentation); the dropped move is merged into the next one.
+    augment_rotation: training only: the drawing is rotated by a random angle in +-this many degrees.
+    """
+
+    batch_size: int = 64
+    shuffle_buffer: int = 10_000
+    bucket_boundaries: tuple[int, ...] = (32, 48, 64, 96, 128, 192)
+    static_shapes: bool = False
+    max_length: int = 0
+    augment_scale: float = 0.0
+    augment_drop_prob: float = 0.0
+    augment_rotation: float = 0.0
+    interleave_cycle: int = 8
+    kind: str = "auto"
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if list(self.bucket_boundaries) != sorted(set(self.bucket_boundaries)) or any(
+            b < 1 for b in self.bucket_boundaries
+        ):
+            raise ValueError(
+                f"bucket_boundaries must be increasing positive ints, got {self.bucket_boundaries}"
+            )
+        if self.static_shapes and not self.bucket_boundaries:
+            raise ValueError("static_shapes needs bucket_boundaries (the largest one is the padded length)")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if not 0.0 <= self.augment_drop_prob < 1.0 or not 0.0 <= self.augment_scale < 1.0:
+            raise ValueError("augment_drop_prob and augment_scale must be in [0, 1)")
+        if not 0.0 <= self.augment_rotation <= 180.0:
+            raise ValueError(f"augment_rotation must be in [0, 180] degrees, got {self.augment_rotation}")
+
+
+def split_files(data_dir: str, split: str) -> list[str]:
+    """The shards of one split, sorted; raises FileNotFoundError naming the expected pattern."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    pattern = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecords for split '{split}': nothing matches {pattern}")
+    return files
+
+
+def read_classes(data_dir: str) -> list[str]:
+    """The class words; line number = class_index."""
+    path = os.path.join(data_dir, CLASSES_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"no {CLASSES_FILE} in {data_dir}")
+    with tf.io.gfile.GFile(path) as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def detect_kind(files: list[str]) -> str:
+    """'stroke' or 'image', from the features of the first record found (shards may be empty)."""
+    for path in files:
+        for record in tf.data.TFRecordDataset(path).take(1):
+            keys = tf.train.Example.FromString(record.numpy()).features.feature.keys()
+            if "ink" in keys:
+                return "stroke"
+            if "image" in keys:
+                return "image"
+            raise ValueError(f"{path}: records have neither 'ink' nor 'image' features: {sorted(keys)}")
+    raise ValueError(f"all of {len(files)} shards are empty, starting with {files[0]}")
+
+
+def scale_ink(ink: tf.Tensor, max_change: float) -> tf.Tensor:
+    """Scales dx and dy by independent random factors in [1 - max_change, 1 + max_change]."""
+    factors = tf.random.uniform([2], 1.0 - max_change, 1.0 + max_change)
+    return tf.concat([ink[:, :2] * factors, ink[:, 2:]], axis=1)
+
+
+def rotate_ink(ink: tf.Tensor, max_degrees: float) -> tf.Tensor:
+    """Rotates the whole drawing by one random angle in [-max_degrees, max_degrees]: every move
+    (dx, dy) turns by the same angle, so stroke shapes and lengths are kept."""
+    angle = tf.random.uniform([], -max_degrees, max_degrees) * (math.pi / 180.0)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    rotation = tf.stack([tf.stack([cos, sin]), tf.stack([-sin, cos])])  # row vectors times rotation
+    return tf.concat([tf.matmul(ink[:, :2], rotation), ink[:, 2:]], axis=1)
+
+
+def drop_points(ink: tf.Tensor, drop_prob: float) -> tf.Tensor:
+    """Randomly removes interior points of strokes from delta ink [n, 3], as sketch-rnn augments.
+
+    Row i moves the pen to point i+1; its flag says whether that point ends a stroke. A point may go
+    only if it is neither a stroke's last point (own flag 0) nor its first (previous flag 0: the row
+    is a pen-down move, not the jump to a new stroke), so strokes and their count are kept. The kept
+    rows are re-derived from absolute positions (cumsum), i.e. each dropped move is merged into the
+    next kept one: every kept point stays where it was and each stroke's total displacement is kept.
+    """
+    flags = ink[:, 2]
+    previous_flags = tf.concat([[1.0], flags[:-1]], axis=0)  # row 0 may be a jump: never dropped
+    interior = tf.logical_and(tf.equal(flags, 0.0), tf.equal(previous_flags, 0.0))
+    dropped = tf.logical_and(interior, tf.random.uniform(tf.shape(flags)) < drop_prob)
+    kept = tf.squeeze(tf.where(tf.logical_not(dropped)), axis=1)
+    positions = tf.gather(tf.cumsum(ink[:, :2], axis=0), kept)
+    deltas = positions - tf.concat([tf.zeros([1, 2]), positions[:-1]], axis=0)
+    return tf.concat([deltas, tf.gather(flags, kept)[:, None]], axis=1)
+
+
+def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """One record → ({"ink": [n, 3], "length": n}, class_index); n >= 1 (an empty ink gets a zero row)."""
+    parsed = features.parse_stroke_example(serialized)
+    ink = tf.ensure_shape(parsed["ink"], [None, 3])  # reshaped by a tensor: give Keras the static width
+    ink = tf.pad(ink, [[0, tf.maximum(0, 1 - tf.shape(ink)[0])], [0, 0]])
+    return {"ink": ink, "length": tf.shape(ink, out_type=tf.int32)[0]}, parsed["class_index"][0]
+
+
+def parse_image(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    parsed = features.parse_image_example(serialized)
+    return {"image": parsed["image"]}, parsed["class_index"][0]
+
+
+def _augment(config: InputConfig):
+    def augment(inputs, label):
+        ink = inputs["ink"]
+        if config.augment_drop_prob > 0:
+            ink = drop_points(ink, config.augment_drop_prob)
+        if config.augment_scale > 0:
+            ink = scale_ink(ink, config.augment_scale)
+        if config.augment_rotation > 0:
+            ink = rotate_ink(ink, config.augment_rotation)
+        return {"ink": ink, "length": tf.shape(ink, out_type=tf.int32)[0]}, label
+
+    return augment
+
+
+def _truncate(max_length: int):
+    def truncate(inputs, label):
+        ink = inputs["ink"][:max_length]
+        return {"ink": ink, "length": tf.shape(ink, out_type=tf.int32)[0]}, label
+
+    return truncate
+
+
+def _static_batch_size(batch_size: int):
+    """Bucketing (group_by_window) forgets that dropped remainders make every batch full: restate it."""
+
+    def set_shape(inputs, label):
+        inputs = {
+            "ink": tf.ensure_shape(inputs["ink"], [batch_size, None, 3]),
+            "length": tf.ensure_shape(inputs["length"], [batch_size]),
+        }
+        return inputs, tf.ensure_shape(label, [batch_size])
+
+    return set_shape
+
+
+def _batch_strokes(dataset: tf.data.Dataset, config: InputConfig, drop_remainder: bool) -> tf.data.Dataset:
+    if not config.bucket_boundaries:
+        return dataset.padded_batch(config.batch_size, drop_remainder=drop_remainder)
+    boundaries = list(config.bucket_boundaries)
+    if config.static_shapes:
+        # bucket_by_sequence_length pads bucket [b_i, b_{i+1}) to b_{i+1} - 1; shifting every boundary
+        # by one pads lengths (b_i, b_{i+1}] to exactly b_{i+1}. The open last bucket stays empty
+        # because the drawings were truncated to the largest boundary.
+        boundaries = [b + 1 for b in boundaries]
+    return dataset.bucket_by_sequence_length(
+        element_length_func=lambda inputs, label: inputs["length"],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=config.static_shapes,
+        drop_remainder=drop_remainder,
+    )
+
+
+def _records(
+    files: list[str], config: InputConfig, training: bool, shard: tuple[int, int]
+) -> tf.data.Dataset:
+    """Serialized records of this pipeline's shard, shards read in parallel, shuffled for training."""
+    num_shards, shard_index = shard
+    by_files = num_shards > 1 and len(files) >= num_shards
+    paths = tf.data.Dataset.from_tensor_slices(files)
+    if by_files:
+        paths = paths.shard(num_shards, shard_index)
+    if training:
+        paths = paths.shuffle(len(files), seed=config.seed)
+    files_here = len(files) // num_shards if by_files else len(files)
+    records = paths.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(files_here, config.interleave_cycle)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
+    if num_shards > 1 and not by_files:
+        records = records.shard(num_shards, shard_index)
+    if training:
+        records = records.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+    return records
+
+
+def make_dataset(
+    data_dir: str,
+    split: str,
+    config: InputConfig,
+    training: bool,
+    repeat: bool | None = None,
+    shard: tuple[int, int] = (1, 0),
+) -> tf.data.Dataset:
+    """Batches of one split. training: shuffle, augment, repeat forever, drop partial batches.
+
+    Eval batches are never dropped (every drawing counts), so in static mode an eval split can end
+    with one smaller batch. `repeat` overrides the training default (benchmarks read a finite pass).
+    shard=(count, index): this input pipeline's disjoint share, by files when every pipeline gets
+    at least one, else by records.
+    """
+    files = split_files(data_dir, split)
+    kind = detect_kind(files) if config.kind == "auto" else config.kind
+    dataset = _records(files, config, training, shard)
+    if training if repeat is None else repeat:
+        dataset = dataset.repeat()
+    if kind == "image":
+        dataset = dataset.map(parse_image, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(parse_stroke, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    augments = (config.augment_drop_prob, config.augment_scale, config.augment_rotation)
+    if training and any(augments):
+        dataset = dataset.map(_augment(config), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    max_length = config.bucket_boundaries[-1] if config.static_shapes else config.max_length
+    if max_length:
+        dataset = dataset.map(_truncate(max_length), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _batch_strokes(dataset, config, drop_remainder=training)
+    if training:
+        dataset = dataset.map(_static_batch_size(config.batch_size))
+    return dataset.prefetch(tf.data.AUTOTUNE)

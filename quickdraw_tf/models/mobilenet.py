@@ -1,0 +1,95 @@
+"""MobileNet on drawings rendered inside the model, as the Kaggle "Greyscale MobileNet" kernel.
+
+{"ink", "length"} → RenderInk (quickdraw_tf.raster.render: image_size x image_size, time colouring by
+stroke order by default) → keras.applications MobileNetV2 / V3 (weights=None: any size and channel
+count) → logits. Rendering in the graph means the exported model serves strokes, like the RNN.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from quickdraw_tf.models.layers import AtLeastOneStep
+from quickdraw_tf.raster import RenderInk
+
+VERSIONS = ("v2", "v3_small", "v3_large")
+
+
+def _backbone(version: str, input_shape: tuple[int, int, int], alpha: float, minimalistic: bool):
+    common = dict(input_shape=input_shape, alpha=alpha, include_top=False, weights=None, pooling="avg")
+    if version == "v2":
+        return keras.applications.MobileNetV2(**common)
+    # V3's own preprocessing layer would rescale [0, 255]; the images arrive in [-1, 1] already.
+    v3 = keras.applications.MobileNetV3Small if version == "v3_small" else keras.applications.MobileNetV3Large
+    return v3(**common, minimalistic=minimalistic, include_preprocessing=False)
+
+
+@keras.saving.register_keras_serializable(package="quickdraw_tf")
+class InkMobileNet(keras.Model):
+    """Classifies delta ink {"ink": float32 [B, T, 3], "length": int32 [B]} → logits [B, C].
+
+    Args:
+      num_classes: number of output logits.
+      version: "v2", "v3_small" or "v3_large".
+      image_size: side of the rendered image (the kernel: 64).
+      colour: "stroke_order" (the kernel's time colouring), "binary" or "stroke_palette".
+      channels: image channels (1 greyscale; 3 repeats it, or is required by stroke_palette).
+      line_width: in pixels of the rendered image (the kernel: 6 at 256, resized to 64: 1.5).
+      antialias: anti-aliased lines.
+      alpha: MobileNet width multiplier.
+      minimalistic: MobileNetV3's minimalistic variant (no SE, hard-swish or 5x5 convolutions).
+      dropout: before the logits (0 disables it).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        version: str = "v2",
+        image_size: int = 64,
+        colour: str = "stroke_order",
+        channels: int = 1,
+        line_width: float = 1.5,
+        antialias: bool = True,
+        alpha: float = 1.0,
+        minimalistic: bool = False,
+        dropout: float = 0.2,
+        **kwargs,
+    ):
+        if version not in VERSIONS:
+            raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+        ink = keras.Input(shape=(None, 3), dtype="float32", name="ink")
+        length = keras.Input(shape=(), dtype="int32", name="length")
+        padded = AtLeastOneStep(name="at_least_one_step")(ink)
+        render = RenderInk(image_size, line_width, antialias, colour, channels, name="render")
+        images = render(padded, length)
+        # [0, 1] → [-1, 1], the range MobileNet's preprocess_input gives.
+        x = keras.layers.Rescaling(2.0, offset=-1.0, name="rescale")(images)
+        x = _backbone(version, (image_size, image_size, channels), alpha, minimalistic)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="logits_dropout")(x)
+        # float32 logits under mixed precision: softmax and the loss need the range.
+        logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+        super().__init__(inputs={"ink": ink, "length": length}, outputs=logits, **kwargs)
+        self.num_classes, self.version, self.image_size = num_classes, version, image_size
+        self.colour, self.channels, self.line_width, self.antialias = colour, channels, line_width, antialias
+        self.alpha, self.minimalistic, self.dropout = alpha, minimalistic, dropout
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_classes": self.num_classes,
+            "version": self.version,
+            "image_size": self.image_size,
+            "colour": self.colour,
+            "channels": self.channels,
+            "line_width": self.line_width,
+            "antialias": self.antialias,
+            "alpha": self.alpha,
+            "minimalistic": self.minimalistic,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> InkMobileNet:
+        return cls(**config)

@@ -1,0 +1,181 @@
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from quickdraw_tf import features, ink, input_pipeline
+from quickdraw_tf.input_pipeline import InputConfig
+
+EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)
+
+
+def _batches(data_dir, config, training=False, split="eval", count=None):
+    dataset = input_pipeline.make_dataset(data_dir, split, config, training=training)
+    return list(dataset.take(count) if count else dataset)
+
+
+def _drawing_inks(data_dir, split="eval"):
+    files = input_pipeline.split_files(data_dir, split)
+    return [input_pipeline.parse_stroke(r)[0]["ink"].numpy() for r in tf.data.TFRecordDataset(files)]
+
+
+def test_padded_batches_hold_lengths_and_zero_padding(tfrecord_dir):
+    for inputs, labels in _batches(tfrecord_dir, EVAL):
+        ink_batch, lengths = inputs["ink"].numpy(), inputs["length"].numpy()
+        assert inputs["ink"].dtype == tf.float32 and inputs["length"].dtype == tf.int32
+        assert labels.dtype in (tf.int32, tf.int64) and labels.shape == lengths.shape
+        assert ink_batch.shape[1] == lengths.max() and ink_batch.shape[2] == 3
+        for row, length in zip(ink_batch, lengths, strict=True):
+            assert not row[length:].any()
+            assert row[length - 1, 2] == 1.0  # every drawing ends a stroke
+
+
+def test_eval_pass_reads_every_drawing_once(tfrecord_dir):
+    lengths = sorted(n for inputs, _ in _batches(tfrecord_dir, EVAL) for n in inputs["length"].numpy())
+    assert lengths == sorted(len(i) for i in _drawing_inks(tfrecord_dir))
+
+
+def test_bucketing_pads_each_batch_to_its_longest_drawing_within_one_bucket(tfrecord_dir):
+    boundaries = (20, 40, 60)
+    config = dataclasses.replace(EVAL, bucket_boundaries=boundaries)
+    for inputs, _ in _batches(tfrecord_dir, config):
+        lengths = inputs["length"].numpy()
+        buckets = set(np.searchsorted(boundaries, lengths, side="right"))
+        assert len(buckets) == 1, lengths
+        assert inputs["ink"].shape[1] == lengths.max()
+
+
+def test_static_shapes_pad_to_the_boundary_and_truncate(tfrecord_dir):
+    config = InputConfig(batch_size=4, bucket_boundaries=(32, 64), static_shapes=True, shuffle_buffer=50)
+    dataset = input_pipeline.make_dataset(tfrecord_dir, "train", config, training=True)
+    assert dataset.element_spec[0]["ink"].shape[0] == 4  # drop_remainder: a static batch size
+    seen_lengths = set()
+    for inputs, _ in dataset.take(40):
+        lengths = inputs["length"].numpy()
+        padded = inputs["ink"].shape[1]
+        assert padded in (32, 64) and lengths.max() <= padded
+        assert padded == 32 or lengths.min() > 32
+        seen_lengths.update(lengths.tolist())
+    assert max(seen_lengths) == 64  # the sample has longer drawings: they were truncated, not dropped
+    assert max(len(i) for i in _drawing_inks(tfrecord_dir, "train")) > 64
+
+
+def test_parse_is_the_same_eagerly_and_in_dataset_map(tfrecord_dir):
+    files = input_pipeline.split_files(tfrecord_dir, "eval")
+    records = list(tf.data.TFRecordDataset(files).take(5))
+    mapped = list(tf.data.TFRecordDataset(files).take(5).map(input_pipeline.parse_stroke))
+    for record, (inputs, label) in zip(records, mapped, strict=True):
+        eager_inputs, eager_label = input_pipeline.parse_stroke(record)
+        np.testing.assert_array_equal(eager_inputs["ink"], inputs["ink"])
+        assert int(eager_inputs["length"]) == int(inputs["length"]) and int(eager_label) == int(label)
+
+
+def test_parsed_ink_is_the_written_ink():
+    strokes = [[[0, 10, 20], [0, 5, 0]], [[5, 5], [10, 30]]]
+    record = features.stroke_example(ink.to_ink(strokes), 3, 42, "cat").SerializeToString()
+    inputs, label = input_pipeline.parse_stroke(tf.constant(record))
+    np.testing.assert_allclose(inputs["ink"], ink.to_ink(strokes))
+    assert int(inputs["length"]) == 4 and int(label) == 3
+
+
+def test_augmentation_is_off_for_eval(tfrecord_dir):
+    augmented = dataclasses.replace(EVAL, augment_scale=0.5, augment_drop_prob=0.5, augment_rotation=90.0)
+    plain = _batches(tfrecord_dir, EVAL)
+    for (a, _), (b, _) in zip(plain, _batches(tfrecord_dir, augmented), strict=True):
+        np.testing.assert_array_equal(a["ink"], b["ink"])
+
+
+def test_training_drops_points_and_keeps_every_drawing(tfrecord_dir):
+    config = InputConfig(batch_size=1, bucket_boundaries=(), augment_drop_prob=0.5, shuffle_buffer=10)
+    dataset = input_pipeline.make_dataset(tfrecord_dir, "train", config, training=True, repeat=False)
+    lengths = [int(inputs["length"][0]) for inputs, _ in dataset]
+    original = [len(i) for i in _drawing_inks(tfrecord_dir, "train")]
+    assert len(lengths) == len(original)
+    assert sum(lengths) < 0.9 * sum(original)
+
+
+def _strokes_displacement(ink_rows):
+    ends = np.flatnonzero(ink_rows[:, 2]) + 1
+    return [rows[:, :2].sum(axis=0) for rows in np.split(ink_rows, ends)[:-1]]
+
+
+def test_drop_points_keeps_every_stroke_and_its_displacement():
+    strokes = [
+        [list(range(0, 100, 7)), [x * x % 31 for x in range(0, 100, 7)]],
+        [[50, 60, 70, 90], [0, 10, 0, 10]],
+    ]
+    original = ink.to_ink(strokes)
+    tf.random.set_seed(1)
+    dropped = input_pipeline.drop_points(tf.constant(original), 0.6).numpy()
+    assert len(dropped) < len(original)
+    np.testing.assert_array_equal(dropped[:, 2].sum(), original[:, 2].sum())
+    np.testing.assert_allclose(_strokes_displacement(dropped), _strokes_displacement(original), atol=1e-6)
+    # Kept points stay exactly where they were.
+    original_points = {tuple(p) for p in np.round(np.cumsum(original[:, :2], axis=0), 5)}
+    assert {tuple(p) for p in np.round(np.cumsum(dropped[:, :2], axis=0), 5)} <= original_points
+
+
+def test_drop_points_never_drops_stroke_ends_or_jumps_between_strokes():
+    strokes = [[[0, 1, 2, 3], [0, 1, 2, 3]], [[9], [9]], [[5, 6, 7], [5, 5, 5]]]
+    original = ink.to_ink(strokes)
+    dropped = input_pipeline.drop_points(tf.constant(original), 0.999).numpy()
+    # 8 points, 7 moves. Droppable: the moves to interior points (2, 2) and (6, 5); (1, 1) is interior
+    # too, but the first move is always kept (the first point's own flag is not in the ink). Kept: the
+    # first move, stroke 1's end, the jump to the 1-point stroke, the jump to stroke 3 and its end.
+    assert len(dropped) == len(original) - 2
+    np.testing.assert_array_equal(dropped[:, 2], [0, 1, 1, 0, 1])
+    np.testing.assert_allclose(dropped[:, :2].sum(axis=0), original[:, :2].sum(axis=0), atol=1e-6)
+
+
+def test_scale_ink_scales_only_coordinates():
+    original = ink.to_ink([[[0, 10, 20], [0, 20, 5]]])
+    scaled = input_pipeline.scale_ink(tf.constant(original), 0.2).numpy()
+    ratios = scaled[:, :2] / original[:, :2]
+    assert np.allclose(ratios, ratios[0]) and np.all((ratios >= 0.8) & (ratios <= 1.2))
+    np.testing.assert_array_equal(scaled[:, 2], original[:, 2])
+
+
+def test_rotate_ink_turns_every_move_by_the_same_angle():
+    original = ink.to_ink([[[0, 10, 20], [0, 20, 5]], [[3, 9], [3, 1]]])
+    rotated = input_pipeline.rotate_ink(tf.constant(original), 30.0).numpy()
+    np.testing.assert_allclose(np.hypot(*rotated[:, :2].T), np.hypot(*original[:, :2].T), atol=1e-6)
+    angles = np.arctan2(rotated[:, 1], rotated[:, 0]) - np.arctan2(original[:, 1], original[:, 0])
+    angles = (angles + np.pi) % (2 * np.pi) - np.pi
+    assert np.allclose(angles, angles[0], atol=1e-5) and abs(angles[0]) <= np.radians(30) + 1e-6
+    np.testing.assert_array_equal(rotated[:, 2], original[:, 2])
+
+
+def test_image_records_yield_uint8_bitmaps(tmp_path):
+    bitmaps = np.load(
+        os.path.join(
+            os.path.dirname(__file__),
+            os.pardir,
+            "data",
+            "sample",
+            "bitmap",
+            "sukumr-Doodle-Classifier",
+            "eye.npy",
+        )
+    )[:10].reshape(10, 28, 28)
+    with tf.io.TFRecordWriter(str(tmp_path / "quickdraw-train.tfrecord-00000-of-00001")) as writer:
+        for i, bitmap in enumerate(bitmaps):
+            writer.write(features.image_example(bitmap, 0, i, "eye").SerializeToString())
+    config = InputConfig(batch_size=4)
+    (inputs, labels), *_ = _batches(str(tmp_path), config, split="train")
+    assert inputs["image"].dtype == tf.uint8 and inputs["image"].shape == (4, 28, 28)
+    np.testing.assert_array_equal(inputs["image"], bitmaps[:4])
+    assert labels.numpy().tolist() == [0, 0, 0, 0]
+
+
+def test_missing_split_names_the_pattern(tmp_path):
+    with pytest.raises(FileNotFoundError, match="quickdraw-test.tfrecord-"):
+        input_pipeline.split_files(str(tmp_path), "test")
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="bucket_boundaries"):
+        InputConfig(bucket_boundaries=(64, 32))
+    with pytest.raises(ValueError, match="static_shapes"):
+        InputConfig(bucket_boundaries=(), static_shapes=True)
