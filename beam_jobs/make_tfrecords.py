@@ -558,31 +558,6 @@ def tfrecord_bytes(records: Sequence[bytes]) -> bytes:
 # DoFns and composite steps
 
 
-class ParseFn(beam.DoFn):
-    """SourceRecord -> (record, Drawing); bad records go to the `rejected` output."""
-
-    def process(self, record: formats.SourceRecord):
-        try:
-            yield record, formats.parse_record(record)
-        except InvalidRecord as error:
-            yield beam.pvalue.TaggedOutput(
-                REJECTED, rejection(origin_of(record), original_bytes(record), error)
-            )
-
-
-class ValidateFn(beam.DoFn):
-    """(record, Drawing) -> the same, if the job can use it (check_labelled); else `rejected`."""
-
-    def process(self, element):
-        record, drawing = element
-        try:
-            yield record, check_labelled(drawing)
-        except InvalidRecord as error:
-            yield beam.pvalue.TaggedOutput(
-                REJECTED, rejection(origin_of(record), original_bytes(record), error, drawing.key_id)
-            )
-
-
 def to_candidate_tuple(
     element: tuple[formats.SourceRecord, Drawing], normalize: str, simplify: bool
 ) -> tuple:
@@ -609,7 +584,7 @@ BATCH_SIZE = 256  # placed candidates per element shuffled by GroupByShard
 class PrepareFn(beam.DoFn):
     """SourceRecord -> placed candidates, in batches: ((split, shard), [(rank, candidate tuple), ...]).
 
-    What ParseFn, ValidateFn, [the recognized_only filter], to_candidate_tuple and place do one after
+    Parse, check_labelled, [the recognized_only filter], to_candidate_tuple and place one after
     the other, fused into one DoFn: every step costs Beam per-element work. The candidates of a shard
     are passed on up to BATCH_SIZE at a time, so the shuffle moves a few hundred elements, not one per
     drawing (Unbatch puts a shard's group back together). Bad records go to the `rejected` output,
@@ -705,21 +680,7 @@ def _write_if_missing(key, done: list, write_fn, *args):
 # The winners of each key_id are what DropDuplicateKeys keeps (duplicates share a key_id, hence a shard):
 # per shard, ShardTallies sums them up per (split, word) into small tuples that give the class list and
 # the cap thresholds as side inputs, so the drawings are shuffled once, by shard, where each shard group
-# drops its duplicates, unknown classes and over-cap drawings itself. index_entry and winner_entry state
-# the same choice per key_id (the job no longer groups by key_id; tests check they agree).
-
-
-def index_entry(placed: tuple) -> tuple[int, tuple]:
-    (split, _), (ranking, value) = placed
-    candidate = Candidate.from_tuple(value)
-    return candidate.key_id, (tuple(candidate.origin), candidate.word, split, ranking)
-
-
-def winner_entry(keyed: tuple[int, Iterable[tuple]]) -> tuple[str, str, tuple[float, int]]:
-    """The (split, word, rank) of the record that DropDuplicateKeys keeps for this key_id."""
-    _, entries = keyed
-    _, word, split, ranking = min(entries)  # min by origin first, as choose_kept
-    return split, word, ranking
+# drops its duplicates, unknown classes and over-cap drawings itself.
 
 
 class Classes(beam.PTransform):
@@ -739,36 +700,6 @@ class Classes(beam.PTransform):
             | "Collect" >> beam.combiners.ToList()
             | "Sort" >> beam.Map(sorted)
         )
-
-
-class SmallestRanks(beam.CombineFn):
-    """Per key: (count, the `n` smallest ranks, ascending). Merges partial results, so it can be lifted."""
-
-    def __init__(self, n: int):
-        self._n = n
-
-    def create_accumulator(self):
-        return 0, []  # count, max-heap of the n smallest ranks (negated)
-
-    def add_input(self, accumulator, ranking):
-        count, heap = accumulator
-        item = (-ranking[0], -ranking[1])
-        if len(heap) < self._n:
-            heapq.heappush(heap, item)
-        elif item > heap[0]:
-            heapq.heapreplace(heap, item)
-        return count + 1, heap
-
-    def merge_accumulators(self, accumulators):
-        accumulators = list(accumulators)
-        count = sum(count for count, _ in accumulators)
-        merged = heapq.nlargest(self._n, (item for _, heap in accumulators for item in heap))
-        heapq.heapify(merged)
-        return count, merged
-
-    def extract_output(self, accumulator):
-        count, heap = accumulator
-        return count, sorted((-h, -k) for h, k in heap)
 
 
 def shard_tallies(group: tuple[tuple[str, int], list], n: int) -> Iterator[tuple]:

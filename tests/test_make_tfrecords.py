@@ -582,23 +582,6 @@ def test_candidate_round_trips_through_a_plain_tuple():
     assert Candidate.from_tuple(plain) == candidate and type(Candidate.from_tuple(plain).origin) is Origin
 
 
-def test_smallest_ranks_combines_like_a_sort():
-    fn = make_tfrecords.SmallestRanks(5)
-    ranks = [make_tfrecords.rank(key_id) for key_id in range(1000, 1040)]
-    parts = [ranks[:7], ranks[7:8], [], ranks[8:]]
-    accumulators = []
-    for part in parts:
-        acc = fn.create_accumulator()
-        for value in part:
-            acc = fn.add_input(acc, value)
-        accumulators.append(acc)
-    count, smallest = fn.extract_output(fn.merge_accumulators(accumulators))
-    assert count == 40 and smallest == sorted(ranks)[:5]
-    threshold = make_tfrecords.over_cap_threshold(count, smallest, 3)
-    assert [make_tfrecords.within_cap(r, threshold) for r in sorted(ranks)[:5]] == [True] * 3 + [False] * 2
-    assert make_tfrecords.over_cap_threshold(count, smallest, 40) is None
-
-
 def test_rejection_stores_text_or_base64():
     error = InvalidRecord("bad_field", "something")
     entry = make_tfrecords.rejection(Origin("ndjson", "f.ndjson", 4, ""), '{"a": "é"}'.encode(), error)
@@ -639,29 +622,6 @@ def test_copy_of_shard_written_through_filesystems_reads_back(tmp_path):
     size = make_tfrecords.write_records(path, [b"one", b"two"])
     assert size == os.path.getsize(path)
     assert [r.numpy() for r in tf.data.TFRecordDataset(path)] == [b"one", b"two"]
-
-
-def test_index_winner_is_the_record_drop_duplicates_keeps():
-    origins = [
-        Origin("ndjson", "b.ndjson", 3, ""),
-        Origin("csv", "k.csv", 9, ""),
-        Origin("ndjson", "a.ndjson", 2, ""),
-    ]
-    candidates = [
-        _candidate(7, origin, word) for origin, word in zip(origins, ["pig", "cat", "dog"], strict=True)
-    ]
-    placed = [make_tfrecords.place(c.as_tuple(), 0.1, 0.1, NUM_SHARDS) for c in candidates]
-    assert len({key for key, _ in placed}) == 1  # duplicates share their split and shard
-    for order in itertools.permutations(placed):
-        split, word, ranking = make_tfrecords.winner_entry(
-            (7, [make_tfrecords.index_entry(p)[1] for p in order])
-        )
-        outputs = list(make_tfrecords.drop_duplicates((order[0][0], [value for _, value in order])))
-        (key, kept), rejected = outputs[-1], outputs[:-1]
-        kept = [(r, Candidate.from_tuple(value)) for r, value in kept]
-        assert [(r, c.word, c.origin) for r, c in kept] == [(ranking, word, origins[1])] and word == "cat"
-        assert key[0] == split and len(rejected) == 2
-        assert {entry.value["position"] for entry in rejected} == {3, 2}
 
 
 def test_empty_shards_and_splits_are_still_written(tmp_path):
