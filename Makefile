@@ -14,8 +14,13 @@ $(INSTALLED): setup.py
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(INSTALLED)
 
+# convert the embedded sample -> train configs/rnn_small.flags -> evaluate on the test split
 demo: $(INSTALLED)
 	$(PY) -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=$(DATA_DIR)
+	rm -rf $(MODEL_DIR)
+	$(PY) -m quickdraw_tf.train --flagfile=configs/rnn_small.flags --data_dir=$(DATA_DIR) --model_dir=$(MODEL_DIR)
+	$(PY) -m quickdraw_tf.evaluate --model_dir=$(MODEL_DIR) --data_dir=$(DATA_DIR) --split=test
+	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir $(MODEL_DIR)"
 
 test: $(INSTALLED)
 	$(PY) -m ruff check .
