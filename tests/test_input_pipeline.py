@@ -72,6 +72,19 @@ def test_parse_is_the_same_eagerly_and_in_dataset_map(tfrecord_dir):
         assert int(eager_inputs["length"]) == int(inputs["length"]) and int(eager_label) == int(label)
 
 
+def test_batched_parse_equals_the_per_record_parse(tfrecord_dir):
+    files = input_pipeline.split_files(tfrecord_dir, "eval")
+    records = list(tf.data.TFRecordDataset(files))
+    empty = features.stroke_example(np.zeros((0, 3), np.float32), 1, 7, "x").SerializeToString()
+    records.append(tf.constant(empty))
+    batched = tf.data.Dataset.from_tensor_slices(records).batch(16).map(input_pipeline.parse_stroke_batch)
+    for record, (inputs, label) in zip(records, batched.unbatch(), strict=True):
+        expected_inputs, expected_label = input_pipeline.parse_stroke(record)
+        np.testing.assert_array_equal(inputs["ink"], expected_inputs["ink"])
+        assert int(inputs["length"]) == int(expected_inputs["length"]) == len(inputs["ink"])
+        assert int(label) == int(expected_label)
+
+
 def test_parsed_ink_is_the_written_ink():
     strokes = [[[0, 10, 20], [0, 5, 0]], [[5, 5], [10, 30]]]
     record = features.stroke_example(ink.to_ink(strokes), 3, 42, "cat").SerializeToString()
