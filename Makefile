@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 DATA_DIR ?= data/tfrecords
 MODEL_DIR ?= runs/demo
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test lint bench clean
 
