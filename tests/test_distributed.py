@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import tensorflow as tf
 
 TINY_FLAGS = [
@@ -70,6 +71,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # ~50 s on 2 shared cores: two TF processes plus gRPC collectives
 def test_multi_worker_mirrored_strategy_with_two_processes(tfrecord_dir, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     command = [

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from quickdraw_tf import evaluate, export, features, ink, input_pipeline, models, trainer
 from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.models.augment import RandomInkAffine
 from tests.conftest import sample_drawings
 
 # Tiny versions of each registered raster model: test key → (model name, hparams).
@@ -166,6 +167,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from quickdraw_tf import trainer
 from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.models.augment import RandomInkAffine
 from tests.test_raster_models import TINY
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 name, hparams = TINY[sys.argv[3]]
@@ -190,3 +192,18 @@ def test_mirrored_strategy_trains_a_raster_model(key, tfrecord_dir, tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["replicas"] == 2 and np.isfinite(summary["loss"]) and 0 <= summary["top1"] <= 1
     assert (tmp_path / "export" / "saved_model.pb").exists()
+
+
+def test_ink_affine_augmentation_rotates_only_in_training():
+    layer = RandomInkAffine(rotation=90.0)
+    inputs = _ink_batch()["ink"]
+    np.testing.assert_array_equal(layer(inputs, training=False), inputs)
+    rotated = layer(inputs, training=True).numpy()
+    assert not np.allclose(rotated[..., :2], inputs[..., :2])
+    # A rotation keeps every move's length and every pen flag.
+    np.testing.assert_allclose(np.hypot(*rotated[..., :2].T), np.hypot(*inputs[..., :2].T), atol=1e-6)
+    np.testing.assert_array_equal(rotated[..., 2], inputs[..., 2])
+    # One angle per drawing: the angle between a move and its rotation is the same all along it.
+    before, after = inputs[0, :5, 0] + 1j * inputs[0, :5, 1], rotated[0, :5, 0] + 1j * rotated[0, :5, 1]
+    turns = after / before
+    np.testing.assert_allclose(turns, turns[0], atol=1e-5)

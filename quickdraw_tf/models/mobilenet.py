@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.models.layers import AtLeastOneStep
 from quickdraw_tf.raster import RenderInk
 
@@ -39,6 +40,8 @@ class InkMobileNet(keras.Model):
       alpha: MobileNet width multiplier.
       minimalistic: MobileNetV3's minimalistic variant (no SE, hard-swish or 5x5 convolutions).
       dropout: before the logits (0 disables it).
+      augment_rotation, augment_shear: training only, each drawing is rotated by up to this many
+        degrees and sheared by up to this factor (models/augment.py); 0 disables it.
     """
 
     def __init__(
@@ -53,6 +56,8 @@ class InkMobileNet(keras.Model):
         alpha: float = 1.0,
         minimalistic: bool = False,
         dropout: float = 0.2,
+        augment_rotation: float = 0.0,
+        augment_shear: float = 0.0,
         **kwargs,
     ):
         if version not in VERSIONS:
@@ -60,8 +65,9 @@ class InkMobileNet(keras.Model):
         ink = keras.Input(shape=(None, 3), dtype="float32", name="ink")
         length = keras.Input(shape=(), dtype="int32", name="length")
         padded = AtLeastOneStep(name="at_least_one_step")(ink)
+        augmented = RandomInkAffine(augment_rotation, augment_shear, name="augment")(padded)
         render = RenderInk(image_size, line_width, antialias, colour, channels, name="render")
-        images = render(padded, length)
+        images = render(augmented, length)
         # [0, 1] → [-1, 1], the range MobileNet's preprocess_input gives.
         x = keras.layers.Rescaling(2.0, offset=-1.0, name="rescale")(images)
         x = _backbone(version, (image_size, image_size, channels), alpha, minimalistic)(x)
@@ -73,6 +79,7 @@ class InkMobileNet(keras.Model):
         self.num_classes, self.version, self.image_size = num_classes, version, image_size
         self.colour, self.channels, self.line_width, self.antialias = colour, channels, line_width, antialias
         self.alpha, self.minimalistic, self.dropout = alpha, minimalistic, dropout
+        self.augment_rotation, self.augment_shear = augment_rotation, augment_shear
 
     def get_config(self) -> dict:
         return {
@@ -88,6 +95,8 @@ class InkMobileNet(keras.Model):
             "alpha": self.alpha,
             "minimalistic": self.minimalistic,
             "dropout": self.dropout,
+            "augment_rotation": self.augment_rotation,
+            "augment_shear": self.augment_shear,
         }
 
     @classmethod
