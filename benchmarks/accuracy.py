@@ -4,9 +4,8 @@ r"""Accuracy on real held-out drawings, end to end and reproducibly:
 
 1. counts distinct key_ids per word over raw ∪ simplified ndjson and keeps the words with >= 100
    (classes.txt, alphabetical);
-2. converts them to TFRecords: with beam_jobs/make_tfrecords.py (--converter=beam, the default), or
-   with the small stand-in below (--converter=local) that uses the same key_id-hash split
-   (quickdraw_tf.splits: test 20%, eval 10%) and prefers a drawing's simplified version;
+2. converts them to TFRecords with beam_jobs/make_tfrecords.py (--classes_file, key_id-hash split:
+   test 20%, eval 10%);
 3. trains with configs/rnn_cpu.flags (checkpoint selection on the eval split only);
 4. evaluates the selected checkpoint on the test split and prints top-1, top-3, MAP@3 and wall times.
 """
@@ -75,82 +74,6 @@ def convert_with_beam(source: str, classes_file: str, data_dir: str) -> None:
     )
 
 
-def convert_locally(source: str, words: list[str], data_dir: str, num_shards: int = 4) -> None:
-    """Stand-in for the Beam job: one drawing per key_id (simplified preferred), hash split."""
-    import tensorflow as tf
-
-    from quickdraw_tf import features, ink, splits
-
-    drawings = {}
-    for path in ndjson_files(source):  # raw files sort before simplified ones: simplified wins
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                record = json.loads(line)
-                if record["word"] in words:
-                    drawings[int(record["key_id"])] = record
-    writers = {
-        (split, i): tf.io.TFRecordWriter(
-            os.path.join(data_dir, f"quickdraw-{split}.tfrecord-{i:05d}-of-{num_shards:05d}")
-        )
-        for split in splits.SPLITS
-        for i in range(num_shards)
-    }
-    counts = collections.Counter()
-    for key_id, record in sorted(drawings.items()):
-        strokes = simplify_raw(record["drawing"]) if len(record["drawing"][0]) > 2 else record["drawing"]
-        split = splits.assign_split(splits.key_hash(key_id), EVAL_FRACTION, TEST_FRACTION)
-        example = features.stroke_example(
-            ink.to_ink(strokes), words.index(record["word"]), key_id, record["word"]
-        )
-        writers[split, splits.shard_index(key_id, num_shards)].write(example.SerializeToString())
-        counts[split] += 1
-    for writer in writers.values():
-        writer.close()
-    with open(os.path.join(data_dir, "classes.txt"), "w", encoding="utf-8") as f:
-        f.write("".join(f"{word}\n" for word in words))
-    print(f"local conversion: {dict(counts)}")
-
-
-def simplify_raw(strokes: list) -> list:
-    """Google's simplification of a raw drawing (align, scale to 0-255, RDP with epsilon 2)."""
-    import numpy as np
-
-    from quickdraw_tf import ink
-
-    if hasattr(ink, "simplify"):
-        return ink.simplify(strokes)
-    points = [np.asarray(stroke[:2], np.float64).T for stroke in strokes]
-    everything = np.concatenate(points)
-    lower = everything.min(axis=0)
-    scale = 255.0 / max(float((everything.max(axis=0) - lower).max()), 1.0)
-    simplified = []
-    for stroke in points:
-        kept = _rdp((stroke - lower) * scale, 2.0)
-        simplified.append(
-            [np.round(kept[:, 0]).astype(int).tolist(), np.round(kept[:, 1]).astype(int).tolist()]
-        )
-    return simplified
-
-
-def _rdp(points, epsilon: float):
-    import numpy as np
-
-    if len(points) < 3:
-        return points
-    start, end = points[0], points[-1]
-    direction = end - start
-    norm = np.hypot(*direction)
-    offsets = points - start
-    if norm == 0:
-        distances = np.hypot(offsets[:, 0], offsets[:, 1])
-    else:
-        distances = np.abs(direction[0] * offsets[:, 1] - direction[1] * offsets[:, 0]) / norm
-    index = int(np.argmax(distances))
-    if distances[index] <= epsilon:
-        return np.stack([start, end])
-    return np.concatenate([_rdp(points[: index + 1], epsilon)[:-1], _rdp(points[index:], epsilon)])
-
-
 def run(command: list[str]) -> float:
     print("$", " ".join(command), flush=True)
     started = time.perf_counter()
@@ -163,7 +86,6 @@ def main() -> None:
     parser.add_argument("--source", default="/work/shared/data/quickdraw")
     parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "accuracy"))
     parser.add_argument("--flagfile", default=os.path.join(REPO, "configs", "rnn_cpu.flags"))
-    parser.add_argument("--converter", choices=("beam", "local"), default="beam")
     parser.add_argument("--skip_conversion", action="store_true", help="reuse work_dir/tfrecords")
     args, extra_train_flags = parser.parse_known_args()
 
@@ -172,11 +94,8 @@ def main() -> None:
     os.makedirs(data_dir, exist_ok=True)
     started = time.perf_counter()
     if not args.skip_conversion:
-        words = write_classes(args.source, os.path.join(args.work_dir, "classes.txt"))
-        if args.converter == "beam":
-            convert_with_beam(args.source, os.path.join(args.work_dir, "classes.txt"), data_dir)
-        else:
-            convert_locally(args.source, words, data_dir)
+        write_classes(args.source, os.path.join(args.work_dir, "classes.txt"))
+        convert_with_beam(args.source, os.path.join(args.work_dir, "classes.txt"), data_dir)
     conversion_seconds = time.perf_counter() - started
     python = sys.executable
     train_seconds = run(
