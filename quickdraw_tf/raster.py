@@ -23,7 +23,7 @@ STROKE_PALETTE = (
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 )  # fmt: skip
 
-# Coverage is stored in the low bits of the value that tensor_scatter_nd_max keeps per pixel, under
+# Coverage is stored in the low bits of the value that the scatter-max keeps per pixel, under
 # the stroke key, so one scatter gives both "the last stroke wins" and anti-aliased coverage.
 _COVERAGE_LEVELS = 255
 _KEY_STRIDE = _COVERAGE_LEVELS + 1
@@ -102,7 +102,7 @@ def ink_geometry(ink: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
     deltas = ink[..., :2] * tf.cast(row_valid, tf.float32)[..., None]
     positions = tf.concat([tf.zeros([batch, 1, 2]), tf.cumsum(deltas, axis=1)], axis=1)
     valid = tf.concat([(lengths > 0)[:, None], row_valid], axis=1)
-    # Padded points take the box's minimum / maximum so they never widen it.
+    # Padded points count as +inf / -inf: they never widen the box.
     lower = tf.reduce_min(tf.where(valid[..., None], positions, np.inf), axis=1, keepdims=True)
     upper = tf.reduce_max(tf.where(valid[..., None], positions, -np.inf), axis=1, keepdims=True)
     extent = tf.reduce_max(upper - lower, axis=-1, keepdims=True)
@@ -202,6 +202,8 @@ def render(
         raise ValueError("stroke_palette renders 3 channels")
     padding = line_width / 2 if padding is None else padding
     num_samples = 8 * size if num_samples is None else num_samples
+    # One padded row for an empty [B, 0, 3] batch (a replica's share of a last partial batch).
+    ink = tf.pad(ink, [[0, 0], [0, tf.maximum(1 - tf.shape(ink)[1], 0)], [0, 0]])
     geometry = ink_geometry(ink, lengths)
     points = padding + geometry["positions"] * (size - 1 - 2 * padding)  # pixel centres are integers
     # A segment is drawn unless the point it starts from ends a stroke (no line across pen lifts).
@@ -249,26 +251,33 @@ def _stamp(
     pixel a straight edge covers); without, the centre's nearest pixel is always inked, so thin
     lines stay connected.
     """
-    offsets = tf.constant(_stamp_offsets(radius, antialias))
+    offsets = _stamp_offsets(radius, antialias)
+    # x and y as separate [B, N, K] tensors: TF on CPU is slow on reductions over an axis of 2.
     nearest = tf.cast(tf.round(centres), tf.int32)
-    pixels = nearest[:, :, None, :] + offsets[None, None]  # [B, N, K, 2]
-    start, direction = starts[:, :, None, :], (ends - starts)[:, :, None, :]
-    relative = tf.cast(pixels, tf.float32) - start
-    along = tf.reduce_sum(relative * direction, -1) / tf.maximum(tf.reduce_sum(direction**2, -1), 1e-12)
-    distance = tf.norm(relative - tf.clip_by_value(along, 0.0, 1.0)[..., None] * direction, axis=-1)
+    column = nearest[..., :1] + offsets[:, 0]
+    row = nearest[..., 1:] + offsets[:, 1]
+    direction = ends - starts
+    length2 = tf.maximum(tf.reduce_sum(direction**2, -1, keepdims=True), 1e-12)  # [B, N, 1]
+    dx, dy = direction[..., :1], direction[..., 1:]
+    rx = tf.cast(column, tf.float32) - starts[..., :1]
+    ry = tf.cast(row, tf.float32) - starts[..., 1:]
+    along = tf.clip_by_value((rx * dx + ry * dy) / length2, 0.0, 1.0)
+    distance = tf.sqrt((rx - along * dx) ** 2 + (ry - along * dy) ** 2)
     if antialias:
         coverage = tf.clip_by_value(radius + 0.5 - distance, 0.0, 1.0)
     else:
         coverage = tf.cast(distance <= radius, tf.float32)
-        coverage = tf.where(tf.reduce_all(offsets == 0, axis=-1)[None, None], 1.0, coverage)
+        coverage = tf.where(np.all(offsets == 0, axis=-1), 1.0, coverage)
     level = tf.cast(tf.round(coverage * _COVERAGE_LEVELS), tf.int32)
-    inside = tf.reduce_all((pixels >= 0) & (pixels < size), axis=-1)
+    inside = (column >= 0) & (column < size) & (row >= 0) & (row < size)
     value = tf.where(inside & (level > 0) & (keys[..., None] > 0), keys[..., None] * _KEY_STRIDE + level, 0)
     batch = tf.shape(centres)[0]
-    example = tf.broadcast_to(tf.range(batch)[:, None, None], tf.shape(value))
-    pixels = tf.clip_by_value(pixels, 0, size - 1)
-    indices = tf.stack([example, pixels[..., 1], pixels[..., 0]], axis=-1)
-    return tf.tensor_scatter_nd_max(tf.zeros([batch, size, size], tf.int32), indices, value)
+    column, row = tf.clip_by_value(column, 0, size - 1), tf.clip_by_value(row, 0, size - 1)
+    flat = (tf.range(batch)[:, None, None] * size + row) * size + column
+    # unsorted_segment_max: the same scatter-max as tensor_scatter_nd_max, ~3x faster on CPU.
+    # Pixels no stamp reaches get the int32 minimum: 0 is the background.
+    image = tf.math.unsorted_segment_max(tf.reshape(value, [-1]), tf.reshape(flat, [-1]), batch * size * size)
+    return tf.reshape(tf.maximum(image, 0), [batch, size, size])
 
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")

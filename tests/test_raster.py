@@ -203,3 +203,10 @@ def test_render_ink_layer_round_trips_and_stays_float32_under_mixed_precision(tm
 def test_render_rejects_unknown_colours():
     with pytest.raises(ValueError, match="colour must be one of"):
         raster.render(np.zeros((1, 2, 3), np.float32), [2], colour="rainbow")
+
+
+def test_render_handles_empty_batches_and_drawings():
+    none = raster.render(np.zeros((0, 0, 3), np.float32), np.zeros(0, np.int32), size=16)
+    assert none.shape == (0, 16, 16, 1)
+    empty = raster.render(np.zeros((2, 0, 3), np.float32), np.zeros(2, np.int32), size=16)
+    assert empty.shape == (2, 16, 16, 1) and not np.any(empty)
