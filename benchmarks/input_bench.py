@@ -9,6 +9,7 @@ pipeline at least 20x faster than training, so that input never limits the accel
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from common import RNN_CPU_INPUT, replace, training_examples_per_second
@@ -31,12 +32,19 @@ def pipeline_examples_per_second(data_dir: str, config: input_pipeline.InputConf
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--batches", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3, help="pipeline passes; the median is printed")
     parser.add_argument("--train_steps", type=int, default=200)
     args = parser.parse_args()
-    pipeline = pipeline_examples_per_second(args.data_dir, RNN_CPU_INPUT, args.batches)
-    plain = replace(RNN_CPU_INPUT, augment_scale=0.0, augment_drop_prob=0.0)
-    pipeline_plain = pipeline_examples_per_second(args.data_dir, plain, args.batches)
+
+    def median_speed(config: input_pipeline.InputConfig) -> float:
+        passes = range(args.repeats)
+        runs = [pipeline_examples_per_second(args.data_dir, config, args.batches) for _ in passes]
+        return statistics.median(runs)
+
+    pipeline = median_speed(RNN_CPU_INPUT)
+    plain = replace(RNN_CPU_INPUT, augment_scale=0.0, augment_drop_prob=0.0, augment_rotation=0.0)
+    pipeline_plain = median_speed(plain)
     training = training_examples_per_second(args.data_dir, RNN_CPU_INPUT, args.train_steps)
     print(f"input pipeline (rnn_cpu config, augmented): {pipeline:10.0f} examples/s")
     print(f"input pipeline (no augmentation):           {pipeline_plain:10.0f} examples/s")

@@ -10,7 +10,8 @@ memory first so that neither side pays for reading), 64x64 greyscale with stroke
   tf.py_function + PIL      the seed notebooks' way (the Kaggle kernel's draw_cv2 with PIL instead
                             of OpenCV): per drawing, lines 6 wide on 256x256, resized to 64x64
 Training rows: `python -m quickdraw_tf.train --flagfile=F` (input pipeline included) for --train_steps
-steps; examples/s from its TensorBoard log, the first quarter (which holds the tracing) left out.
+steps; examples/s from its TensorBoard log, the first quarter (which holds the tracing) left out; each
+beside the first flagfile's row (default rnn_cpu.flags, the RNN recognizer) as the baseline.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from quickdraw_tf import input_pipeline, models, raster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGFILES = ("scatter_cpu.flags", "mobilenet_cpu.flags", "bitmap_cnn.flags")
+# The first flagfile is the training rows' baseline: the RNN recognizer of the training stack.
+FLAGFILES = ("rnn_cpu.flags", "scatter_cpu.flags", "mobilenet_cpu.flags", "bitmap_cnn.flags")
 SIZE, BATCH = 64, 64
 
 
@@ -141,6 +143,7 @@ def main() -> None:
     print(f"render speed-up of the TF renderer: {rows[0][1] / rows[1][1]:.1f}x", flush=True)
     if args.skip_training:
         return
+    baseline = None
     for flagfile in args.flagfiles.split(","):
         model = read_flagfile(flagfile)[0]
         data_dir = args.image_data_dir if model == "bitmap_cnn" else args.stroke_data_dir
@@ -148,7 +151,12 @@ def main() -> None:
             print(f"train  {model}: skipped (no --image_data_dir)")
             continue
         name, parameters, speed = training_row(flagfile, data_dir, args.train_steps)
-        print(f"train  {name:50s} {parameters:>10,d} parameters {speed:8.0f} examples/s", flush=True)
+        baseline = baseline or speed
+        print(
+            f"train  {name:50s} {parameters:>10,d} parameters {speed:8.0f} examples/s"
+            f" ({speed / baseline:.2f}x the first row)",
+            flush=True,
+        )
     print(f"CPU load average at the end: {os.getloadavg()[0]:.1f}")
 
 

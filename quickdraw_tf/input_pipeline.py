@@ -104,38 +104,59 @@ def detect_kind(files: list[str]) -> str:
     raise ValueError(f"all of {len(files)} shards are empty, starting with {files[0]}")
 
 
-def scale_ink(ink: tf.Tensor, max_change: float) -> tf.Tensor:
-    """Scales dx and dy by independent random factors in [1 - max_change, 1 + max_change]."""
-    factors = tf.random.uniform([2], 1.0 - max_change, 1.0 + max_change)
-    return tf.concat([ink[:, :2] * factors, ink[:, 2:]], axis=1)
+# The augmentations work on a whole parsed batch of drawings, ragged [N, None, 3], as flat point
+# arrays: a handful of ops per batch instead of per drawing (measured in benchmarks/input_bench.py).
 
 
-def rotate_ink(ink: tf.Tensor, max_degrees: float) -> tf.Tensor:
-    """Rotates the whole drawing by one random angle in [-max_degrees, max_degrees]: every move
-    (dx, dy) turns by the same angle, so stroke shapes and lengths are kept."""
-    angle = tf.random.uniform([], -max_degrees, max_degrees) * (math.pi / 180.0)
-    cos, sin = tf.cos(angle), tf.sin(angle)
-    rotation = tf.stack([tf.stack([cos, sin]), tf.stack([-sin, cos])])  # row vectors times rotation
-    return tf.concat([tf.matmul(ink[:, :2], rotation), ink[:, 2:]], axis=1)
+def _per_point(per_drawing: tf.Tensor, ink: tf.RaggedTensor) -> tf.Tensor:
+    """Repeats a per-drawing value [N, ...] for each of the drawing's points: [P, ...]."""
+    return tf.gather(per_drawing, ink.value_rowids())
 
 
-def drop_points(ink: tf.Tensor, drop_prob: float) -> tf.Tensor:
-    """Randomly removes interior points of strokes from delta ink [n, 3], as sketch-rnn augments.
+def scale_ink(ink: tf.RaggedTensor, max_change: float) -> tf.RaggedTensor:
+    """Scales each drawing's dx and dy by independent random factors in [1 - max_change, 1 + max_change]."""
+    factors = tf.random.uniform([ink.nrows(), 2], 1.0 - max_change, 1.0 + max_change)
+    rows = ink.values
+    return ink.with_values(tf.concat([rows[:, :2] * _per_point(factors, ink), rows[:, 2:]], axis=1))
 
-    Row i moves the pen to point i+1; its flag says whether that point ends a stroke. A point may go
-    only if it is neither a stroke's last point (own flag 0) nor its first (previous flag 0: the row
-    is a pen-down move, not the jump to a new stroke), so strokes and their count are kept. The kept
-    rows are re-derived from absolute positions (cumsum), i.e. each dropped move is merged into the
-    next kept one: every kept point stays where it was and each stroke's total displacement is kept.
+
+def rotate_ink(ink: tf.RaggedTensor, max_degrees: float) -> tf.RaggedTensor:
+    """Rotates each drawing by its own random angle in [-max_degrees, max_degrees]: every move
+    (dx, dy) of a drawing turns by the same angle, so stroke shapes and lengths are kept."""
+    angles = tf.random.uniform([ink.nrows()], -max_degrees, max_degrees) * (math.pi / 180.0)
+    cos, sin = _per_point(tf.cos(angles), ink), _per_point(tf.sin(angles), ink)
+    dx, dy = ink.values[:, 0], ink.values[:, 1]
+    rotated = tf.stack([dx * cos - dy * sin, dx * sin + dy * cos, ink.values[:, 2]], axis=1)
+    return ink.with_values(rotated)
+
+
+def drop_points(ink: tf.RaggedTensor, drop_prob: float) -> tf.RaggedTensor:
+    """Randomly removes interior points of strokes from each delta ink, as sketch-rnn augments.
+
+    Row i of a drawing moves the pen to point i+1; its flag says whether that point ends a stroke.
+    A point may go only if it is neither a stroke's last point (own flag 0) nor its first (previous
+    flag 0: the row is a pen-down move, not the jump to a new stroke), so strokes and their count
+    are kept. The kept rows are re-derived from absolute positions (cumsum within each drawing),
+    i.e. each dropped move is merged into the next kept one: every kept point stays where it was
+    and each stroke's total displacement is kept.
     """
-    flags = ink[:, 2]
-    previous_flags = tf.concat([[1.0], flags[:-1]], axis=0)  # row 0 may be a jump: never dropped
+    rows, drawing = ink.values, ink.value_rowids()
+    flags = rows[:, 2]
+    index = tf.range(tf.size(flags, out_type=ink.row_splits.dtype))
+    first = tf.equal(index, tf.gather(ink.row_starts(), drawing))  # a drawing's row 0 may be a jump
+    previous_flags = tf.where(first, 1.0, tf.concat([[1.0], flags[:-1]], axis=0))
     interior = tf.logical_and(tf.equal(flags, 0.0), tf.equal(previous_flags, 0.0))
     dropped = tf.logical_and(interior, tf.random.uniform(tf.shape(flags)) < drop_prob)
     kept = tf.squeeze(tf.where(tf.logical_not(dropped)), axis=1)
-    positions = tf.gather(tf.cumsum(ink[:, :2], axis=0), kept)
-    deltas = positions - tf.concat([tf.zeros([1, 2]), positions[:-1]], axis=0)
-    return tf.concat([deltas, tf.gather(flags, kept)[:, None]], axis=1)
+    # Absolute positions per drawing (a cumsum over the whole batch would mix float error across drawings).
+    positions = tf.cumsum(ink[:, :, :2].to_tensor(), axis=1)
+    row_in_drawing = index - tf.gather(ink.row_starts(), drawing)
+    positions = tf.gather_nd(positions, tf.stack([drawing, row_in_drawing], axis=1))
+    kept_positions, kept_first = tf.gather(positions, kept), tf.gather(first, kept)
+    previous = tf.concat([tf.zeros([1, 2]), kept_positions[:-1]], axis=0)
+    deltas = kept_positions - tf.where(kept_first[:, None], 0.0, previous)
+    kept_rows = tf.concat([deltas, tf.gather(flags, kept)[:, None]], axis=1)
+    return tf.RaggedTensor.from_value_rowids(kept_rows, tf.gather(drawing, kept), nrows=ink.nrows())
 
 
 def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -164,16 +185,12 @@ def parse_image(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]
     return {"image": parsed["image"]}, parsed["class_index"][0]
 
 
-def _prepare(config: InputConfig, training: bool):
-    """Per drawing, after the batched parse: augmentation (training only), then truncation.
-
-    Unbatching ragged inks yields ragged-rank-0 elements; this map hands plain tensors on, which is
-    what padded_batch and bucketing accept.
-    """
+def _augment_and_truncate(config: InputConfig, training: bool):
+    """Per parsed batch: augmentation (training only), then truncation."""
     max_length = config.bucket_boundaries[-1] if config.static_shapes else config.max_length
 
     def prepare(inputs, label):
-        ink = tf.ensure_shape(inputs["ink"], [None, 3])
+        ink = inputs["ink"]
         if training and config.augment_drop_prob > 0:
             ink = drop_points(ink, config.augment_drop_prob)
         if training and config.augment_scale > 0:
@@ -181,10 +198,15 @@ def _prepare(config: InputConfig, training: bool):
         if training and config.augment_rotation > 0:
             ink = rotate_ink(ink, config.augment_rotation)
         if max_length:
-            ink = ink[:max_length]
-        return {"ink": ink, "length": tf.shape(ink, out_type=tf.int32)[0]}, label
+            ink = ink[:, :max_length]
+        return {"ink": ink, "length": tf.cast(ink.row_lengths(), tf.int32)}, label
 
     return prepare
+
+
+def _dense_ink(inputs, label):
+    """Unbatching ragged inks yields ragged-rank-0 elements; padded_batch and bucketing take tensors."""
+    return {"ink": tf.ensure_shape(inputs["ink"], [None, 3]), "length": inputs["length"]}, label
 
 
 def _static_batch_size(batch_size: int):
@@ -267,9 +289,9 @@ def make_dataset(
         dataset = dataset.map(parse_image, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
     dataset = dataset.batch(PARSE_BATCH).map(parse_stroke_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.unbatch().map(
-        _prepare(config, training), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
-    )
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    dataset = dataset.map(_augment_and_truncate(config, training), **parallel)
+    dataset = dataset.unbatch().map(_dense_ink, **parallel)
     dataset = _batch_strokes(dataset, config, drop_remainder=training)
     if training:
         dataset = dataset.map(_static_batch_size(config.batch_size))

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from quickdraw_tf import features, ink, input_pipeline
 from quickdraw_tf.input_pipeline import InputConfig
+from tests.conftest import sample_drawings
 
 EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)
 
@@ -114,26 +115,33 @@ def _strokes_displacement(ink_rows):
     return [rows[:, :2].sum(axis=0) for rows in np.split(ink_rows, ends)[:-1]]
 
 
-def test_drop_points_keeps_every_stroke_and_its_displacement():
-    strokes = [
-        [list(range(0, 100, 7)), [x * x % 31 for x in range(0, 100, 7)]],
-        [[50, 60, 70, 90], [0, 10, 0, 10]],
-    ]
-    original = ink.to_ink(strokes)
+def _real_batch(count=12):
+    """A ragged batch of real simplified drawings, one of each sample word first."""
+    inks = [ink.to_ink(record["drawing"]) for record in sample_drawings(per_class=2)[:count]]
+    return inks, tf.ragged.constant(inks, ragged_rank=1, dtype=tf.float32)
+
+
+def test_drop_points_keeps_every_stroke_and_its_displacement_per_drawing():
+    originals, batch = _real_batch()
     tf.random.set_seed(1)
-    dropped = input_pipeline.drop_points(tf.constant(original), 0.6).numpy()
-    assert len(dropped) < len(original)
-    np.testing.assert_array_equal(dropped[:, 2].sum(), original[:, 2].sum())
-    np.testing.assert_allclose(_strokes_displacement(dropped), _strokes_displacement(original), atol=1e-6)
-    # Kept points stay exactly where they were.
-    original_points = {tuple(p) for p in np.round(np.cumsum(original[:, :2], axis=0), 5)}
-    assert {tuple(p) for p in np.round(np.cumsum(dropped[:, :2], axis=0), 5)} <= original_points
+    dropped = input_pipeline.drop_points(batch, 0.6)
+    assert dropped.nrows() == len(originals)
+    for original, kept in zip(originals, dropped.numpy(), strict=True):
+        assert 0 < len(kept) < len(original)
+        np.testing.assert_array_equal(kept[:, 2].sum(), original[:, 2].sum())
+        np.testing.assert_allclose(_strokes_displacement(kept), _strokes_displacement(original), atol=1e-5)
+        # Kept points stay exactly where they were, within their own drawing.
+        original_points = {tuple(p) for p in np.round(np.cumsum(original[:, :2], axis=0), 4)}
+        assert {tuple(p) for p in np.round(np.cumsum(kept[:, :2], axis=0), 4)} <= original_points
 
 
 def test_drop_points_never_drops_stroke_ends_or_jumps_between_strokes():
     strokes = [[[0, 1, 2, 3], [0, 1, 2, 3]], [[9], [9]], [[5, 6, 7], [5, 5, 5]]]
     original = ink.to_ink(strokes)
-    dropped = input_pipeline.drop_points(tf.constant(original), 0.999).numpy()
+    # After an empty ink's zero row (flag 0), the next drawing's first row must still count as a jump.
+    batch = tf.ragged.constant([np.zeros((1, 3)), original], ragged_rank=1, dtype=tf.float32)
+    empty, dropped = input_pipeline.drop_points(batch, 0.999).numpy()
+    np.testing.assert_array_equal(empty, np.zeros((1, 3)))
     # 8 points, 7 moves. Droppable: the moves to interior points (2, 2) and (6, 5); (1, 1) is interior
     # too, but the first move is always kept (the first point's own flag is not in the ink). Kept: the
     # first move, stroke 1's end, the jump to the 1-point stroke, the jump to stroke 3 and its end.
@@ -142,22 +150,36 @@ def test_drop_points_never_drops_stroke_ends_or_jumps_between_strokes():
     np.testing.assert_allclose(dropped[:, :2].sum(axis=0), original[:, :2].sum(axis=0), atol=1e-6)
 
 
-def test_scale_ink_scales_only_coordinates():
-    original = ink.to_ink([[[0, 10, 20], [0, 20, 5]]])
-    scaled = input_pipeline.scale_ink(tf.constant(original), 0.2).numpy()
-    ratios = scaled[:, :2] / original[:, :2]
-    assert np.allclose(ratios, ratios[0]) and np.all((ratios >= 0.8) & (ratios <= 1.2))
-    np.testing.assert_array_equal(scaled[:, 2], original[:, 2])
+def test_scale_ink_scales_only_coordinates_by_one_factor_pair_per_drawing():
+    originals, batch = _real_batch()
+    scaled = input_pipeline.scale_ink(batch, 0.2).numpy()
+    factors = []
+    for original, result in zip(originals, scaled, strict=True):
+        moving = np.abs(original[:, :2]) > 1e-3
+        for axis in range(2):
+            axis_ratios = result[moving[:, axis], axis] / original[moving[:, axis], axis]
+            assert np.allclose(axis_ratios, axis_ratios[0], rtol=1e-4)
+            assert 0.8 - 1e-6 <= axis_ratios[0] <= 1.2 + 1e-6
+            factors.append(axis_ratios[0])
+        np.testing.assert_array_equal(result[:, 2], original[:, 2])
+    assert len(set(np.round(factors, 4))) > len(originals)  # drawings get their own factors
 
 
-def test_rotate_ink_turns_every_move_by_the_same_angle():
-    original = ink.to_ink([[[0, 10, 20], [0, 20, 5]], [[3, 9], [3, 1]]])
-    rotated = input_pipeline.rotate_ink(tf.constant(original), 30.0).numpy()
-    np.testing.assert_allclose(np.hypot(*rotated[:, :2].T), np.hypot(*original[:, :2].T), atol=1e-6)
-    angles = np.arctan2(rotated[:, 1], rotated[:, 0]) - np.arctan2(original[:, 1], original[:, 0])
-    angles = (angles + np.pi) % (2 * np.pi) - np.pi
-    assert np.allclose(angles, angles[0], atol=1e-5) and abs(angles[0]) <= np.radians(30) + 1e-6
-    np.testing.assert_array_equal(rotated[:, 2], original[:, 2])
+def test_rotate_ink_turns_every_move_of_a_drawing_by_the_same_angle():
+    originals, batch = _real_batch()
+    rotated = input_pipeline.rotate_ink(batch, 30.0).numpy()
+    first_angles = []
+    for original, result in zip(originals, rotated, strict=True):
+        np.testing.assert_allclose(np.hypot(*result[:, :2].T), np.hypot(*original[:, :2].T), atol=1e-5)
+        moving = np.hypot(*original[:, :2].T) > 1e-2
+        angles = np.arctan2(result[moving, 1], result[moving, 0]) - np.arctan2(
+            original[moving, 1], original[moving, 0]
+        )
+        angles = (angles + np.pi) % (2 * np.pi) - np.pi
+        assert np.allclose(angles, angles[0], atol=1e-3) and abs(angles[0]) <= np.radians(30) + 1e-5
+        np.testing.assert_array_equal(result[:, 2], original[:, 2])
+        first_angles.append(angles[0])
+    assert len(set(np.round(first_angles, 3))) > 1  # drawings get their own angles
 
 
 def test_image_records_yield_uint8_bitmaps(tmp_path):
