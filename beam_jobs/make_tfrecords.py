@@ -94,7 +94,6 @@ DEFAULT_INPUTS = (
 )
 DEFAULT_OUTPUT_DIR = "data/tfrecords"
 DATASET_NAME = "quickdraw"
-CLASSES_FILE = "classes.txt"
 STATS_FILE = "stats.json"
 IMAGE_FORMATS = ("npy", "bitmap_raw")
 MAX_ORIGINAL_BYTES = 1 << 20
@@ -254,8 +253,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
 def read_classes_file(path: str) -> tuple[str, ...]:
     """The words of a classes file, one a line (blank lines skipped); UsageError if unusable."""
     try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            text = f.read().decode("utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as error:  # Beam's BeamIOError is an OSError
         raise UsageError(f"cannot read --classes_file {path}: {error}") from None
     words = tuple(line.strip() for line in text.splitlines() if line.strip())
@@ -436,8 +434,8 @@ def encode(candidate: Candidate, class_index: int, kind: str) -> bytes:
     if kind == "images":
         image = np.frombuffer(candidate.data, np.uint8).reshape(features.BITMAP_SIZE, features.BITMAP_SIZE)
         return features.serialize_image_example(image, class_index, candidate.key_id, candidate.word)
-    # Byte for byte features.stroke_example(...).SerializeToString(deterministic=True) (the feature map
-    # ordered by name, so equal examples always give equal bytes), without TensorFlow in the workers.
+    # Byte for byte TensorFlow's SerializeToString(deterministic=True) of the same Example (the feature
+    # map ordered by name, so equal examples always give equal bytes), without TensorFlow in the workers.
     return features.serialize_stroke_example(
         np.frombuffer(candidate.data, np.float32).reshape(-1, 3),
         class_index,
@@ -558,14 +556,6 @@ def tfrecord_bytes(records: Sequence[bytes]) -> bytes:
 # DoFns and composite steps
 
 
-def to_candidate_tuple(
-    element: tuple[formats.SourceRecord, Drawing], normalize: str, simplify: bool
-) -> tuple:
-    """(record, Drawing) -> candidate tuple, the ink (or pixels) computed once, before the shuffle."""
-    record, drawing = element
-    return to_candidate(record, drawing, drawing_data(drawing, normalize, simplify)).as_tuple()
-
-
 def place(
     value: tuple, eval_fraction: float, test_fraction: float, num_shards: int
 ) -> tuple[tuple[str, int], tuple]:
@@ -584,7 +574,7 @@ BATCH_SIZE = 256  # placed candidates per element shuffled by GroupByShard
 class PrepareFn(beam.DoFn):
     """SourceRecord -> placed candidates, in batches: ((split, shard), [(rank, candidate tuple), ...]).
 
-    Parse, check_labelled, [the recognized_only filter], to_candidate_tuple and place one after
+    Parse, check_labelled, [the recognized_only filter], to_candidate and place one after
     the other, fused into one DoFn: every step costs Beam per-element work. The candidates of a shard
     are passed on up to BATCH_SIZE at a time, so the shuffle moves a few hundred elements, not one per
     drawing (Unbatch puts a shard's group back together). Bad records go to the `rejected` output,
@@ -922,7 +912,7 @@ def _write_stats(facts, classes, output_dir: str, kind: str, num_shards: int) ->
 
 
 def _write_classes(classes: Sequence[str], output_dir: str) -> None:
-    write_text(FileSystems.join(output_dir, CLASSES_FILE), "".join(f"{word}\n" for word in classes))
+    write_text(FileSystems.join(output_dir, splits.CLASSES_FILE), "".join(f"{word}\n" for word in classes))
 
 
 def tfds_features(kind: str):

@@ -1,63 +1,64 @@
-"""What input_bench.py and train_bench.py share: a training-speed measurement with the real loop."""
+"""What the benchmarks share: configs read from the flagfiles, and training speed from the real loop."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import input_pipeline, trainer
+from quickdraw_tf import input_pipeline, train, trainer
 
-# The model of configs/rnn_cpu.flags.
-RNN_CPU_HPARAMS = {
-    "num_conv": (48, 64, 96),
-    "conv_len": (5, 5, 3),
-    "num_layers": 2,
-    "num_nodes": 64,
-    "batch_norm": True,
-    "conv_activation": "relu",
-    "dropout": 0.3,
-}
-RNN_CPU_INPUT = input_pipeline.InputConfig(
-    batch_size=32,
-    shuffle_buffer=5000,
-    bucket_boundaries=(24, 32, 40, 48, 64, 80, 96, 128),
-    max_length=200,
-    augment_scale=0.15,
-    augment_drop_prob=0.1,
-    augment_rotation=15.0,
-)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RNN_CPU_FLAGFILE = os.path.join(REPO, "configs", "rnn_cpu.flags")
+
+
+def flagfile_config(flagfile: str, data_dir: str, model_dir: str, **overrides) -> trainer.TrainConfig:
+    """The TrainConfig that `python -m quickdraw_tf.train --flagfile=F` trains, with `overrides`."""
+    flags.FLAGS.unparse_flags()  # every flag back to its default: one process may read several flagfiles
+    flags.FLAGS([sys.argv[0], f"--flagfile={flagfile}", f"--data_dir={data_dir}", f"--model_dir={model_dir}"])
+    return dataclasses.replace(train.config_from_flags(), **overrides)
+
+
+def rnn_cpu_input() -> input_pipeline.InputConfig:
+    """The input pipeline of configs/rnn_cpu.flags."""
+    return flagfile_config(RNN_CPU_FLAGFILE, data_dir="", model_dir="").input
+
+
+def logged_examples_per_second(model_dir: str) -> float:
+    """Mean examples/s that a training run logged, its first log (which holds the tracing) left out."""
+    log = event_accumulator.EventAccumulator(
+        os.path.join(model_dir, "train"), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    log.Reload()
+    rates = [float(tf.make_ndarray(e.tensor_proto)) for e in log.Tensors("examples_per_second")]
+    return float(np.mean(rates[1:]))
 
 
 def training_examples_per_second(
-    data_dir: str, input_config: input_pipeline.InputConfig, steps: int, hparams: dict | None = None
+    data_dir: str, input_config: input_pipeline.InputConfig, steps: int
 ) -> float:
-    """Examples/s of the real training loop, tracing left out: the loop logs every steps // 4 steps
-    and the first of the four chunks (which holds the tf.function tracing) is dropped."""
+    """Examples/s of the real training loop on configs/rnn_cpu.flags' model with this input, for
+    `steps` steps logged in four chunks (the first, which holds the tf.function tracing, is dropped)."""
     with tempfile.TemporaryDirectory() as model_dir:
-        config = trainer.TrainConfig(
-            data_dir=data_dir,
-            model_dir=model_dir,
-            hparams=RNN_CPU_HPARAMS if hparams is None else hparams,
+        config = flagfile_config(
+            RNN_CPU_FLAGFILE,
+            data_dir,
+            model_dir,
             input=input_config,
             train_steps=steps,
             eval_every=steps,
             checkpoint_every=steps,
             log_every=max(1, steps // 4),
             num_summary_drawings=0,
-            learning_rate=3e-3,
         )
         trainer.train(config)
-        accumulator = event_accumulator.EventAccumulator(
-            os.path.join(model_dir, "train"), size_guidance={event_accumulator.TENSORS: 0}
-        )
-        accumulator.Reload()
-        rates = [float(tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors("examples_per_second")]
-    return float(np.mean(rates[1:]))
+        return logged_examples_per_second(model_dir)
 
 
 def padded_share(data_dir: str, input_config: input_pipeline.InputConfig, batches: int) -> float:
@@ -68,7 +69,3 @@ def padded_share(data_dir: str, input_config: input_pipeline.InputConfig, batche
         valid += int(tf.reduce_sum(inputs["length"]))
         total += int(tf.size(inputs["length"])) * int(tf.shape(inputs["ink"])[1])
     return 1.0 - valid / total
-
-
-def replace(config: input_pipeline.InputConfig, **changes) -> input_pipeline.InputConfig:
-    return dataclasses.replace(config, **changes)

@@ -9,10 +9,11 @@ pipeline at least 20x faster than training, so that input never limits the accel
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
-from common import RNN_CPU_INPUT, replace, training_examples_per_second
+from common import rnn_cpu_input, training_examples_per_second
 
 from quickdraw_tf import input_pipeline
 
@@ -42,10 +43,11 @@ def main() -> None:
         runs = [pipeline_examples_per_second(args.data_dir, config, args.batches) for _ in passes]
         return statistics.median(runs)
 
-    pipeline = median_speed(RNN_CPU_INPUT)
-    plain = replace(RNN_CPU_INPUT, augment_scale=0.0, augment_drop_prob=0.0, augment_rotation=0.0)
+    rnn_cpu = rnn_cpu_input()
+    pipeline = median_speed(rnn_cpu)
+    plain = dataclasses.replace(rnn_cpu, augment_scale=0.0, augment_drop_prob=0.0, augment_rotation=0.0)
     pipeline_plain = median_speed(plain)
-    training = training_examples_per_second(args.data_dir, RNN_CPU_INPUT, args.train_steps)
+    training = training_examples_per_second(args.data_dir, rnn_cpu, args.train_steps)
     print(f"input pipeline (rnn_cpu config, augmented): {pipeline:10.0f} examples/s")
     print(f"input pipeline (no augmentation):           {pipeline_plain:10.0f} examples/s")
     print(f"training (rnn_cpu model, same input):        {training:10.0f} examples/s")

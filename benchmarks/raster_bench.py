@@ -25,12 +25,11 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from common import REPO, flagfile_config, logged_examples_per_second
 from PIL import Image, ImageDraw
-from tensorboard.backend.event_processing import event_accumulator
 
 from quickdraw_tf import input_pipeline, models, raster
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The first flagfile is the training rows' baseline: the RNN recognizer of the training stack.
 FLAGFILES = ("rnn_cpu.flags", "scatter_cpu.flags", "mobilenet_cpu.flags", "bitmap_cnn.flags")
 SIZE, BATCH = 64, 64
@@ -88,26 +87,12 @@ def render_rows(data_dir: str, count: int, repeats: int) -> list[tuple[str, floa
     ]
 
 
-def read_flagfile(path: str) -> tuple[str, int, dict]:
-    """The --model, --batch_size and --hparams of a flagfile."""
-    model, batch_size, hparams = "rnn", 64, []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.strip().removeprefix("--").partition("=")
-            if key == "model":
-                model = value
-            elif key == "batch_size":
-                batch_size = int(value)
-            elif key == "hparams":
-                hparams.append(value)
-    return model, batch_size, models.parse_hparams(hparams)
-
-
 def training_row(flagfile: str, data_dir: str, steps: int) -> tuple[str, int, float]:
-    """(name, parameters, examples/s) of `python -m quickdraw_tf.train --flagfile=...` for `steps` steps."""
-    model, batch_size, hparams = read_flagfile(flagfile)
+    """(name, parameters, examples/s) of `python -m quickdraw_tf.train --flagfile=...` for `steps` steps,
+    each in a fresh process, as a user runs it."""
+    config = flagfile_config(flagfile, data_dir, model_dir="")
     num_classes = len(input_pipeline.read_classes(data_dir))
-    parameters = models.get_model(model, num_classes, **hparams).count_params()
+    parameters = models.get_model(config.model, num_classes, **config.hparams).count_params()
     with tempfile.TemporaryDirectory() as model_dir:
         subprocess.run(
             [
@@ -117,13 +102,9 @@ def training_row(flagfile: str, data_dir: str, steps: int) -> tuple[str, int, fl
             ],
             check=True, cwd=REPO, capture_output=True,
         )  # fmt: skip
-        log = event_accumulator.EventAccumulator(
-            os.path.join(model_dir, "train"), size_guidance={event_accumulator.TENSORS: 0}
-        )
-        log.Reload()
-        rates = [float(tf.make_ndarray(e.tensor_proto)) for e in log.Tensors("examples_per_second")]
-    name = f"{model} ({os.path.basename(flagfile)}, batch {batch_size})"
-    return name, parameters, float(np.mean(rates[1:]))
+        speed = logged_examples_per_second(model_dir)
+    name = f"{config.model} ({os.path.basename(flagfile)}, batch {config.input.batch_size})"
+    return name, parameters, speed
 
 
 def main() -> None:
@@ -145,7 +126,7 @@ def main() -> None:
         return
     baseline = None
     for flagfile in args.flagfiles.split(","):
-        model = read_flagfile(flagfile)[0]
+        model = flagfile_config(flagfile, data_dir="", model_dir="").model
         data_dir = args.image_data_dir if model == "bitmap_cnn" else args.stroke_data_dir
         if data_dir is None:
             print(f"train  {model}: skipped (no --image_data_dir)")

@@ -11,8 +11,9 @@ XLA/TPU run without buckets would do).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from common import RNN_CPU_INPUT, padded_share, replace, training_examples_per_second
+from common import padded_share, rnn_cpu_input, training_examples_per_second
 
 
 def main() -> None:
@@ -21,11 +22,12 @@ def main() -> None:
     parser.add_argument("--train_steps", type=int, default=200)
     parser.add_argument("--max_length", type=int, default=200)
     args = parser.parse_args()
+    rnn_cpu = rnn_cpu_input()
     setups = {
-        "buckets " + ",".join(map(str, RNN_CPU_INPUT.bucket_boundaries)): RNN_CPU_INPUT,
-        "padded to the longest in the batch (baseline)": replace(RNN_CPU_INPUT, bucket_boundaries=()),
-        f"padded to {args.max_length} (static, one bucket)": replace(
-            RNN_CPU_INPUT, bucket_boundaries=(args.max_length,), static_shapes=True
+        "buckets " + ",".join(map(str, rnn_cpu.bucket_boundaries)): rnn_cpu,
+        "padded to the longest in the batch (baseline)": dataclasses.replace(rnn_cpu, bucket_boundaries=()),
+        f"padded to {args.max_length} (static, one bucket)": dataclasses.replace(
+            rnn_cpu, bucket_boundaries=(args.max_length,), static_shapes=True
         ),
     }
     rows = []

@@ -4,10 +4,11 @@ Stroke examples keep the TF RNN tutorial's three features (`ink`, `shape`, `clas
 tutorial's readers still work, plus the drawing's metadata. Image examples (numpy bitmaps) hold
 the 28x28 uint8 pixels row-major in one bytes feature.
 
-TensorFlow is imported on first use only (the parse specs, the tf.train.Example builders): the Beam
-job serializes examples with `serialize_stroke_example` / `serialize_image_example`, which write the
-protobuf wire format directly, byte for byte what
-`stroke_example(...).SerializeToString(deterministic=True)` gives, so its workers need no TensorFlow.
+The examples are encoded once, by `serialize_stroke_example` / `serialize_image_example`, which write
+the protobuf wire format directly (byte for byte what TensorFlow's own serializer gives for the same
+tf.train.Example, tests/test_features.py), so the Beam workers need no TensorFlow. TensorFlow is
+imported on first use only: the parse specs, and `stroke_example` / `image_example`, the same bytes as
+tf.train.Example protos.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 BITMAP_SIZE = 28
-
-_STROKE_INT64_FEATURES = ("shape", "class_index", "key_id", "recognized", "timestamp")
 
 
 def _stroke_features() -> dict:
@@ -70,36 +69,18 @@ def stroke_example(
     recognized: bool = True,
     timestamp: int = 0,
 ):
-    """Encodes one delta ink ([n, 3] float32) and its drawing's metadata as a tf.train.Example."""
+    """One delta ink ([n, 3] float32) and its drawing's metadata as a tf.train.Example."""
     import tensorflow as tf
 
-    ink = np.asarray(ink, np.float32)
-    example = tf.train.Example()
-    feature = example.features.feature
-    feature["ink"].float_list.SetInParent()  # present even when empty, as FloatList(value=[]) was
-    feature["ink"].float_list.value.extend(ink.ravel().tolist())
-    feature["shape"].int64_list.value.extend(ink.shape)
-    feature["class_index"].int64_list.value.append(class_index)
-    feature["key_id"].int64_list.value.append(key_id)
-    feature["word"].bytes_list.value.append(word.encode("utf-8"))
-    feature["countrycode"].bytes_list.value.append(countrycode.encode("utf-8"))
-    feature["recognized"].int64_list.value.append(int(recognized))
-    feature["timestamp"].int64_list.value.append(timestamp)
-    return example
+    serialized = serialize_stroke_example(ink, class_index, key_id, word, countrycode, recognized, timestamp)
+    return tf.train.Example.FromString(serialized)
 
 
 def image_example(image: np.ndarray, class_index: int, key_id: int, word: str):
-    """Encodes one 28x28 uint8 bitmap as a tf.train.Example."""
+    """One 28x28 uint8 bitmap as a tf.train.Example."""
     import tensorflow as tf
 
-    pixels = np.asarray(image, np.uint8).reshape(BITMAP_SIZE * BITMAP_SIZE)
-    example = tf.train.Example()
-    feature = example.features.feature
-    feature["image"].bytes_list.value.append(pixels.tobytes())
-    feature["class_index"].int64_list.value.append(class_index)
-    feature["key_id"].int64_list.value.append(key_id)
-    feature["word"].bytes_list.value.append(word.encode("utf-8"))
-    return example
+    return tf.train.Example.FromString(serialize_image_example(image, class_index, key_id, word))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -173,7 +154,7 @@ def serialize_stroke_example(
     recognized: bool = True,
     timestamp: int = 0,
 ) -> bytes:
-    """stroke_example(...).SerializeToString(deterministic=True), without TensorFlow."""
+    """A stroke tf.train.Example's bytes as TensorFlow serializes them (deterministic=True), without TF."""
     ink = np.asarray(ink, np.float32)
     return _example(
         _STROKE_NAMES,
@@ -191,7 +172,7 @@ def serialize_stroke_example(
 
 
 def serialize_image_example(image: np.ndarray, class_index: int, key_id: int, word: str) -> bytes:
-    """image_example(...).SerializeToString(deterministic=True), without TensorFlow."""
+    """An image tf.train.Example's bytes as TensorFlow serializes them (deterministic=True), without TF."""
     pixels = np.asarray(image, np.uint8).reshape(BITMAP_SIZE * BITMAP_SIZE)
     return _example(
         _IMAGE_NAMES,

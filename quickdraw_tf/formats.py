@@ -54,12 +54,12 @@ from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
-from quickdraw_tf import ink
+from quickdraw_tf import features, ink
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 
 FORMATS = ("ndjson", "bin", "csv", "npy", "bitmap_raw", "npz")
 NPZ_SPLITS = ("train", "valid", "test")
-BITMAP_SHAPE = (28, 28)  # features.BITMAP_SIZE, not imported: features loads TensorFlow, parsing needs none
+BITMAP_SHAPE = (features.BITMAP_SIZE, features.BITMAP_SIZE)
 BITMAP_PIXELS = BITMAP_SHAPE[0] * BITMAP_SHAPE[1]
 MAX_KEY_ID = 2**63 - 1  # key_id goes into an int64 feature
 SIMPLIFIED_RANGE = (0, 255)

@@ -17,10 +17,9 @@ import os
 import tensorflow as tf
 
 from quickdraw_tf import features
+from quickdraw_tf.splits import CLASSES_FILE, SPLITS
 
-SPLITS = ("train", "eval", "test")
 KINDS = ("auto", "stroke", "image")
-CLASSES_FILE = "classes.txt"
 PARSE_BATCH = 64  # records parsed per parse op
 
 

@@ -133,12 +133,13 @@ def _stamp_offsets(radius: float, antialias: bool) -> np.ndarray:
     return grid[np.hypot(grid[:, 0], grid[:, 1]) <= reach].astype(np.int32)
 
 
-def _path_samples(points: tf.Tensor, drawn: tf.Tensor, num_samples: int) -> tuple[tf.Tensor, tf.Tensor]:
+def _path_samples(points: tf.Tensor, drawn: tf.Tensor, num_samples: int) -> tuple[tf.Tensor, ...]:
     """`num_samples` points spread evenly along the drawn segments' total length.
 
     points float32 [B, T + 1, 2], drawn bool [B, T] (segment k joins points k and k + 1). Returns the
-    samples [B, num_samples, 2] and the index of the segment each lies on [B, num_samples]. Even
-    spacing along the arc length keeps shapes static however the length is split between segments.
+    samples [B, num_samples, 2], the index of the segment each lies on [B, num_samples], and that
+    segment's start and end [B, num_samples, 2]. Even spacing along the arc length keeps shapes
+    static however the length is split between segments.
     """
     starts, ends = points[:, :-1], points[:, 1:]
     segment_length = tf.norm(ends - starts, axis=-1) * tf.cast(drawn, tf.float32)
@@ -150,9 +151,8 @@ def _path_samples(points: tf.Tensor, drawn: tf.Tensor, num_samples: int) -> tupl
     length = tf.gather(segment_length, segment, batch_dims=1)
     into = arc - (tf.gather(cumulative, segment, batch_dims=1) - length)
     fraction = tf.clip_by_value(into / tf.maximum(length, 1e-12), 0.0, 1.0)
-    start = tf.gather(starts, segment, batch_dims=1)
-    samples = start + fraction[..., None] * (tf.gather(ends, segment, batch_dims=1) - start)
-    return samples, segment
+    start, end = tf.gather(starts, segment, batch_dims=1), tf.gather(ends, segment, batch_dims=1)
+    return start + fraction[..., None] * (end - start), segment, start, end
 
 
 def _colour_table(colour: str, channels: int, max_strokes: int) -> np.ndarray:
@@ -169,6 +169,17 @@ def _colour_table(colour: str, channels: int, max_strokes: int) -> np.ndarray:
         table[0] = 0.0
         return table.astype(np.float32)
     return np.repeat(grey[:, None], channels, axis=1).astype(np.float32)
+
+
+def colour_channels(colour: str, channels: int | None) -> int:
+    """The channels of a render in `colour` (None: 3 for stroke_palette, else 1); ValueError if unusable."""
+    if colour not in COLOURS:
+        raise ValueError(f"colour must be one of {COLOURS}, got {colour!r}")
+    if channels is None:
+        return 3 if colour == "stroke_palette" else 1
+    if colour == "stroke_palette" and channels != 3:
+        raise ValueError("stroke_palette renders 3 channels")
+    return channels
 
 
 def render(
@@ -194,21 +205,17 @@ def render(
     drawn length is at most num_samples pixels (default 8 * size: 90% of real drawings are under
     6.4 canvas widths; the longest get thin gaps).
     """
-    if colour not in COLOURS:
-        raise ValueError(f"colour must be one of {COLOURS}, got {colour!r}")
-    if channels is None:
-        channels = 3 if colour == "stroke_palette" else 1
-    if colour == "stroke_palette" and channels != 3:
-        raise ValueError("stroke_palette renders 3 channels")
+    channels = colour_channels(colour, channels)
     padding = line_width / 2 if padding is None else padding
     num_samples = 8 * size if num_samples is None else num_samples
-    # One padded row for an empty [B, 0, 3] batch (a replica's share of a last partial batch).
+    # An ink with no row (e.g. a replica's empty [0, 0, 3] share of a last partial batch) gets one
+    # zero row: path sampling needs a segment to index.
     ink = tf.pad(ink, [[0, 0], [0, tf.maximum(1 - tf.shape(ink)[1], 0)], [0, 0]])
     geometry = ink_geometry(ink, lengths)
     points = padding + geometry["positions"] * (size - 1 - 2 * padding)  # pixel centres are integers
     # A segment is drawn unless the point it starts from ends a stroke (no line across pen lifts).
     drawn = geometry["valid"][:, 1:] & (geometry["end_of_stroke"][:, :-1] == 0)
-    samples, segment = _path_samples(points, drawn, num_samples)
+    samples, segment, sample_start, sample_end = _path_samples(points, drawn, num_samples)
     sample_stroke = tf.gather(geometry["stroke"], segment, batch_dims=1)
     sample_key = tf.where(tf.gather(drawn, segment, batch_dims=1), sample_stroke + 1, 0)
     # The points themselves are stamped too, with the segment they start (if drawn): segments
@@ -221,8 +228,8 @@ def render(
     if colour != "stroke_palette":
         # Strokes of one colour share a key, so where they cross the better coverage wins.
         keys = tf.minimum(keys, _MAX_KEY[colour])
-    starts = tf.concat([tf.gather(points, segment, batch_dims=1), points], axis=1)
-    segment_ends = tf.concat([tf.gather(points, segment + 1, batch_dims=1), vertex_end], axis=1)
+    starts = tf.concat([sample_start, points], axis=1)
+    segment_ends = tf.concat([sample_end, vertex_end], axis=1)
     centres = tf.concat([samples, points], axis=1)
     key_image = _stamp(centres, starts, segment_ends, keys, size, line_width / 2, antialias)
     stroke_key = key_image // _KEY_STRIDE
@@ -301,16 +308,14 @@ class RenderInk(keras.layers.Layer):
     ):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
-        if colour not in COLOURS:
-            raise ValueError(f"colour must be one of {COLOURS}, got {colour!r}")
         self.size, self.line_width, self.antialias = size, line_width, antialias
         self.colour, self.padding, self.num_samples = colour, padding, num_samples
-        self.channels = channels if channels is not None else (3 if colour == "stroke_palette" else 1)
+        self.channels = colour_channels(colour, channels)
 
     def call(self, ink, length):
         return render(
-            ink, length, self.size, self.line_width, self.antialias, self.colour,
-            self.channels, self.padding, self.num_samples,
+            ink, length, size=self.size, line_width=self.line_width, antialias=self.antialias,
+            colour=self.colour, channels=self.channels, padding=self.padding, num_samples=self.num_samples,
         )  # fmt: skip
 
     def compute_output_shape(self, ink_shape, length_shape=None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 SPLITS = ("train", "eval", "test")
+CLASSES_FILE = "classes.txt"  # in a make_tfrecords output directory: the class words, by class index
 
 _TWO_TO_64 = float(2**64)
 

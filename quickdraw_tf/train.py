@@ -58,7 +58,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Initialization and shuffling seed.")
 flags.mark_flags_as_required(["data_dir", "model_dir"])
 
 
-def _config() -> trainer.TrainConfig:
+def config_from_flags() -> trainer.TrainConfig:
+    """The TrainConfig the parsed flags describe."""
     input_config = input_pipeline.InputConfig(
         batch_size=_BATCH_SIZE.value,
         shuffle_buffer=_SHUFFLE_BUFFER.value,
@@ -92,9 +93,9 @@ def _config() -> trainer.TrainConfig:
 def main(argv: list[str]) -> None:
     del argv
     try:
-        config = _config()
-        trainer.validate(config)
+        config = config_from_flags()
         strategy = trainer.make_strategy(_STRATEGY.value, _TPU.value)
+        trainer.validate(config, strategy.num_replicas_in_sync)
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
     logging.info("training %s on %d replica(s)", config.model, strategy.num_replicas_in_sync)

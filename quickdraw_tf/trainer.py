@@ -152,13 +152,12 @@ def _write_dir(model_dir: str, name: str, strategy: tf.distribute.Strategy) -> s
     return os.path.join(model_dir, "workertemp", f"{name}_{task_id}")
 
 
-def validate(config: TrainConfig) -> None:
+def validate(config: TrainConfig, num_replicas: int = 1) -> None:
     """Raises ValueError / FileNotFoundError with a one-line message before anything is built."""
-    hparams = models.model_hparams(config.model)
-    unknown = sorted(set(config.hparams) - set(hparams))
-    if unknown:
+    models.check_hparams(config.model, config.hparams)
+    if config.input.batch_size % num_replicas:
         raise ValueError(
-            f"unknown hparam(s) {', '.join(unknown)} for model '{config.model}'; known: {', '.join(hparams)}"
+            f"batch_size {config.input.batch_size} must be a multiple of the {num_replicas} replicas"
         )
     if not tf.io.gfile.isdir(config.data_dir):
         raise FileNotFoundError(f"--data_dir {config.data_dir} is not a directory")
@@ -384,12 +383,7 @@ def _next_boundary(step: int, config: TrainConfig) -> int:
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict[str, float]:
     """Trains to config.train_steps (resuming from model_dir) and returns the last eval metrics."""
     strategy = strategy or tf.distribute.get_strategy()
-    if config.input.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(
-            f"batch_size {config.input.batch_size} must be a multiple of the "
-            f"{strategy.num_replicas_in_sync} replicas"
-        )
-    validate(config)
+    validate(config, strategy.num_replicas_in_sync)
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision != "off":
         keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")

@@ -86,6 +86,9 @@ def test_tiny_model_trains_a_step_and_round_trips_through_model_keras(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, RnnClassifier) and loaded.get_config() == model.get_config()
+    config = loaded.get_config()  # every hyper-parameter is saved, and the tiny values come back
+    assert set(models.model_hparams("rnn")) <= set(config)
+    assert {key: tuple(v) if isinstance(v, list) else v for key, v in config.items() if key in TINY} == TINY
     np.testing.assert_allclose(loaded(inputs, training=False), model(inputs, training=False), atol=1e-6)
 
 

@@ -77,6 +77,12 @@ def test_tiny_model_trains_a_step_and_round_trips_through_model_keras(key, tmp_p
     loaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(loaded(inputs, training=False), model(inputs, training=False))
     assert loaded.get_config() == model.get_config()
+    # Every hyper-parameter is saved, and the tiny (non-default) values come back.
+    name, hparams = TINY[key]
+    config = loaded.get_config()
+    assert set(models.model_hparams(name)) <= set(config)
+    for hparam, value in hparams.items():
+        assert tuple(config[hparam]) == value if isinstance(value, tuple) else config[hparam] == value, hparam
 
 
 def test_scatter_raster_gradients_reach_the_sequence_module_through_the_scatter():

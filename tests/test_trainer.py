@@ -191,5 +191,6 @@ def test_gradients_are_clipped_by_their_global_norm():
     clipped, norm = trainer._clipped_gradients(grads, tf.constant(1.0), clip_norm=6.5)
     assert float(norm) == pytest.approx(13.0)
     assert float(tf.linalg.global_norm(clipped)) == pytest.approx(6.5)
-    unclipped, _ = trainer._clipped_gradients(grads, tf.constant(2.0), clip_norm=0.0)
+    unclipped, norm = trainer._clipped_gradients(grads, tf.constant(2.0), clip_norm=0.0)
     assert unclipped is grads
+    assert float(norm) == pytest.approx(6.5)  # the norm is reported without the loss scale

@@ -50,14 +50,20 @@ def _coerce(key: str, value, default):
     return value
 
 
-def get_model(name: str, num_classes: int, **hparams) -> keras.Model:
-    """Builds model `name`; unknown names or hyper-parameters raise ValueError listing the known ones."""
+def check_hparams(name: str, hparams: Iterable[str]) -> dict:
+    """Model `name`'s defaults; unknown names or hyper-parameters raise ValueError listing the known ones."""
     defaults = model_hparams(name)
     unknown = sorted(set(hparams) - set(defaults))
     if unknown:
         raise ValueError(
             f"unknown hparam(s) {', '.join(unknown)} for model '{name}'; known: {', '.join(defaults)}"
         )
+    return defaults
+
+
+def get_model(name: str, num_classes: int, **hparams) -> keras.Model:
+    """Builds model `name`; unknown names or hyper-parameters raise ValueError listing the known ones."""
+    defaults = check_hparams(name, hparams)
     hparams = {key: _coerce(key, value, defaults[key]) for key, value in hparams.items()}
     return _constructor(name)(num_classes=num_classes, **hparams)
 

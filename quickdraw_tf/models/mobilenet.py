@@ -76,7 +76,10 @@ class InkMobileNet(keras.Model):
         length = keras.Input(shape=(), dtype="int32", name="length")
         padded = AtLeastOneStep(name="at_least_one_step")(ink)
         augmented = RandomInkAffine(augment_rotation, augment_shear, name="augment")(padded)
-        render = RenderInk(image_size, line_width, antialias, colour, channels, name="render")
+        render = RenderInk(
+            size=image_size, line_width=line_width, antialias=antialias, colour=colour, channels=channels,
+            name="render",
+        )  # fmt: skip
         images = render(augmented, length)
         # [0, 1] → [-1, 1], the range MobileNet's preprocess_input gives.
         x = keras.layers.Rescaling(2.0, offset=-1.0, name="rescale")(images)
