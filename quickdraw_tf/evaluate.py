@@ -10,6 +10,7 @@ selected one; the latest if there is none), latest, or a checkpoint path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -38,13 +39,20 @@ def find_checkpoint(model_dir: str, checkpoint: str = "best") -> str:
     return path
 
 
-def load_model(model_dir: str, num_classes: int, checkpoint: str = "best") -> tuple[keras.Model, str, int]:
-    """Rebuilds the model from config.json and restores its weights; returns (model, path, step)."""
+def read_run_config(model_dir: str) -> trainer.TrainConfig:
+    """The TrainConfig a training run saved in its model_dir."""
     config_path = os.path.join(model_dir, trainer.CONFIG_FILE)
     if not tf.io.gfile.exists(config_path):
         raise FileNotFoundError(f"no {trainer.CONFIG_FILE} in {model_dir}: not a training model_dir")
     with tf.io.gfile.GFile(config_path) as f:
-        config = trainer.TrainConfig.from_json(f.read())
+        return trainer.TrainConfig.from_json(f.read())
+
+
+def load_model(
+    config: trainer.TrainConfig, num_classes: int, checkpoint: str = "best"
+) -> tuple[keras.Model, str, int]:
+    """Rebuilds the run's model and restores its weights; returns (model, path, step)."""
+    model_dir = config.model_dir
     model = trainer.build_model(config, num_classes)
     path = find_checkpoint(model_dir, checkpoint)
     step = tf.Variable(0, dtype=tf.int64)
@@ -79,10 +87,11 @@ def evaluate(
 ) -> dict:
     """Evaluates, writes eval_results.json, the confusion matrix PNG and summaries; returns the results."""
     classes = input_pipeline.read_classes(data_dir)
-    model, path, step = load_model(model_dir, len(classes), checkpoint)
-    dataset = input_pipeline.make_dataset(
-        data_dir, split, input_pipeline.InputConfig(batch_size=batch_size), training=False
-    )
+    config = dataclasses.replace(read_run_config(model_dir), model_dir=model_dir)
+    model, path, step = load_model(config, len(classes), checkpoint)
+    # The run's own input config (truncation, static shapes), as its eval during training read it.
+    input_config = dataclasses.replace(config.input, batch_size=batch_size)
+    dataset = input_pipeline.make_dataset(data_dir, split, input_config, training=False)
     totals, confusion = _accumulate(model, dataset, len(classes))
     count = int(totals.get("count", 0))
     if not count:

@@ -107,6 +107,17 @@ def test_evaluate_writes_sane_results(trained, tfrecord_dir):
     )
 
 
+def test_evaluate_reads_the_split_as_the_runs_own_eval_did(tfrecord_dir, tmp_path):
+    # Truncation to 10 points changes what the model sees: evaluate must apply it as training's eval did.
+    truncating = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(), max_length=10)
+    config = tiny_config(tfrecord_dir, str(tmp_path), input=truncating, train_steps=6, num_summary_drawings=0)
+    during_training = trainer.train(config)
+    results = evaluate.evaluate(str(tmp_path), tfrecord_dir, split="eval", checkpoint="latest")
+    assert results["step"] == 6
+    for key in ("top1", "top3", "map3"):
+        assert results[key] == pytest.approx(during_training[key], abs=1e-6), key
+
+
 class _Messages(logging.Handler):
     def __init__(self):
         super().__init__(logging.INFO)
