@@ -561,9 +561,9 @@ def place(
 ) -> tuple[tuple[str, int], tuple]:
     """candidate tuple -> ((split, shard), (rank, candidate tuple)): all three depend on the key_id only."""
     key_id = value[0]
-    ranking = rank(key_id)
-    split = splits.assign_split(ranking[0], eval_fraction, test_fraction)
-    return (split, splits.shard_index(key_id, num_shards)), (ranking, value)
+    hash_value, shard = splits.key_hash_and_shard(key_id, num_shards)  # one sha256 per drawing
+    split = splits.assign_split(hash_value, eval_fraction, test_fraction)
+    return (split, shard), ((hash_value, key_id), value)  # (hash_value, key_id) is rank(key_id)
 
 
 UNRECOGNIZED = "unrecognized"

@@ -21,7 +21,23 @@ def key_digest(key_id: int) -> bytes:
 
 def key_hash(key_id: int) -> float:
     """A float in [0, 1), uniform over key_ids: the first 8 digest bytes as a fraction of 2**64."""
-    return int.from_bytes(key_digest(key_id)[:8], "big") / _TWO_TO_64
+    return _hash_of(key_digest(key_id))
+
+
+def key_hash_and_shard(key_id: int, num_shards: int) -> tuple[float, int]:
+    """(key_hash, shard_index) from one digest: what the Beam job needs per drawing."""
+    digest = key_digest(key_id)
+    return _hash_of(digest), _shard_of(digest, num_shards)
+
+
+def _hash_of(digest: bytes) -> float:
+    return int.from_bytes(digest[:8], "big") / _TWO_TO_64
+
+
+def _shard_of(digest: bytes, num_shards: int) -> int:
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    return int.from_bytes(digest[8:16], "big") % num_shards
 
 
 def assign_split(hash_value: float, eval_fraction: float, test_fraction: float) -> str:
@@ -39,6 +55,4 @@ def assign_split(hash_value: float, eval_fraction: float, test_fraction: float) 
 
 def shard_index(key_id: int, num_shards: int) -> int:
     """The output shard of a drawing; uses digest bytes the split does not, so shards are balanced."""
-    if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
-    return int.from_bytes(key_digest(key_id)[8:16], "big") % num_shards
+    return _shard_of(key_digest(key_id), num_shards)

@@ -15,45 +15,71 @@ from absl import app, flags, logging
 
 from quickdraw_tf import cli, input_pipeline, models, trainer
 
+# Flag defaults are the config classes' defaults, so a library call and the CLI agree.
+_TRAIN, _INPUT = trainer.TrainConfig(data_dir="", model_dir=""), input_pipeline.InputConfig()
+
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "make_tfrecords output dir (classes.txt + TFRecords).")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and exports go here.")
-_MODEL = flags.DEFINE_string("model", "rnn", f"Model name, one of: {', '.join(models.MODEL_NAMES)}.")
+_MODEL = flags.DEFINE_string("model", _TRAIN.model, f"Model name, one of: {', '.join(models.MODEL_NAMES)}.")
 _HPARAMS = flags.DEFINE_multi_string("hparams", [], "Model hyper-parameter key=value; repeat the flag.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES, "tf.distribute strategy.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1000, "Total optimizer steps (a restart continues to it).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "GLOBAL batch size.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (peak after warmup).")
-_LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", "constant", trainer.LR_SCHEDULES, "Decay after warmup.")
-_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 0, "Linear learning-rate warmup steps.")
-_CLIP_NORM = flags.DEFINE_float("clip_norm", 9.0, "Clip the global gradient norm to this (0: no clipping).")
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", 500, "Evaluate on the eval split every N steps.")
-_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint every N steps.")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Write train summaries every N steps.")
+_TRAIN_STEPS = flags.DEFINE_integer(
+    "train_steps", _TRAIN.train_steps, "Total optimizer steps (a restart continues to it)."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _INPUT.batch_size, "GLOBAL batch size.")
+_LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", _TRAIN.learning_rate, "Adam learning rate (peak after warmup)."
+)
+_LR_SCHEDULE = flags.DEFINE_enum(
+    "lr_schedule", _TRAIN.lr_schedule, trainer.LR_SCHEDULES, "Decay after warmup."
+)
+_WARMUP_STEPS = flags.DEFINE_integer(
+    "warmup_steps", _TRAIN.warmup_steps, "Linear learning-rate warmup steps."
+)
+_CLIP_NORM = flags.DEFINE_float(
+    "clip_norm", _TRAIN.clip_norm, "Clip the global gradient norm to this (0: no clipping)."
+)
+_EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every", _TRAIN.eval_every, "Evaluate on the eval split every N steps."
+)
+_CHECKPOINT_EVERY = flags.DEFINE_integer(
+    "checkpoint_every", _TRAIN.checkpoint_every, "Checkpoint every N steps."
+)
+_LOG_EVERY = flags.DEFINE_integer("log_every", _TRAIN.log_every, "Write train summaries every N steps.")
 _KEEP_CHECKPOINTS = flags.DEFINE_integer(
-    "keep_checkpoints", 3, "Keep the last N checkpoints (plus the best)."
+    "keep_checkpoints", _TRAIN.keep_checkpoints, "Keep the last N checkpoints (plus the best)."
 )
 _MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "off", trainer.MIXED_PRECISION, "float16 (GPU, with loss scaling) or bfloat16 (TPU)."
+    "mixed_precision",
+    _TRAIN.mixed_precision,
+    trainer.MIXED_PRECISION,
+    "float16 (GPU, with loss scaling) or bfloat16 (TPU).",
 )
-_SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 10_000, "Shuffle buffer, in drawings.")
+_SHUFFLE_BUFFER = flags.DEFINE_integer(
+    "shuffle_buffer", _INPUT.shuffle_buffer, "Shuffle buffer, in drawings."
+)
 _BUCKET_BOUNDARIES = flags.DEFINE_list(
     "bucket_boundaries",
-    ["32", "48", "64", "96", "128", "192"],
+    [str(b) for b in _INPUT.bucket_boundaries],
     "Length bucket boundaries; empty: no bucketing.",
 )
 _STATIC_SHAPES = flags.DEFINE_bool(
     "static_shapes",
-    False,
+    _INPUT.static_shapes,
     "Pad to bucket boundaries, drop partial batches, truncate to the largest (TPU/XLA).",
 )
-_MAX_LENGTH = flags.DEFINE_integer("max_length", 0, "Truncate longer drawings (0: never).")
-_AUGMENT_SCALE = flags.DEFINE_float("augment_scale", 0.0, "Random x/y scale in [1-s, 1+s] (training only).")
-_AUGMENT_DROP_PROB = flags.DEFINE_float("augment_drop_prob", 0.0, "sketch-rnn point dropping probability.")
-_AUGMENT_ROTATION = flags.DEFINE_float(
-    "augment_rotation", 0.0, "Random rotation in +-degrees (training only)."
+_MAX_LENGTH = flags.DEFINE_integer("max_length", _INPUT.max_length, "Truncate longer drawings (0: never).")
+_AUGMENT_SCALE = flags.DEFINE_float(
+    "augment_scale", _INPUT.augment_scale, "Random x/y scale in [1-s, 1+s] (training only)."
 )
-_SEED = flags.DEFINE_integer("seed", 0, "Initialization and shuffling seed.")
+_AUGMENT_DROP_PROB = flags.DEFINE_float(
+    "augment_drop_prob", _INPUT.augment_drop_prob, "sketch-rnn point dropping probability."
+)
+_AUGMENT_ROTATION = flags.DEFINE_float(
+    "augment_rotation", _INPUT.augment_rotation, "Random rotation in +-degrees (training only)."
+)
+_SEED = flags.DEFINE_integer("seed", _TRAIN.seed, "Initialization and shuffling seed.")
 
 flags.mark_flags_as_required(["data_dir", "model_dir"])
 

@@ -338,14 +338,20 @@ def _write_scalars(writer, step: int, values: dict[str, float]) -> None:
     writer.flush()
 
 
-def _drawings_png(state: _State, eval_dataset: tf.data.Dataset, classes: list[str], count: int) -> bytes:
-    """The first eval drawings, titled with their true and predicted class."""
+def _summary_batch(config: TrainConfig) -> tuple[dict, tf.Tensor]:
+    """The first num_summary_drawings eval drawings: read once, drawn with the predictions at each eval."""
+    eval_dataset = input_pipeline.make_dataset(config.data_dir, "eval", config.input, training=False)
     inputs, labels = next(iter(eval_dataset))
-    inputs = {key: value[:count] for key, value in inputs.items()}
+    count = config.num_summary_drawings
+    return {key: value[:count] for key, value in inputs.items()}, labels[:count]
+
+
+def _drawings_png(state: _State, batch: tuple[dict, tf.Tensor], classes: list[str]) -> bytes:
+    """The summary drawings, titled with their true and predicted class."""
+    inputs, labels = batch
     predicted = tf.argmax(state.model(inputs, training=False), axis=-1).numpy()
     titles = [
-        f"true: {classes[t]} / pred: {classes[p]}"
-        for t, p in zip(labels[:count].numpy(), predicted, strict=True)
+        f"true: {classes[t]} / pred: {classes[p]}" for t, p in zip(labels.numpy(), predicted, strict=True)
     ]
     if "ink" in inputs:
         return plots.drawings_png(inputs["ink"].numpy(), inputs["length"].numpy(), titles)
@@ -439,6 +445,7 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
     distributed_eval = _distributed_dataset(strategy, config, config.input, "eval", training=False)
     train_loop = _make_train_loop(strategy, state, config)
     eval_pass = _make_eval_pass(strategy, state)
+    summary_batch = _summary_batch(config) if chief and config.num_summary_drawings else None
 
     eval_metrics: dict[str, float] = {}
     totals, steps_since_log, train_seconds = _zeros(), 0, 0.0
@@ -457,8 +464,8 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
         if step % config.eval_every == 0 or done:
             eval_metrics = _evaluate(state, eval_pass, distributed_eval)
             _write_scalars(eval_writer, step, eval_metrics)
-            if chief and config.num_summary_drawings:
-                _write_drawings(eval_writer, state, config, classes, step)
+            if summary_batch is not None:
+                _write_drawings(eval_writer, state, summary_batch, classes, step)
             if eval_metrics["map3"] > float(state.best_map3.numpy()):
                 state.best_map3.assign(eval_metrics["map3"])
                 best_manager.save(checkpoint_number=step)
@@ -478,10 +485,11 @@ def _log_train(writer, state: _State, step: int, totals: dict, num_steps: int, s
     logging.info("step %d: %s", step, " ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
 
-def _write_drawings(writer, state: _State, config: TrainConfig, classes: list[str], step: int) -> None:
-    """The first eval drawings rendered with their true and predicted class, as an image summary."""
-    eval_dataset = input_pipeline.make_dataset(config.data_dir, "eval", config.input, training=False)
-    png = _drawings_png(state, eval_dataset, classes, config.num_summary_drawings)
+def _write_drawings(
+    writer, state: _State, batch: tuple[dict, tf.Tensor], classes: list[str], step: int
+) -> None:
+    """The summary drawings rendered with their true and predicted class, as an image summary."""
+    png = _drawings_png(state, batch, classes)
     with writer.as_default(step=step):
         tf.summary.image("drawings", plots.png_summary_image(png))
     writer.flush()

@@ -7,14 +7,13 @@ encodes with the shared schema, so the reader is tested against the format witho
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, ink
+from quickdraw_tf import features, ink, splits
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample", "simplified")
 PER_CLASS = 40
@@ -34,38 +33,30 @@ def sample_drawings(per_class: int = PER_CLASS) -> list[dict]:
     return [record for word in sorted(by_word) for record in by_word[word]]
 
 
-def _key_hash(key_id: int) -> int:
-    # Not key_id % n: Quick, Draw! key_ids are datastore ids, mostly multiples of large powers of 2.
-    return int.from_bytes(hashlib.sha256(str(key_id).encode()).digest()[:8], "big")
-
-
-def _split(key_id: int) -> str:
-    digit = _key_hash(key_id) % 10
-    return "test" if digit < 2 else "eval" if digit < 3 else "train"
-
-
 def write_tfrecord_dir(out_dir: str, records: list[dict], num_shards: int = NUM_SHARDS) -> list[str]:
     classes = sorted({record["word"] for record in records})
     writers = {
         (split, i): tf.io.TFRecordWriter(
             os.path.join(out_dir, f"quickdraw-{split}.tfrecord-{i:05d}-of-{num_shards:05d}")
         )
-        for split in ("train", "eval", "test")
+        for split in splits.SPLITS
         for i in range(num_shards)
     }
     for record in records:
         key_id = int(record["key_id"])
-        example = features.stroke_example(
+        example = features.serialize_stroke_example(
             ink.to_ink(record["drawing"]),
             classes.index(record["word"]),
             key_id,
             record["word"],
             record["countrycode"],
         )
-        writers[_split(key_id), _key_hash(key_id) // 10 % num_shards].write(example.SerializeToString())
+        # The job's split and shard of each drawing (make_tfrecords --eval_fraction=0.1 --test_fraction=0.2).
+        split = splits.assign_split(splits.key_hash(key_id), eval_fraction=0.1, test_fraction=0.2)
+        writers[split, splits.shard_index(key_id, num_shards)].write(example)
     for writer in writers.values():
         writer.close()
-    with open(os.path.join(out_dir, "classes.txt"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, splits.CLASSES_FILE), "w", encoding="utf-8") as f:
         f.write("".join(f"{word}\n" for word in classes))
     return classes
 

@@ -2,8 +2,10 @@
 
 A drawing's points are the cumulative sums of its deltas, so a linear map of the deltas is the same
 map of the whole drawing (about its first point; the raster models re-fit every drawing to its
-bounding box, so where it lands does not matter). The input pipeline already jitters x and y scales
-and drops points; rotation and shear are what a CNN on the drawing's picture still needs to see.
+bounding box, so where it lands does not matter). The input pipeline jitters x and y scales, drops
+points and can rotate (--augment_rotation); the raster configs rotate and shear here instead
+(--hparams=augment_rotation, augment_shear) and leave the pipeline's rotation at 0: setting both
+rotates twice.
 """
 
 from __future__ import annotations
