@@ -34,7 +34,11 @@ from small per-shard tallies of the kept drawings ((split, word) -> count, small
                splits, caps, stats and rejections. One run converts strokes or images: a glob list that
                mixes them is refused with a one-line error.
 
-Output directory:
+Output directory (written whole or not at all: into a temporary directory beside it, renamed into place
+once the counts reconcile, under a lock; a non-empty one is refused without --overwrite; see
+beam_jobs/atomic_output.py; names and formats in quickdraw_tf/layout.py):
+  manifest.json          written last: every file's name, bytes and sha256, every shard's record count;
+                         the input pipeline reads only the shards it lists and refuses a dir without it
   quickdraw-{train,eval,test}.tfrecord-{i:05d}-of-{n:05d}  every shard, empty ones included; the
         records of a shard sorted by (h, key_id), so two runs on the same input give identical bytes
   classes.txt            one word a line; the line number (from 0) is class_index
@@ -84,7 +88,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from quickdraw_tf import features, formats, ink, splits
+from beam_jobs import atomic_output
+from quickdraw_tf import features, formats, ink, layout, splits
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,8 +98,6 @@ DEFAULT_INPUTS = (
     os.path.join(REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson"),
 )
 DEFAULT_OUTPUT_DIR = "data/tfrecords"
-DATASET_NAME = "quickdraw"
-STATS_FILE = "stats.json"
 IMAGE_FORMATS = ("npy", "bitmap_raw")
 MAX_ORIGINAL_BYTES = 1 << 20
 COUNTER_NAMESPACE = "quickdraw"
@@ -111,6 +114,7 @@ class JobConfig:
 
     inputs: tuple[str, ...] = DEFAULT_INPUTS
     output_dir: str = DEFAULT_OUTPUT_DIR
+    overwrite: bool = False
     format: str | None = None
     recognized_only: bool = False
     classes: tuple[str, ...] | None = None  # from --classes_file; None: the distinct words found
@@ -180,6 +184,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output_dir", default=DEFAULT_OUTPUT_DIR)
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --output_dir (an earlier conversion) whole; without it, it is refused",
+    )
+    parser.add_argument(
         "--format",
         default=None,
         help=f"read every input as one of {', '.join(formats.FORMATS)} "
@@ -238,6 +247,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
     return JobConfig(
         inputs=tuple(args.input),
         output_dir=args.output_dir,
+        overwrite=args.overwrite,
         format=args.format,
         recognized_only=args.recognized_only,
         classes=read_classes_file(args.classes_file) if args.classes_file else None,
@@ -445,11 +455,6 @@ def encode(candidate: Candidate, class_index: int, kind: str) -> bytes:
         candidate.recognized,
         candidate.timestamp,
     )
-
-
-def shard_name(split: str, index: int, num_shards: int) -> str:
-    """TFDS's default file naming, so tfds.builder_from_directory finds the shards."""
-    return f"{DATASET_NAME}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}"
 
 
 def write_records(path: str, records: Iterable[bytes]) -> int:
@@ -816,14 +821,10 @@ def encode_group(group: tuple[tuple[str, int], list], class_index: dict[str, int
 def write_shard(group: tuple[tuple[str, int], list], output_dir: str, num_shards: int) -> tuple:
     """Writes a shard of (word, example)s in order; returns ((split, index), count, bytes, {word: count})."""
     (split, index), entries = group
-    path = FileSystems.join(output_dir, shard_name(split, index, num_shards))
+    path = FileSystems.join(output_dir, layout.shard_name(split, index, num_shards))
     num_bytes = write_records(path, (example for _, example in entries))
     Metrics.counter(COUNTER_NAMESPACE, "written").inc(len(entries))
     return (split, index), len(entries), num_bytes, dict(Counter(word for word, _ in entries))
-
-
-def rejected_name(index: int, num_files: int) -> str:
-    return f"rejected-{index:05d}-of-{num_files:05d}.ndjson"
 
 
 def rejected_file_of(entry: dict, num_files: int) -> tuple[int, tuple]:
@@ -838,7 +839,8 @@ def write_rejected(group: tuple[int, Iterable[tuple]], output_dir: str, num_file
     index, entries = group
     lines = [line for _, line in sorted(entries)]
     write_text(
-        FileSystems.join(output_dir, rejected_name(index, num_files)), "".join(f"{line}\n" for line in lines)
+        FileSystems.join(output_dir, layout.rejected_name(index, num_files)),
+        "".join(f"{line}\n" for line in lines),
     )
     return index, len(lines)
 
@@ -907,12 +909,12 @@ def reconciliation_error(stats: dict) -> str | None:
 
 def _write_stats(facts, classes, output_dir: str, kind: str, num_shards: int) -> dict:
     stats = build_stats(facts, classes, kind, num_shards)
-    write_text(FileSystems.join(output_dir, STATS_FILE), json.dumps(stats, indent=2) + "\n")
+    write_text(FileSystems.join(output_dir, layout.STATS_FILE), json.dumps(stats, indent=2) + "\n")
     return stats
 
 
 def _write_classes(classes: Sequence[str], output_dir: str) -> None:
-    write_text(FileSystems.join(output_dir, splits.CLASSES_FILE), "".join(f"{word}\n" for word in classes))
+    write_text(FileSystems.join(output_dir, layout.CLASSES_FILE), layout.classes_text(classes))
 
 
 def tfds_features(kind: str):
@@ -954,7 +956,7 @@ def write_tfds_metadata(stats: dict, output_dir: str, kind: str) -> None:
     import tensorflow_datasets as tfds
 
     template = tfds.core.ShardedFileTemplate(
-        data_dir=output_dir, dataset_name=DATASET_NAME, filetype_suffix="tfrecord"
+        data_dir=output_dir, dataset_name=layout.DATASET_NAME, filetype_suffix="tfrecord"
     )
     split_infos = [
         tfds.core.SplitInfo(
@@ -1066,18 +1068,21 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[s
 
 
 def run_job(config: JobConfig, beam_args: Sequence[str] = (), save_main_session: bool = True) -> dict:
-    """Runs the job to completion and returns stats.json; raises UsageError for bad inputs."""
+    """Runs the job to completion and returns stats.json; raises UsageError for bad inputs and
+    atomic_output.OutputDirError for an --output_dir in use. The output appears whole (with manifest.json,
+    once the counts reconcile) or not at all: see beam_jobs/atomic_output.py."""
     inputs = expand_inputs(config.inputs, config.format)
     kind = input_kind(inputs)
     options = PipelineOptions(list(beam_args))
     options.view_as(SetupOptions).save_main_session = save_main_session
-    with beam.Pipeline(runner=runtime.direct_runner(options), options=options) as p:
-        build_pipeline(p, config, inputs, kind)
-    stats = json.loads(read_text(FileSystems.join(config.output_dir, STATS_FILE)))
-    error = reconciliation_error(stats)
-    if error is not None:
-        raise RuntimeError(f"counts do not reconcile: {error}")
-    write_tfds_metadata(stats, config.output_dir, kind)
+    with atomic_output.claim(config.output_dir, config.overwrite) as staging:
+        with beam.Pipeline(runner=runtime.direct_runner(options), options=options) as p:
+            build_pipeline(p, dataclasses.replace(config, output_dir=staging), inputs, kind)
+        stats = json.loads(read_text(FileSystems.join(staging, layout.STATS_FILE)))
+        error = reconciliation_error(stats)
+        if error is not None:
+            raise RuntimeError(f"counts do not reconcile: {error}")
+        write_tfds_metadata(stats, staging, kind)
     return stats
 
 
@@ -1110,7 +1115,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(argv)
-    except UsageError as error:
+    except (UsageError, atomic_output.OutputDirError) as error:
         print(f"make_tfrecords: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -4,6 +4,8 @@ r"""Evaluates a trained model on one split: top-1/3/5, MAP@3, per-class accuracy
 
 Writes model_dir/eval_results.json (keys top1, top3, top5, map3, num_examples, per_class, ...),
 model_dir/confusion_matrix_<split>.png and TensorBoard summaries under model_dir/eval_<split>/.
+Only the shards data_dir's manifest.json lists are read, after checking their sizes and counts
+(input_pipeline.split_files); any mismatch, or a corrupt record, is a one-line error naming the file.
 The model is rebuilt from model_dir/config.json and restored from --checkpoint: best (the eval-MAP@3
 selected one; the latest if there is none), latest, or a checkpoint path.
 """
@@ -19,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from quickdraw_tf import cli, input_pipeline, metrics, plots, trainer
+from quickdraw_tf import cli, input_pipeline, layout, metrics, plots, trainer
 
 RESULTS_FILE = "eval_results.json"
 
@@ -92,7 +94,8 @@ def evaluate(
     # The run's own input config (truncation, static shapes), as its eval during training read it.
     input_config = dataclasses.replace(config.input, batch_size=batch_size)
     dataset = input_pipeline.make_dataset(data_dir, split, input_config, training=False)
-    totals, confusion = _accumulate(model, dataset, len(classes))
+    with input_pipeline.naming_bad_shards(data_dir):
+        totals, confusion = _accumulate(model, dataset, len(classes))
     count = int(totals.get("count", 0))
     if not count:
         raise ValueError(f"split '{split}' in {data_dir} has no drawings")
@@ -126,7 +129,7 @@ def _define_flags() -> None:
     """Only when run as a program: importing evaluate() must not claim --model_dir and --data_dir."""
     flags.DEFINE_string("model_dir", None, "The training run's model_dir.")
     flags.DEFINE_string("data_dir", None, "make_tfrecords output dir.")
-    flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to evaluate.")
+    flags.DEFINE_enum("split", "test", layout.SPLITS, "Split to evaluate.")
     flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
     flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.")
     flags.mark_flags_as_required(["model_dir", "data_dir"])

@@ -10,14 +10,15 @@ padded or length-bucketed batches → prefetch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import os
+from collections.abc import Iterator
 
 import tensorflow as tf
 
-from quickdraw_tf import features
-from quickdraw_tf.splits import CLASSES_FILE, SPLITS
+from quickdraw_tf import features, layout
+from quickdraw_tf.layout import SPLITS
 
 KINDS = ("auto", "stroke", "image")
 PARSE_BATCH = 64  # records parsed per parse op
@@ -71,36 +72,35 @@ class InputConfig:
 
 
 def split_files(data_dir: str, split: str) -> list[str]:
-    """The shards of one split, sorted; raises FileNotFoundError naming the expected pattern."""
+    """The shards of one split that the directory's manifest lists, in order, after the cheap checks of
+    layout.check_data_dir (raises layout.DataDirError, a ValueError, with a one-line message)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    pattern = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-*")
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"no TFRecords for split '{split}': nothing matches {pattern}")
-    return files
+    manifest, _, _ = layout.check_data_dir(data_dir, tf.io.gfile)
+    return [layout.join(data_dir, shard["name"]) for shard in manifest["shards"][split]]
 
 
 def read_classes(data_dir: str) -> list[str]:
-    """The class words; line number = class_index."""
-    path = os.path.join(data_dir, CLASSES_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"no {CLASSES_FILE} in {data_dir}")
-    with tf.io.gfile.GFile(path) as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
+    """The class words (line number = class_index) of a checked data directory."""
+    return layout.check_data_dir(data_dir, tf.io.gfile)[1]
 
 
-def detect_kind(files: list[str]) -> str:
-    """'stroke' or 'image', from the features of the first record found (shards may be empty)."""
-    for path in files:
-        for record in tf.data.TFRecordDataset(path).take(1):
-            keys = tf.train.Example.FromString(record.numpy()).features.feature.keys()
-            if "ink" in keys:
-                return "stroke"
-            if "image" in keys:
-                return "image"
-            raise ValueError(f"{path}: records have neither 'ink' nor 'image' features: {sorted(keys)}")
-    raise ValueError(f"all of {len(files)} shards are empty, starting with {files[0]}")
+def data_kind(data_dir: str) -> str:
+    """'stroke' or 'image': the kind the conversion recorded in its manifest."""
+    kind = layout.check_data_dir(data_dir, tf.io.gfile)[0]["kind"]
+    return {"strokes": "stroke", "images": "image"}[kind]
+
+
+@contextlib.contextmanager
+def naming_bad_shards(data_dir: str) -> Iterator[None]:
+    """Turns a DataLossError raised while reading data_dir's shards (TensorFlow's names no file) into a
+    layout.DataDirError naming the shard whose sha256 no longer matches the manifest."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        manifest = layout.check_data_dir(data_dir, tf.io.gfile)[0]
+        layout.verify_shards(data_dir, manifest, tf.io.gfile)  # raises, naming the corrupt shard
+        raise layout.DataDirError(f"corrupt record in {data_dir}: {error.message}") from None
 
 
 # The augmentations work on a whole parsed batch of drawings, ragged [N, None, 3], as flat point
@@ -280,7 +280,7 @@ def make_dataset(
     at least one, else by records.
     """
     files = split_files(data_dir, split)
-    kind = detect_kind(files) if config.kind == "auto" else config.kind
+    kind = data_kind(data_dir) if config.kind == "auto" else config.kind
     dataset = _records(files, config, training, shard)
     if training if repeat is None else repeat:
         dataset = dataset.repeat()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-SPLITS = ("train", "eval", "test")
-CLASSES_FILE = "classes.txt"  # in a make_tfrecords output directory: the class words, by class index
+from quickdraw_tf.layout import SPLITS  # noqa: F401 (re-exported; the output layout lives in layout.py)
 
 _TWO_TO_64 = float(2**64)
 

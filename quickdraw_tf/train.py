@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
-from quickdraw_tf import cli, input_pipeline, models, trainer
+from quickdraw_tf import cli, input_pipeline, layout, models, trainer
 
 # Flag defaults are the config classes' defaults, so a library call and the CLI agree.
 _TRAIN, _INPUT = trainer.TrainConfig(data_dir="", model_dir=""), input_pipeline.InputConfig()
@@ -125,7 +125,11 @@ def main(argv: list[str]) -> None:
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
     logging.info("training %s on %d replica(s)", config.model, strategy.num_replicas_in_sync)
-    trainer.train(config, strategy)
+    try:
+        with input_pipeline.naming_bad_shards(config.data_dir):
+            trainer.train(config, strategy)
+    except layout.DataDirError as error:  # e.g. a shard corrupted after validate() checked its size
+        cli.fail(error)
 
 
 if __name__ == "__main__":

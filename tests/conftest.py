@@ -1,6 +1,6 @@
 """Shared fixtures: a tiny make_tfrecords-style output dir built from the embedded real sample.
 
-It follows the Beam job's layout (quickdraw-{split}.tfrecord-{i:05d}-of-{n:05d}, classes.txt) and
+It follows the Beam job's layout (quickdraw_tf/layout.py: shards, classes.txt, stats.json, manifest.json) and
 encodes with the shared schema, so the reader is tested against the format without running Beam.
 """
 
@@ -13,7 +13,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, ink, splits
+from quickdraw_tf import features, ink, layout, splits
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample", "simplified")
 PER_CLASS = 40
@@ -37,7 +37,7 @@ def write_tfrecord_dir(out_dir: str, records: list[dict], num_shards: int = NUM_
     classes = sorted({record["word"] for record in records})
     writers = {
         (split, i): tf.io.TFRecordWriter(
-            os.path.join(out_dir, f"quickdraw-{split}.tfrecord-{i:05d}-of-{num_shards:05d}")
+            os.path.join(out_dir, layout.shard_name(split, i, num_shards))
         )
         for split in splits.SPLITS
         for i in range(num_shards)
@@ -56,9 +56,25 @@ def write_tfrecord_dir(out_dir: str, records: list[dict], num_shards: int = NUM_
         writers[split, splits.shard_index(key_id, num_shards)].write(example)
     for writer in writers.values():
         writer.close()
-    with open(os.path.join(out_dir, splits.CLASSES_FILE), "w", encoding="utf-8") as f:
-        f.write("".join(f"{word}\n" for word in classes))
+    with open(os.path.join(out_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:
+        f.write(layout.classes_text(classes))
+    write_manifest(out_dir, "strokes", num_shards, len(classes))
     return classes
+
+
+def write_manifest(out_dir: str, kind: str, num_shards: int, num_classes: int) -> None:
+    """stats.json (the fields the readers check) and manifest.json, as a finished conversion leaves them."""
+    def records(split: str, index: int) -> int:
+        path = os.path.join(out_dir, layout.shard_name(split, index, num_shards))
+        return sum(1 for _ in tf.data.TFRecordDataset(path))
+
+    lengths = {split: [records(split, i) for i in range(num_shards)] for split in layout.SPLITS}
+    stats = {"kind": kind, "num_classes": num_classes, "shard_lengths": lengths}
+    with open(os.path.join(out_dir, layout.STATS_FILE), "w", encoding="utf-8") as f:
+        json.dump(stats, f)
+    manifest = layout.build_manifest(out_dir, os.listdir(out_dir), stats, lambda path: open(path, "rb"))
+    with open(os.path.join(out_dir, layout.MANIFEST_FILE), "w", encoding="utf-8") as f:
+        f.write(layout.manifest_text(manifest))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from quickdraw_tf import features, ink, input_pipeline
 from quickdraw_tf.input_pipeline import InputConfig
-from tests.conftest import sample_drawings
+from tests.conftest import sample_drawings, write_manifest
 
 EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)
 
@@ -194,9 +194,12 @@ def test_image_records_yield_uint8_bitmaps(tmp_path):
             "eye.npy",
         )
     )[:10].reshape(10, 28, 28)
-    with tf.io.TFRecordWriter(str(tmp_path / "quickdraw-train.tfrecord-00000-of-00001")) as writer:
-        for i, bitmap in enumerate(bitmaps):
-            writer.write(features.image_example(bitmap, 0, i, "eye").SerializeToString())
+    for split in ("train", "eval", "test"):
+        with tf.io.TFRecordWriter(str(tmp_path / f"quickdraw-{split}.tfrecord-00000-of-00001")) as writer:
+            for i, bitmap in enumerate(bitmaps if split == "train" else []):
+                writer.write(features.image_example(bitmap, 0, i, "eye").SerializeToString())
+    (tmp_path / "classes.txt").write_text("eye\n")
+    write_manifest(str(tmp_path), "images", num_shards=1, num_classes=1)
     config = InputConfig(batch_size=4)
     (inputs, labels), *_ = _batches(str(tmp_path), config, split="train")
     assert inputs["image"].dtype == tf.uint8 and inputs["image"].shape == (4, 28, 28)
@@ -204,8 +207,8 @@ def test_image_records_yield_uint8_bitmaps(tmp_path):
     assert labels.numpy().tolist() == [0, 0, 0, 0]
 
 
-def test_missing_split_names_the_pattern(tmp_path):
-    with pytest.raises(FileNotFoundError, match="quickdraw-test.tfrecord-"):
+def test_dir_without_manifest_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="has no manifest.json.*re-run beam_jobs.make_tfrecords"):
         input_pipeline.split_files(str(tmp_path), "test")
 
 

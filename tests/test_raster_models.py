@@ -14,7 +14,7 @@ import tensorflow as tf
 from quickdraw_tf import evaluate, export, features, ink, input_pipeline, models, trainer
 from quickdraw_tf.input_pipeline import InputConfig
 from quickdraw_tf.models.augment import RandomInkAffine
-from tests.conftest import sample_drawings
+from tests.conftest import sample_drawings, write_manifest
 
 # Tiny versions of each registered raster model: test key → (model name, hparams).
 TINY = {
@@ -131,6 +131,7 @@ def _write_image_records(data_dir: str) -> None:
                 writer.write(features.image_example(image, label, i, words[label]).SerializeToString())
     with open(os.path.join(data_dir, "classes.txt"), "w") as f:
         f.write("".join(f"{word}\n" for word in words))
+    write_manifest(data_dir, "images", num_shards=1, num_classes=len(words))
 
 
 def _config(data_dir, model_dir, key, train_steps):
