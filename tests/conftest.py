@@ -36,9 +36,7 @@ def sample_drawings(per_class: int = PER_CLASS) -> list[dict]:
 def write_tfrecord_dir(out_dir: str, records: list[dict], num_shards: int = NUM_SHARDS) -> list[str]:
     classes = sorted({record["word"] for record in records})
     writers = {
-        (split, i): tf.io.TFRecordWriter(
-            os.path.join(out_dir, layout.shard_name(split, i, num_shards))
-        )
+        (split, i): tf.io.TFRecordWriter(os.path.join(out_dir, layout.shard_name(split, i, num_shards)))
         for split in splits.SPLITS
         for i in range(num_shards)
     }
@@ -64,6 +62,7 @@ def write_tfrecord_dir(out_dir: str, records: list[dict], num_shards: int = NUM_
 
 def write_manifest(out_dir: str, kind: str, num_shards: int, num_classes: int) -> None:
     """stats.json (the fields the readers check) and manifest.json, as a finished conversion leaves them."""
+
     def records(split: str, index: int) -> int:
         path = os.path.join(out_dir, layout.shard_name(split, index, num_shards))
         return sum(1 for _ in tf.data.TFRecordDataset(path))
@@ -72,7 +71,8 @@ def write_manifest(out_dir: str, kind: str, num_shards: int, num_classes: int) -
     stats = {"kind": kind, "num_classes": num_classes, "shard_lengths": lengths}
     with open(os.path.join(out_dir, layout.STATS_FILE), "w", encoding="utf-8") as f:
         json.dump(stats, f)
-    manifest = layout.build_manifest(out_dir, os.listdir(out_dir), stats, lambda path: open(path, "rb"))
+    names = set(os.listdir(out_dir)) - {layout.MANIFEST_FILE}
+    manifest = layout.build_manifest(out_dir, names, stats, lambda path: open(path, "rb"))
     with open(os.path.join(out_dir, layout.MANIFEST_FILE), "w", encoding="utf-8") as f:
         f.write(layout.manifest_text(manifest))
 
