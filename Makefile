@@ -17,7 +17,7 @@ $(INSTALLED): setup.py
 
 # convert the embedded sample -> train configs/rnn_small.flags -> evaluate on the test split
 demo: $(INSTALLED)
-	$(PY) -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=$(DATA_DIR)
+	$(PY) -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=$(DATA_DIR) --overwrite
 	rm -rf $(MODEL_DIR)
 	$(PY) -m quickdraw_tf.train --flagfile=configs/rnn_small.flags --data_dir=$(DATA_DIR) --model_dir=$(MODEL_DIR)
 	$(PY) -m quickdraw_tf.evaluate --model_dir=$(MODEL_DIR) --data_dir=$(DATA_DIR) --split=test
@@ -31,4 +31,4 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(DATA_DIR) runs
+	rm -rf $(DATA_DIR) $(dir $(DATA_DIR)).$(notdir $(DATA_DIR)).* runs

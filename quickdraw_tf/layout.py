@@ -176,7 +176,7 @@ def check_data_dir(data_dir: str, gfile) -> tuple[dict, list[str], dict]:
             raise DataDirError(f"data directory {data_dir} does not exist")
         raise DataDirError(
             f"{data_dir} has no {MANIFEST_FILE}: not a finished make_tfrecords output (an older "
-            "conversion or an interrupted run); re-run beam_jobs.make_tfrecords into a new directory"
+            "conversion or an interrupted run); re-run beam_jobs.make_tfrecords (--overwrite replaces it)"
         )
     manifest = parse_manifest(_read(gfile, manifest_path).decode("utf-8"), manifest_path)
     texts = {}
