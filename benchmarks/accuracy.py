@@ -68,6 +68,7 @@ def convert_with_beam(source: str, classes_file: str, data_dir: str) -> None:
             f"--eval_fraction={EVAL_FRACTION}",
             f"--test_fraction={TEST_FRACTION}",
             f"--output_dir={data_dir}",
+            "--overwrite",  # work_dir/tfrecords from an earlier run of this benchmark
         ],
         check=True,
         cwd=REPO,
