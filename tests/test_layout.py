@@ -5,6 +5,8 @@ import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -13,6 +15,7 @@ from quickdraw_tf import evaluate, input_pipeline, layout
 from quickdraw_tf.input_pipeline import InputConfig
 from tests.conftest import NUM_SHARDS, write_manifest
 
+REPO = os.path.join(os.path.dirname(__file__), os.pardir)
 EVAL = InputConfig(batch_size=16, bucket_boundaries=(), shuffle_buffer=10)
 # Quick, Draw! words with spaces, apostrophes, hyphens and capitals, and non-ASCII ones a user may add.
 TRICKY_WORDS = ["The Eiffel Tower", "The Great Wall of China", "The Mona Lisa", "t-shirt", "teddy-bear",
@@ -167,3 +170,17 @@ def test_image_dir_kind_comes_from_the_manifest(tmp_path, tfrecord_dir):
     assert input_pipeline.data_kind(data_dir) == "stroke"
     write_manifest(data_dir, "images", NUM_SHARDS, len(input_pipeline.read_classes(data_dir)))
     assert input_pipeline.data_kind(data_dir) == "image"
+
+
+@pytest.mark.integration
+def test_train_and_evaluate_clis_refuse_a_dir_without_manifest_in_one_line(tmp_path, tfrecord_dir):
+    data_dir = _copy(tfrecord_dir, tmp_path)
+    os.remove(os.path.join(data_dir, layout.MANIFEST_FILE))
+    for module in ("quickdraw_tf.train", "quickdraw_tf.evaluate"):
+        result = subprocess.run(
+            [sys.executable, "-m", module, f"--data_dir={data_dir}", f"--model_dir={tmp_path}/model"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO},
+        )  # fmt: skip
+        lines = [line for line in result.stderr.splitlines() if ": error: " in line]
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert f"{data_dir} has no manifest.json" in lines[0]
