@@ -267,6 +267,11 @@ def read_classes_file(path: str) -> tuple[str, ...]:
     except (OSError, UnicodeDecodeError) as error:  # Beam's BeamIOError is an OSError
         raise UsageError(f"cannot read --classes_file {path}: {error}") from None
     words = tuple(line.strip() for line in text.splitlines() if line.strip())
+    for word in words:
+        try:
+            layout.check_word(word)  # what classes.txt can hold
+        except ValueError as error:
+            raise UsageError(f"--classes_file {path}: {error}") from None
     duplicated = sorted(word for word, n in Counter(words).items() if n > 1)
     if not words or duplicated:
         raise UsageError(f"--classes_file {path} " + (f"repeats {duplicated}" if words else "lists no word"))

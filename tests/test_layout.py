@@ -184,3 +184,12 @@ def test_train_and_evaluate_clis_refuse_a_dir_without_manifest_in_one_line(tmp_p
         lines = [line for line in result.stderr.splitlines() if ": error: " in line]
         assert result.returncode == 2 and len(lines) == 1, result.stderr
         assert f"{data_dir} has no manifest.json" in lines[0]
+
+
+def test_classes_file_word_that_classes_txt_cannot_hold_is_a_usage_error(tmp_path):
+    from beam_jobs import make_tfrecords
+
+    path = tmp_path / "classes"
+    path.write_text("cat\ndog\tbig\n")
+    with pytest.raises(make_tfrecords.UsageError, match="has a control character"):
+        make_tfrecords.read_classes_file(str(path))
