@@ -56,6 +56,9 @@ _MIXED_PRECISION = flags.DEFINE_enum(
     trainer.MIXED_PRECISION,
     "float16 (GPU, with loss scaling) or bfloat16 (TPU).",
 )
+_JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", _TRAIN.jit_compile, "XLA-compile the training step (needs --static_shapes)."
+)
 _SHUFFLE_BUFFER = flags.DEFINE_integer(
     "shuffle_buffer", _INPUT.shuffle_buffer, "Shuffle buffer, in drawings."
 )
@@ -112,6 +115,7 @@ def config_from_flags() -> trainer.TrainConfig:
         log_every=_LOG_EVERY.value,
         keep_checkpoints=_KEEP_CHECKPOINTS.value,
         mixed_precision=_MIXED_PRECISION.value,
+        jit_compile=_JIT_COMPILE.value,
         seed=_SEED.value,
     )
 
