@@ -162,8 +162,7 @@ def validate(config: TrainConfig, num_replicas: int = 1) -> None:
         )
     if config.jit_compile and not config.input.static_shapes:
         raise ValueError("--jit_compile needs --static_shapes: XLA compiles the step once per input shape")
-    if not tf.io.gfile.isdir(config.data_dir):
-        raise FileNotFoundError(f"--data_dir {config.data_dir} is not a directory")
+    input_pipeline.check_data_dir(config.data_dir)
     input_pipeline.read_classes(config.data_dir)
     input_pipeline.split_files(config.data_dir, "train")
     config_path = os.path.join(config.model_dir, CONFIG_FILE)
