@@ -140,7 +140,10 @@ def main(argv: list[str]) -> None:
     print(f"model_dir:   {config.model_dir}", flush=True)
     print(f"TensorBoard: tensorboard --logdir {config.model_dir}", flush=True)
     logging.info("training %s on %d replica(s)", config.model, strategy.num_replicas_in_sync)
-    trainer.train(config, strategy)
+    try:
+        trainer.train(config, strategy)
+    except trainer.JitUnsupportedError as error:  # known only once the model is built
+        cli.fail(error)
 
 
 if __name__ == "__main__":

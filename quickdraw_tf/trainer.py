@@ -246,11 +246,16 @@ def _train_step_fn(state: _State, config: TrainConfig):
     return step_fn
 
 
+class JitUnsupportedError(ValueError):
+    """--jit_compile with a model that holds layers XLA cannot compile."""
+
+
 def check_jit_support(model: keras.Model) -> None:
-    """Raises ValueError when a layer cannot be XLA-compiled (Keras marks its cuDNN LSTMs so on GPU)."""
+    """Raises JitUnsupportedError when a layer cannot be XLA-compiled (Keras marks its cuDNN LSTMs so
+    when a GPU is visible)."""
     unsupported = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
     if unsupported:
-        raise ValueError(
+        raise JitUnsupportedError(
             f"--jit_compile: XLA cannot compile layers {', '.join(unsupported)} of this model here "
             "(cuDNN LSTMs on GPU): drop --jit_compile"
         )

@@ -80,5 +80,5 @@ def test_layers_xla_cannot_compile_are_named():
     trainer.check_jit_support(model)  # on CPU the LSTMs run the generic loop, which XLA compiles
     # What Keras does to an LSTM that will run on cuDNN (a GPU is visible).
     model.get_layer("bilstm_0").forward_layer.supports_jit = False
-    with pytest.raises(ValueError, match="XLA cannot compile layers forward_lstm_0 "):
+    with pytest.raises(trainer.JitUnsupportedError, match="XLA cannot compile layers forward_lstm_0 "):
         trainer.check_jit_support(model)
