@@ -264,6 +264,7 @@ def write_report(args: argparse.Namespace, budget: Budget, rows: list[dict]) -> 
         "cudnn": cudnn.get("answer", cudnn.get("status")),
         "rows": rows,
     }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output + ".tmp", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     os.replace(args.output + ".tmp", args.output)

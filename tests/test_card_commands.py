@@ -78,7 +78,7 @@ def test_every_config_runs_with_no_other_flag(path, tfrecord_dir, tmp_path, monk
         assert any(arg in (f"--format={f}" for f in IMAGE_FORMATS) for arg in args)
 
 
-def _run(cwd, *args, timeout=300):
+def _run(cwd, *args, timeout=900):
     env = {**os.environ, "PYTHONPATH": str(cwd), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
