@@ -97,7 +97,7 @@ DEFAULT_INPUTS = (
     os.path.join(REPO_ROOT, "data", "sample", "raw", "*", "*.ndjson"),
     os.path.join(REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson"),
 )
-DEFAULT_OUTPUT_DIR = "data/tfrecords"
+DEFAULT_OUTPUT_DIR = layout.DEFAULT_DATA_DIR
 IMAGE_FORMATS = ("npy", "bitmap_raw")
 MAX_ORIGINAL_BYTES = 1 << 20
 COUNTER_NAMESPACE = "quickdraw"

@@ -27,6 +27,7 @@ SPLITS = ("train", "eval", "test")
 KINDS = ("strokes", "images")  # stats.json's and manifest.json's "kind"
 DATASET_NAME = "quickdraw"
 CLASSES_FILE = "classes.txt"
+DEFAULT_DATA_DIR = "data/tfrecords"  # where make_tfrecords writes and train/evaluate read by default
 STATS_FILE = "stats.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "quickdraw_tf.make_tfrecords"
