@@ -21,9 +21,10 @@ FORMATS:
               header is unreadable or not such rows becomes one record, rejected as bad_image.
   bitmap_raw  numpy_bitmap rows without the .npy header, 784 bytes each; never guessed from a name.
   npz         sketch-rnn: np.savez_compressed of "train", "valid", "test" object arrays of int16 stroke-3.
-              Object arrays are pickled, so loading needs allow_pickle=True (sketch-rnn's own loader does
-              the same, with encoding="latin1" for its Python 2 files): only read .npz files you trust.
-              An archive that cannot be read becomes one record, rejected as truncated_record.
+              Object arrays are pickled; they are read by quickdraw_tf.safe_npz, whose unpickler builds
+              nothing but numpy arrays of numbers (never allow_pickle=True): a crafted file runs no code.
+              An archive that cannot be read, or holds anything else, becomes one record, rejected as
+              truncated_record. Values outside int16 are rejected as bad_coordinate (never wrapped).
 
 What a format does not store:
   word       bin, npy, bitmap_raw and npz take it from the file name (word_from_path).
@@ -54,7 +55,7 @@ from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
-from quickdraw_tf import features, ink
+from quickdraw_tf import features, ink, safe_npz
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 
 FORMATS = ("ndjson", "bin", "csv", "npy", "bitmap_raw", "npz")
@@ -89,8 +90,8 @@ _BIN_COUNT = struct.Struct("<H")  # n_points, before each stroke's xs and ys byt
 _BIN_MAX_COUNT = 0xFFFF
 _CHUNK_BYTES = 1 << 20
 _MAX_NPY_HEADER_BYTES = 1 << 20
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
-_STROKE3_LIMIT = 2**14 - 1  # keeps first points and deltas inside int16
+_STROKE3_LIMIT = 2**14 - 1
+_INT16_RANGE = (-(2**15), 2**15 - 1)  # keeps first points and deltas inside int16
 
 _INT, _INT_OR_FLOAT = {int}, {int, float}
 
@@ -332,15 +333,11 @@ def _split_npz(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
 
 
 def _load_npz(data: bytes) -> dict[str, np.ndarray]:
-    """The arrays of an npz archive, sketch-rnn's splits first; ValueError if it cannot be read."""
-    # np.load would unpickle anything that is not a zip or .npy: only ever hand it a zip.
-    if not data.startswith(_ZIP_MAGICS):
-        raise ValueError(f"not a zip archive (starts with {data[:4]!r})")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=True, encoding="latin1") as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except Exception as error:  # zipfile, zlib, pickle and numpy each raise their own errors on bad bytes
-        raise ValueError(f"unreadable .npz archive ({type(error).__name__}: {error})") from error
+    """The arrays of an npz archive, sketch-rnn's splits first; ValueError if it cannot be read.
+
+    Never unpickles anything but arrays of numbers (quickdraw_tf.safe_npz): a crafted file runs no code.
+    """
+    arrays = safe_npz.load_npz(data)
     split_order = {split: rank for rank, split in enumerate(NPZ_SPLITS)}
     names = sorted(arrays, key=lambda name: (split_order.get(name, len(NPZ_SPLITS)), name))
     return {name: arrays[name] for name in names}
@@ -623,6 +620,9 @@ def _checked_stroke3(stroke3: np.ndarray) -> np.ndarray:
         np.isfinite(stroke3).all() and (stroke3 == np.round(stroke3)).all()
     ):
         raise InvalidRecord("bad_coordinate", "stroke-3 values are not all finite integers")
+    low, high = _INT16_RANGE
+    if stroke3.min() < low or stroke3.max() > high:  # sketch-rnn's files are int16: never wrap around
+        raise InvalidRecord("bad_coordinate", f"stroke-3 values outside the int16 range {low}..{high}")
     if not np.isin(stroke3[:, 2], (0, 1)).all():
         raise InvalidRecord("bad_coordinate", "stroke-3 pen_lifted values must be 0 or 1")
     return stroke3
@@ -899,7 +899,7 @@ def write_npz(path_or_fileobj: str | BinaryIO, splits: dict[str, list[Drawing]])
     """sketch-rnn's .npz: "train", "valid" and "test" object arrays of int16 stroke-3 (missing splits empty).
 
     Lossy: timestamps, metadata and a raw drawing's t arrays are dropped and coordinates rounded to integers.
-    numpy appends ".npz" to a path without it. Reading it back needs allow_pickle=True (object arrays).
+    numpy appends ".npz" to a path without it. read_source_records reads it back without allow_pickle.
     """
     unknown = sorted(set(splits) - set(NPZ_SPLITS))
     if unknown:
