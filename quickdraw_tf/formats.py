@@ -55,8 +55,8 @@ from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
-from quickdraw_tf import features, ink, safe_npz
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf import features, ink, limits, safe_npz
+from quickdraw_tf.drawing import Drawing, InvalidRecord, word_problem
 
 FORMATS = ("ndjson", "bin", "csv", "npy", "bitmap_raw", "npz")
 NPZ_SPLITS = ("train", "valid", "test")
@@ -85,8 +85,8 @@ _TIMESTAMP_FAST = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,6})?"
 )
 
-_BIN_HEADER = struct.Struct("<Q2sbIH")  # key_id, countrycode, recognized, timestamp, n_strokes
-_BIN_COUNT = struct.Struct("<H")  # n_points, before each stroke's xs and ys bytes
+_BIN_HEADER = limits.BIN_HEADER  # key_id, countrycode, recognized, timestamp, n_strokes
+_BIN_COUNT = limits.BIN_COUNT  # n_points, before each stroke's xs and ys bytes
 _BIN_MAX_COUNT = 0xFFFF
 _CHUNK_BYTES = 1 << 20
 _MAX_NPY_HEADER_BYTES = 1 << 20
@@ -112,6 +112,9 @@ class SourceRecord(NamedTuple):
     payload: bytes | np.ndarray
     format: str
     split: str = ""  # npz only: train, valid or test
+    # Bytes of the record the reader did not keep: a line or binary record over the byte cap (payload: its
+    # first max_record_bytes), or a binary file's unreadable tail (payload: its first KiB). Both rejected.
+    skipped: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,8 +180,13 @@ def derived_key_id(*parts: object) -> int:
 # Splitting files into records (never raises on bad content)
 
 
-def read_source_records(fileobj: BinaryIO, source: str, fmt: str) -> Iterator[SourceRecord]:
-    """Splits an open binary file into undecoded records, named `source` in each of them."""
+def read_source_records(
+    fileobj: BinaryIO, source: str, fmt: str, max_record_bytes: int = limits.MAX_RECORD_BYTES
+) -> Iterator[SourceRecord]:
+    """Splits an open binary file into undecoded records, named `source` in each of them.
+
+    A line or binary record longer than max_record_bytes is not kept whole (see SourceRecord.skipped).
+    """
     splitters = {
         "ndjson": _split_ndjson,
         "bin": _split_bin,
@@ -189,29 +197,23 @@ def read_source_records(fileobj: BinaryIO, source: str, fmt: str) -> Iterator[So
     }
     if fmt not in splitters:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt in ("ndjson", "csv", "bin"):
+        return splitters[fmt](fileobj, source, max_record_bytes)
     return splitters[fmt](fileobj, source)
 
 
-def _numbered_lines(fileobj: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """Lines without their line break, numbered from 1 (blank lines count)."""
-    number = 0
-    while line := fileobj.readline():
-        number += 1
-        yield number, line.rstrip(b"\r\n")
-
-
-def _split_ndjson(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
-    for number, line in _numbered_lines(fileobj):
+def _split_ndjson(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
+    for number, line, skipped in limits.capped_lines(fileobj, max_bytes):
         if line.strip():
-            yield SourceRecord(source, number, line, "ndjson")
+            yield SourceRecord(source, number, line, "ndjson", skipped=skipped)
 
 
-def _split_csv(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
-    for number, line in _numbered_lines(fileobj):
-        if number == 1 and _is_kaggle_header(line):
+def _split_csv(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
+    for number, line, skipped in limits.capped_lines(fileobj, max_bytes):
+        if number == 1 and not skipped and _is_kaggle_header(line):
             continue
         if line.strip():
-            yield SourceRecord(source, number, line, "csv")
+            yield SourceRecord(source, number, line, "csv", skipped=skipped)
 
 
 def _is_kaggle_header(line: bytes) -> bool:
@@ -219,14 +221,29 @@ def _is_kaggle_header(line: bytes) -> bool:
     return columns in (_CSV_TRAIN_COLUMNS, _CSV_TEST_COLUMNS)
 
 
-def _split_bin(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
-    # Records have no delimiter: walk the headers and point counts to find where each one ends.
+def _split_bin(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
+    # Records have no delimiter and no sync marker: walk the headers and point counts to find where each
+    # one ends. A header no real record has means a corrupt byte has cost the walk the record boundaries:
+    # the rest of the file becomes one record (its first KiB kept), rejected as unreadable_tail.
     buffer, start, offset = b"", 0, 0  # offset: the file position of buffer[0]
     while True:
+        header = buffer[start : start + _BIN_HEADER.size]
+        if len(header) == _BIN_HEADER.size and limits.bin_header_problem(header):
+            kept = buffer[start : start + limits.TAIL_KEPT_BYTES]
+            skipped = len(buffer) - start - len(kept) + limits.skip_to_end(fileobj)
+            yield SourceRecord(source, offset + start, kept, "bin", skipped=skipped)
+            return
         length = _bin_record_length(buffer, start)
         if length is not None:
-            yield SourceRecord(source, offset + start, buffer[start : start + length], "bin")
+            kept = buffer[start : start + min(length, max_bytes)]
+            yield SourceRecord(source, offset + start, kept, "bin", skipped=length - len(kept))
             start += length
+            continue
+        if len(buffer) - start > max_bytes:  # over the cap before its end is in sight: walk past it
+            length, rest = limits.skip_bin_record(fileobj, buffer[start:])
+            kept = buffer[start : start + max_bytes]
+            yield SourceRecord(source, offset + start, kept, "bin", skipped=length - max_bytes)
+            buffer, offset, start = rest, offset + start + length, 0
             continue
         # Reading at least what is buffered already keeps a huge (or corrupt) record linear, not quadratic.
         chunk = fileobj.read(max(_CHUNK_BYTES, len(buffer) - start))
@@ -371,7 +388,24 @@ def parse_record(record: SourceRecord) -> Drawing:
     }
     if record.format not in parsers:
         raise ValueError(f"unknown format {record.format!r}; expected one of {', '.join(FORMATS)}")
+    if record.skipped:  # decided before any decoding: the reader kept only the record's start
+        raise _skipped_rejection(record)
     return parsers[record.format](record)
+
+
+def _skipped_rejection(record: SourceRecord) -> InvalidRecord:
+    kept = len(record.payload)
+    if record.format == "bin" and kept >= _BIN_HEADER.size:
+        problem = limits.bin_header_problem(bytes(record.payload[: _BIN_HEADER.size]))
+        if problem:
+            return InvalidRecord(
+                "unreadable_tail",
+                f"no record can start at byte {record.position} ({problem}): the binary format has no "
+                f"sync marker, so the {kept + record.skipped:,} bytes from there to the end were not read",
+            )
+    return InvalidRecord(
+        "too_large", f"{kept + record.skipped:,} bytes, over the {kept:,}-byte cap (max_record_bytes)"
+    )
 
 
 def _parse_ndjson(record: SourceRecord) -> Drawing:
@@ -644,6 +678,7 @@ def validate(drawing: Drawing, *, simplified_range: bool = True) -> Drawing:
         _check_image(drawing.image)
     if drawing.image is None or drawing.strokes:
         _check_strokes(drawing.strokes, simplified_range)
+        limits.check_drawing(drawing.strokes)
     return drawing
 
 
@@ -660,6 +695,9 @@ def _check_metadata(drawing: Drawing) -> None:
             raise InvalidRecord(
                 "bad_field", f"{name} {_short.repr(getattr(drawing, name))} is not {expected}"
             )
+    problem = word_problem(drawing.word)
+    if problem:
+        raise InvalidRecord("bad_field", problem)
 
 
 def _check_image(image: object) -> None:
@@ -801,6 +839,11 @@ def iter_drawings(path: str, fmt: str | None = None) -> Iterator[Drawing]:
 def _require_strokes(drawing: Drawing) -> None:
     if not drawing.strokes:
         raise ValueError(f"drawing {drawing.key_id} has no strokes (a bitmap cannot be written as strokes)")
+    # Refused here rather than written: the readers reject such words (a newline would also split a CSV
+    # record over two lines), so every file a writer produces reads back.
+    problem = word_problem(drawing.word)
+    if problem:
+        raise ValueError(f"drawing {drawing.key_id}: {problem}")
 
 
 def _compact_json(value: object, drawing: Drawing) -> str:

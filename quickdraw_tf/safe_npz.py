@@ -6,10 +6,10 @@ can call any Python function. This loader opens the zip itself, reads plain numb
 allow_pickle=False, and unpickles object arrays with an unpickler that can build nothing but numpy
 arrays and dtypes:
 
-  - find_class resolves only numpy's array reconstructor, ndarray, dtype, _frombuffer (protocol 5) and
-    codecs' latin-1 encode (what Python 2 and protocol 2 pickles use for raw bytes), each replaced by a checking wrapper (ndarray by
-    an inert marker that only the reconstructor accepts): any other global (os.system, builtins.eval,
-    ...) raises UnsafeNpz before anything is imported or called;
+  - find_class resolves only numpy's array reconstructor, ndarray, dtype, _frombuffer (protocol 5)
+    and codecs' latin-1 encode (what Python 2 and protocol 2 pickles use for raw bytes), each replaced
+    by a checking wrapper (ndarray by an inert marker that only the reconstructor accepts): any other
+    global (os.system, builtins.eval, ...) raises UnsafeNpz before anything is imported or called;
   - the wrappers accept only numeric dtypes (bool, int, uint, float) or object, plain ndarrays, and the
     latin-1 encoding; the only __setstate__ a pickle can then reach are ndarray's and dtype's;
   - the result must be a 1-D object array whose every element is an array of numbers (anything else a
@@ -135,7 +135,7 @@ def load_member(data: bytes) -> np.ndarray:
     except Exception as error:  # numpy raises ValueError, SyntaxError, ... on foreign headers
         raise UnsafeNpz(f"unreadable .npy header ({error})") from error
     _checked_dtype(dtype, allow_object=True)
-    if dtype == object:
+    if dtype.kind == "O":
         return _unpickle_object_array(stream, shape)
     try:
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)

@@ -547,6 +547,11 @@ REJECTIONS = [
     (SourceRecord("eye.npy", 0, b"\x93NUMPY\x01", "npy"), "bad_image", "unreadable .npy header"),
     (SourceRecord("my.eye.x.bin", 3, b"\0" * 100, "bitmap_raw"), "bad_image", "row has 100 pixels"),
     (SourceRecord("cat.npz", 0, b"PK\x03\x04 not really", "npz"), "truncated_record", "unreadable .npz"),
+    (ndjson(word="two\nlines"), "bad_field", "control character '\\n'"),
+    (ndjson(word="   "), "bad_field", "is blank"),
+    (ndjson(drawing=[[[1.5, 7e305], [3, 4], [0, 9]]]), "bad_coordinate", "beyond ±1e+06"),
+    (SourceRecord("belt.ndjson", 1, b'{"word":', "ndjson", skipped=99), "too_large", "107 bytes, over the 8"),
+    (SourceRecord("belt.bin", 40, b"\0" * 10 + b"\x07" + b"\0" * 6, "bin", skipped=5), "unreadable_tail", "at byte 40"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The .npz reader never runs code from a file, and still reads sketch-rnn's object arrays of real drawings."""
+"""The .npz reader never runs code from a file, yet reads sketch-rnn's object arrays of real drawings."""
 
 from __future__ import annotations
 
