@@ -551,7 +551,7 @@ REJECTIONS = [
     (ndjson(word="   "), "bad_field", "is blank"),
     (ndjson(drawing=[[[1.5, 7e305], [3, 4], [0, 9]]]), "bad_coordinate", "beyond ±1e+06"),
     (SourceRecord("belt.ndjson", 1, b'{"word":', "ndjson", skipped=99), "too_large", "107 bytes, over the 8"),
-    (SourceRecord("belt.bin", 40, b"\0" * 10 + b"\x07" + b"\0" * 6, "bin", skipped=5), "unreadable_tail", "at byte 40"),
+    (SourceRecord("a.bin", 40, bytes(10) + b"\7" + bytes(6), "bin", skipped=5), "unreadable_tail", "byte 40"),
 ]
 
 
