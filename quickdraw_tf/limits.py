@@ -58,13 +58,13 @@ def capped_lines(fileobj: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes
     number = 0
     while first := fileobj.readline(max_bytes + 2):  # room for max_bytes and "\r\n"
         number += 1
-        last, total = first, len(first)
+        ending, total = first[-2:], len(first)  # ending: the last two bytes read of the line
         if len(first) == max_bytes + 2 and not first.endswith(b"\n"):  # the line goes on: skip the rest
-            while last := fileobj.readline(CHUNK_BYTES):
-                total += len(last)
-                if last.endswith(b"\n"):
+            while part := fileobj.readline(CHUNK_BYTES):
+                ending, total = (ending + part)[-2:], total + len(part)
+                if part.endswith(b"\n"):
                     break
-        length = total - (len(last) - len(last.rstrip(b"\r\n")))
+        length = total - (len(ending) - len(ending.rstrip(b"\r\n")))
         if length <= max_bytes:
             yield number, first.rstrip(b"\r\n"), 0
         else:
