@@ -43,16 +43,16 @@ def seeds() -> tuple[Seed, ...]:
     """One or more real seed files per format."""
     raw = sorted((SAMPLE / "raw").glob("*/*.ndjson"))[:6]
     simplified = sorted((SAMPLE / "simplified").glob("*/*.ndjson"))[:6]
-    found = [Seed(path.name, "ndjson", _head_lines(path, 40)) for path in raw + simplified]
+    found = [Seed(path.name, "ndjson", _head_lines(path, 8)) for path in raw + simplified]
     nose = list(formats.iter_drawings(str(SAMPLE / "simplified" / "goberoi-sketch_face" / "nose.ndjson")))
     text = io.StringIO(newline="")
-    formats.write_csv(nose[:40], text)
+    formats.write_csv(nose[:20], text)
     found.append(Seed("nose.csv", "csv", text.getvalue().encode()))
     binary = io.BytesIO()
-    formats.write_bin(nose[:60], binary)
+    formats.write_bin(nose[:40], binary)
     found.append(Seed("nose.bin", "bin", binary.getvalue()))
     found.append(Seed("sketchrnn_nose.npz", "npz", _npz([ink.to_stroke3(d.strokes) for d in nose[:30]])))
-    eye = np.load(SAMPLE / "bitmap" / "sukumr-Doodle-Classifier" / "eye.npy")[:40].reshape(40, 784)
+    eye = np.load(SAMPLE / "bitmap" / "sukumr-Doodle-Classifier" / "eye.npy")[:20].reshape(20, 784)
     npy = io.BytesIO()
     np.save(npy, eye)
     found.append(Seed("eye.npy", "npy", npy.getvalue()))
@@ -94,24 +94,28 @@ def _insert(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def _repeat(data: bytes, rng: np.random.Generator) -> bytes:
-    """A slice repeated up to 10,000 times: long lines (past the 1 MiB cap), long strokes, many records."""
+    """A slice repeated a few times, or (1 in 50) up to 10,000 times: long lines (past the 1 MiB cap),
+    long strokes, many records."""
     start = int(rng.integers(0, len(data)))
     piece = data[start : start + int(rng.integers(1, 200))]
-    return data[:start] + piece * int(rng.integers(2, 10_000)) + data[start:]
+    times = int(rng.integers(2, 10_000 if rng.random() < 0.02 else 50))
+    return data[:start] + piece * times + data[start:]
 
 
 def _zigzag(data: bytes, rng: np.random.Generator) -> bytes:
-    """A raw line's first x array made to jump between two of its values thousands of times."""
-    match = re.search(rb'"drawing":\[\[\[(-?[\d.]+),(-?[\d.]+)[^\]]*\],\[(-?[\d.]+)', data)
+    """A line's first stroke replaced by one that jumps 1,000 px back and forth from its first point,
+    200 to 4,000 times: a long stroke with up to ~1 M px of ink to resample."""
+    match = re.search(rb'"drawing":\[\[\[(-?\d+)[^\]]*\],\[(-?\d+)', data)
     if not match:
         return _repeat(data, rng)
-    points = int(rng.integers(1000, 12_000))
-    low, high, y = match[1], match[2], match[3]
-    xs = b",".join([low, high] * (points // 2))
-    ys = b",".join([y, b"0"] * (points // 2))
-    ts = b",".join(str(t).encode() for t in range(2 * (points // 2)))
+    half = int(rng.integers(100, 2000))
+    low, y = int(match[1]), match[2]
+    xs = b",".join([match[1], str(low + 1000).encode()] * half)
+    ys = b",".join([y, y] * half)
+    ts = b",".join(str(t).encode() for t in range(2 * half))
     stroke = b"[[" + xs + b"],[" + ys + b"],[" + ts + b"]]"
-    end = data.index(b"]]", match.end()) + 2 if b"]]" in data[match.end() :] else len(data)
+    end = data.find(b"]]", match.end())
+    end = len(data) if end < 0 else end + 2
     return data[: match.start()] + b'"drawing":[' + stroke + data[end:]
 
 
@@ -145,13 +149,15 @@ BYTE_MUTATIONS = (_flip, _cut, _insert, _repeat, _delete, _hostile_number, _host
 
 def _mutated_npz(rng: np.random.Generator, marker: str) -> bytes:
     """Real stroke-3 arrays scaled, cast, reshaped or replaced, or a pickle that would create `marker`."""
-    nose = list(formats.iter_drawings(str(SAMPLE / "simplified" / "goberoi-sketch_face" / "nose.ndjson")))
-    sketches: list = [ink.to_stroke3(d.strokes) for d in nose[:20]]
+    sketches: list = list(_nose_stroke3())
     for index in rng.integers(0, len(sketches), size=int(rng.integers(1, 5))):
         sketch = sketches[index]
+        if not isinstance(sketch, np.ndarray):
+            continue
         choice = int(rng.integers(0, 7))
         if choice == 0:
-            sketches[index] = sketch.astype(np.float64) * 1e300
+            with np.errstate(over="ignore"):
+                sketches[index] = sketch.astype(np.float64) * 1e300
         elif choice == 1:
             sketches[index] = np.where(sketch == 0, np.nan, sketch.astype(np.float32))
         elif choice == 2:
@@ -165,6 +171,12 @@ def _mutated_npz(rng: np.random.Generator, marker: str) -> bytes:
         else:
             sketches[index] = _RunsCode(marker)
     return _npz(sketches)
+
+
+@functools.cache
+def _nose_stroke3() -> tuple[np.ndarray, ...]:
+    nose = formats.iter_drawings(str(SAMPLE / "simplified" / "goberoi-sketch_face" / "nose.ndjson"))
+    return tuple(ink.to_stroke3(drawing.strokes) for drawing in list(nose)[:20])
 
 
 class _RunsCode:
