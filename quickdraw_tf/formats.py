@@ -55,7 +55,7 @@ from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
-from quickdraw_tf import features, ink, limits, safe_npz
+from quickdraw_tf import bin_split, features, ink, limits, safe_npz
 from quickdraw_tf.drawing import Drawing, InvalidRecord, word_problem
 
 FORMATS = ("ndjson", "bin", "csv", "npy", "bitmap_raw", "npz")
@@ -85,10 +85,9 @@ _TIMESTAMP_FAST = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,6})?"
 )
 
-_BIN_HEADER = limits.BIN_HEADER  # key_id, countrycode, recognized, timestamp, n_strokes
-_BIN_COUNT = limits.BIN_COUNT  # n_points, before each stroke's xs and ys bytes
+_BIN_HEADER = bin_split.HEADER  # key_id, countrycode, recognized, timestamp, n_strokes
+_BIN_COUNT = bin_split.COUNT  # n_points, before each stroke's xs and ys bytes
 _BIN_MAX_COUNT = 0xFFFF
-_CHUNK_BYTES = 1 << 20
 _MAX_NPY_HEADER_BYTES = 1 << 20
 _STROKE3_LIMIT = 2**14 - 1
 _INT16_RANGE = (-(2**15), 2**15 - 1)  # keeps first points and deltas inside int16
@@ -222,51 +221,10 @@ def _is_kaggle_header(line: bytes) -> bool:
 
 
 def _split_bin(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
-    # Records have no delimiter and no sync marker: walk the headers and point counts to find where each
-    # one ends. A header no real record has means a corrupt byte has cost the walk the record boundaries:
-    # the rest of the file becomes one record (its first KiB kept), rejected as unreadable_tail.
-    buffer, start, offset = b"", 0, 0  # offset: the file position of buffer[0]
-    while True:
-        header = buffer[start : start + _BIN_HEADER.size]
-        if len(header) == _BIN_HEADER.size and limits.bin_header_problem(header):
-            kept = buffer[start : start + limits.TAIL_KEPT_BYTES]
-            skipped = len(buffer) - start - len(kept) + limits.skip_to_end(fileobj)
-            yield SourceRecord(source, offset + start, kept, "bin", skipped=skipped)
-            return
-        length = _bin_record_length(buffer, start)
-        if length is not None:
-            kept = buffer[start : start + min(length, max_bytes)]
-            yield SourceRecord(source, offset + start, kept, "bin", skipped=length - len(kept))
-            start += length
-            continue
-        if len(buffer) - start > max_bytes:  # over the cap before its end is in sight: walk past it
-            length, rest = limits.skip_bin_record(fileobj, buffer[start:])
-            kept = buffer[start : start + max_bytes]
-            yield SourceRecord(source, offset + start, kept, "bin", skipped=length - max_bytes)
-            buffer, offset, start = rest, offset + start + length, 0
-            continue
-        # Reading at least what is buffered already keeps a huge (or corrupt) record linear, not quadratic.
-        chunk = fileobj.read(max(_CHUNK_BYTES, len(buffer) - start))
-        if not chunk:
-            break
-        buffer, offset, start = buffer[start:] + chunk, offset + start, 0
-    if start < len(buffer):
-        # The file ends inside a record: parse_record rejects these bytes as truncated_record.
-        yield SourceRecord(source, offset + start, buffer[start:], "bin")
-
-
-def _bin_record_length(buffer: bytes, start: int) -> int | None:
-    """The length of the binary record at buffer[start], or None if the buffer ends before it does."""
-    end = start + _BIN_HEADER.size
-    if end > len(buffer):
-        return None
-    (n_strokes,) = _BIN_COUNT.unpack_from(buffer, end - _BIN_COUNT.size)
-    for _ in range(n_strokes):
-        if end + _BIN_COUNT.size > len(buffer):
-            return None
-        (n_points,) = _BIN_COUNT.unpack_from(buffer, end)
-        end += _BIN_COUNT.size + 2 * n_points
-    return end - start if end <= len(buffer) else None
+    # No delimiter and no sync marker: quickdraw_tf.bin_split walks the counts (and reports an unreadable
+    # tail as one record). A record cut short at the end of the file is rejected as truncated_record.
+    for position, payload, skipped in bin_split.split(fileobj, max_bytes):
+        yield SourceRecord(source, position, payload, "bin", skipped=skipped)
 
 
 def _read_exactly(fileobj: BinaryIO, size: int) -> bytes:
@@ -396,7 +354,7 @@ def parse_record(record: SourceRecord) -> Drawing:
 def _skipped_rejection(record: SourceRecord) -> InvalidRecord:
     kept = len(record.payload)
     if record.format == "bin" and kept >= _BIN_HEADER.size:
-        problem = limits.bin_header_problem(bytes(record.payload[: _BIN_HEADER.size]))
+        problem = bin_split.header_problem(bytes(record.payload[: _BIN_HEADER.size]))
         if problem:
             return InvalidRecord(
                 "unreadable_tail",

@@ -15,7 +15,6 @@ the largest |coordinate| 2,755, and the longest ink 35,928 px once scaled to Goo
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
@@ -69,66 +68,3 @@ def capped_lines(fileobj: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes
             yield number, first.rstrip(b"\r\n"), 0
         else:
             yield number, first[:max_bytes], length - max_bytes
-
-
-# ---------------------------------------------------------------------------------------------------
-# The binary format: records have no delimiter and no sync marker.
-
-BIN_HEADER = struct.Struct("<Q2sbIH")  # key_id, countrycode, recognized, timestamp, n_strokes
-BIN_COUNT = struct.Struct("<H")  # n_points, before each stroke's xs and ys bytes
-MAX_KEY_ID = 2**63 - 1
-TAIL_KEPT_BYTES = 1024  # what an unreadable tail's rejection keeps of it
-
-
-def bin_header_problem(header: bytes) -> str | None:
-    """Why `header` cannot start a binary record (it is read past a corrupt byte), or None.
-
-    Only what no real record has: these mean the reader has lost the record boundaries. A field that is
-    merely odd (a countrycode that is not ASCII) is left for parse_record to reject on its own.
-    """
-    key_id, _, recognized, _, n_strokes = BIN_HEADER.unpack_from(header)
-    if recognized not in (0, 1):
-        return f"recognized byte {recognized}"
-    if n_strokes == 0:
-        return "0 strokes"
-    if key_id > MAX_KEY_ID:
-        return f"key_id {key_id} over 2**63-1"
-    return None
-
-
-def skip_bin_record(fileobj: BinaryIO, head: bytes) -> tuple[int, bytes]:
-    """Walks past a binary record whose first bytes are `head` (a header at least) keeping one chunk in
-    memory; returns its length (what the file holds of it) and the bytes read past its end."""
-    (n_strokes,) = BIN_COUNT.unpack_from(head, BIN_HEADER.size - BIN_COUNT.size)
-    data, base, end = head, 0, BIN_HEADER.size  # data: the file's bytes from record offset `base` on
-    for _ in range(n_strokes):
-        data, base, complete = _read_to(fileobj, data, base, end, end + BIN_COUNT.size)
-        if not complete:
-            return base + len(data), b""
-        (n_points,) = BIN_COUNT.unpack_from(data, end - base)
-        end += BIN_COUNT.size + 2 * n_points
-    data, base, complete = _read_to(fileobj, data, base, end, end)
-    if not complete:
-        return base + len(data), b""
-    return end, data[end - base :]
-
-
-def _read_to(fileobj: BinaryIO, data: bytes, base: int, keep_from: int, upto: int) -> tuple[bytes, int, bool]:
-    """Reads until record offset `upto` is buffered, dropping what lies before `keep_from`."""
-    while True:
-        drop = min(max(keep_from - base, 0), len(data))
-        data, base = data[drop:], base + drop
-        if base + len(data) >= upto:
-            return data, base, True
-        chunk = fileobj.read(CHUNK_BYTES)
-        if not chunk:
-            return data, base, False
-        data += chunk
-
-
-def skip_to_end(fileobj: BinaryIO) -> int:
-    """Reads the rest of the file a chunk at a time; returns how many bytes that was."""
-    skipped = 0
-    while chunk := fileobj.read(CHUNK_BYTES):
-        skipped += len(chunk)
-    return skipped

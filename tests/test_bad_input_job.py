@@ -58,7 +58,7 @@ def _hostile_inputs(src: pathlib.Path) -> dict[str, int]:
     data = bytearray(b"".join(formats._bin_record(drawing) for drawing in nose[:5]))
     corrupt = len(data)
     data += b"".join(formats._bin_record(drawing) for drawing in nose[5:])
-    data[corrupt + 10] = 0x7F  # a recognized byte no record has: the rest cannot be split
+    data[corrupt + 15 : corrupt + 17] = b"\0\0"  # 0 strokes: the walk loses the record boundaries
     (src / "nose.bin").write_bytes(bytes(data))
     (src / "sketchrnn_belt.npz").write_bytes(malicious_npz(src.parent / "pwned"))
     return {"bad_coordinate": 1, "too_large": 2, "bad_field": 1, "unreadable_tail": 1, "truncated_record": 1}

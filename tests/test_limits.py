@@ -180,22 +180,32 @@ def test_simplifying_in_batches_gives_the_same_drawings(monkeypatch):
 # The binary format has no sync marker: one rejection for an unreadable tail
 
 
-def test_a_corrupt_binary_header_gives_one_rejection_for_the_rest_of_the_file():
-    drawings = list(formats.iter_drawings(str(NOSE_SIMPLIFIED)))
-    data = bytearray()
-    offsets = []
-    for drawing in drawings:
+def _nose_bin() -> tuple[bytearray, list[int]]:
+    data, offsets = bytearray(), []
+    for drawing in formats.iter_drawings(str(NOSE_SIMPLIFIED)):
         offsets.append(len(data))
         data += formats._bin_record(drawing)
+    return data, offsets
+
+
+def test_a_corrupt_stroke_count_gives_one_rejection_for_the_rest_of_the_file():
+    data, offsets = _nose_bin()
     bad = offsets[10]
-    data[bad + 10] = 7  # the recognized byte of drawing 10
+    data[bad + 15 : bad + 17] = b"\0\0"  # drawing 10 now has 0 strokes: its points read as headers
     found = records(bytes(data), "bin", "nose.bin")
     assert [outcome(record) for record in found] == ["ok"] * 10 + ["unreadable_tail"]
     tail = found[-1]
     assert tail.position == bad and len(tail.payload) + tail.skipped == len(data) - bad
     message = str(_error(tail))
-    assert f"no record can start at byte {bad} (recognized byte 7)" in message
+    assert f"no record can start at byte {bad} (0 strokes)" in message
     assert f"the {len(data) - bad:,} bytes from there to the end were not read" in message
+
+
+def test_a_bad_header_whose_record_is_followed_by_a_sound_one_costs_only_that_record():
+    data, offsets = _nose_bin()
+    data[offsets[10] + 10] = 7  # drawing 10's recognized byte: its length, hence the next header, holds
+    reasons = [outcome(record) for record in records(bytes(data), "bin", "nose.bin")]
+    assert reasons == ["ok"] * 10 + ["bad_field"] + ["ok"] * (len(offsets) - 11)
 
 
 @pytest.mark.parametrize("count", [1, 2, 60000])
