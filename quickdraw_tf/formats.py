@@ -9,7 +9,9 @@ never raises on bad content (whatever it cannot split becomes a record that pars
 FORMATS:
   ndjson      simplified or raw ndjson, one JSON object per line; raw ([xs, ys, ts] strokes) or
               simplified ([xs, ys]) is told per record, so one file may mix both.
-  bin         the official binary format (quickdraw-dataset examples/binary_file_parser.py).
+  bin         the official binary format (quickdraw-dataset examples/binary_file_parser.py). It has no
+              sync marker: after a corrupt count or header the rest of the file is one unreadable_tail
+              record (quickdraw_tf.bin_split).
   csv         Kaggle "quickdraw-doodle-recognition": the train layout
               countrycode,drawing,key_id,recognized,timestamp,word, or the test layout
               key_id,countrycode,drawing (no word: word "", recognized True, timestamp 0).
@@ -25,6 +27,10 @@ FORMATS:
               nothing but numpy arrays of numbers (never allow_pickle=True): a crafted file runs no code.
               An archive that cannot be read, or holds anything else, becomes one record, rejected as
               truncated_record. Values outside int16 are rejected as bad_coordinate (never wrapped).
+
+Limits (quickdraw_tf.limits): a line or binary record over max_record_bytes is rejected as too_large
+before it is decoded; so are drawings of too many points; |x|, |y| over 1e6 are bad_coordinate. Words
+with control characters, or blank, are bad_field (drawing.word_problem); the writers refuse them.
 
 What a format does not store:
   word       bin, npy, bitmap_raw and npz take it from the file name (word_from_path).

@@ -166,7 +166,7 @@ def test_the_longest_allowed_stroke_simplifies_in_bounded_memory():
     assert 100_000 < ink_px < limits.MAX_RESAMPLED_POINTS
     simplified, peak = _peak_mb(ink.simplify, [stroke])
     assert len(simplified) == 1 and len(simplified[0][0]) > 10
-    assert peak < 120, f"peak {peak:.0f} MB"
+    assert peak < 64, f"peak {peak:.0f} MB"
 
 
 def test_simplifying_in_batches_gives_the_same_drawings(monkeypatch):
