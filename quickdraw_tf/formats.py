@@ -95,8 +95,8 @@ _BIN_HEADER = bin_split.HEADER  # key_id, countrycode, recognized, timestamp, n_
 _BIN_COUNT = bin_split.COUNT  # n_points, before each stroke's xs and ys bytes
 _BIN_MAX_COUNT = 0xFFFF
 _MAX_NPY_HEADER_BYTES = 1 << 20
-_STROKE3_LIMIT = 2**14 - 1
-_INT16_RANGE = (-(2**15), 2**15 - 1)  # keeps first points and deltas inside int16
+_STROKE3_LIMIT = 2**14 - 1  # keeps first points and deltas inside int16
+_INT16_RANGE = (-(2**15), 2**15 - 1)  # what a stroke-3 value read from an .npz may hold
 
 _INT, _INT_OR_FLOAT = {int}, {int, float}
 
