@@ -44,6 +44,31 @@ def _checked_dtype(dtype: np.dtype, allow_object: bool) -> np.dtype:
     return dtype
 
 
+class _CheckedArray(np.ndarray):
+    """What _reconstruct builds: its __setstate__ (the pickle's BUILD) checks that the state's shape
+    matches the data it carries before numpy allocates anything, so a pickle cannot declare a shape of
+    10**12 elements and make numpy allocate (and for objects, fill) that much memory."""
+
+    def __setstate__(self, state: tuple) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[1], tuple)):
+            raise UnsafeNpz("array state is not (version, shape, dtype, fortran_order, data)")
+        _, shape, dtype, _, data = state
+        if not isinstance(dtype, np.dtype) or not all(type(n) is int and n >= 0 for n in shape):
+            raise UnsafeNpz(f"array state has shape {shape!r} and dtype {dtype!r}")
+        count = 1
+        for n in shape:
+            count *= n
+        if isinstance(data, list) and len(data) != count or not isinstance(data, (list, bytes, str)):
+            raise UnsafeNpz(f"array state of shape {shape} does not carry {count:,} elements")
+        if isinstance(data, (bytes, str)) and len(data) != count * _checked_dtype(dtype, False).itemsize:
+            raise UnsafeNpz(f"array state of shape {shape} and dtype {dtype} carries {len(data):,} bytes")
+        super().__setstate__(state)
+
+
+def _plain(array: np.ndarray) -> np.ndarray:
+    return array.view(np.ndarray) if isinstance(array, _CheckedArray) else array
+
+
 class _NdarrayMarker:
     """Stands for numpy.ndarray in a pickle: it can be passed to _reconstruct, never called or built."""
 
@@ -52,7 +77,7 @@ def _reconstruct(subtype: object, shape: object, dtype_code: object) -> np.ndarr
     # numpy's pickles call _reconstruct(ndarray, (0,), b'b') and fill the array with ndarray.__setstate__.
     if subtype is not _NdarrayMarker:
         raise UnsafeNpz(f"array subtype {subtype!r} is not numpy.ndarray")
-    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+    return np.ndarray.__new__(_CheckedArray, (0,), np.uint8)
 
 
 def _dtype(spec: object, align: object = False, copy: object = False) -> np.dtype:
@@ -105,7 +130,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _check_element(element: object) -> None:
-    if type(element) is not np.ndarray:
+    if type(element) not in (np.ndarray, _CheckedArray):
         raise UnsafeNpz(f"an element is a {type(element).__name__}, not an array of numbers")
     _checked_dtype(element.dtype, allow_object=False)
 
@@ -117,10 +142,12 @@ def _unpickle_object_array(stream: io.BytesIO, shape: tuple) -> np.ndarray:
         raise
     except Exception as error:  # truncated or garbled pickles raise many kinds of errors
         raise UnsafeNpz(f"unreadable object array ({type(error).__name__}: {error})") from error
-    if type(array) is not np.ndarray or array.dtype != object or array.shape != shape or array.ndim != 1:
+    if type(array) is not _CheckedArray or array.dtype != object or array.shape != shape or array.ndim != 1:
         raise UnsafeNpz(f"object member is not a 1-D object array of shape {shape}")
-    for element in array:
+    array = _plain(array)
+    for index, element in enumerate(array):
         _check_element(element)
+        array[index] = _plain(element)
     return array
 
 

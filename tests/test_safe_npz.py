@@ -46,8 +46,9 @@ def test_object_arrays_of_real_drawings_load_with_every_pickle_protocol(protocol
     data = npz_of({"train": npy_member(object_array(sketches), protocol)})
     loaded = safe_npz.load_npz(data)["train"]
     assert loaded.dtype == object and len(loaded) == 4
+    assert type(loaded) is np.ndarray
     for got, want in zip(loaded, sketches, strict=True):
-        assert got.dtype == np.int16
+        assert type(got) is np.ndarray and got.dtype == np.int16
         np.testing.assert_array_equal(got, want)
 
 
@@ -99,6 +100,22 @@ def test_other_globals_and_codecs_are_refused(tmp_path):
     with pytest.raises(safe_npz.UnsafeNpz, match="asks for"):
         safe_npz.load_npz(npz_of({"train": header.getvalue() + evil}))
     assert not (tmp_path / "x").exists()
+
+
+class _DeclaresHugeShape:
+    """Pickles as numpy does, but with a state claiming 10**10 elements and carrying one."""
+
+    def __reduce__(self):
+        state = (1, (10**10,), np.dtype("O"), False, [real_stroke3(1)[0]])
+        return np.ndarray.__reduce__(np.empty(0))[0], (np.ndarray, (0,), b"b"), state
+
+
+def test_a_declared_shape_is_checked_against_the_data_before_numpy_allocates():
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    member = header.getvalue() + pickle.dumps(object_array([_DeclaresHugeShape()]), protocol=3)
+    with pytest.raises(safe_npz.UnsafeNpz, match="does not carry 10,000,000,000 elements"):
+        safe_npz.load_npz(npz_of({"train": member}))
 
 
 def test_a_member_that_inflates_past_the_cap_is_refused_before_reading():
