@@ -22,6 +22,7 @@ setup(
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",
         "pillow>=10,<13",
+        "google-crc32c>=1.5,<2",
     ],
     extras_require={"test": ["pytest>=8,<10", "ruff>=0.6"]},
 )

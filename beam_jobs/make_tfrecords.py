@@ -79,6 +79,7 @@ from beam_jobs import runtime  # first: it quiets the TensorFlow and Beam import
 # isort: split
 
 import apache_beam as beam
+import google_crc32c
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -89,7 +90,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_jobs import atomic_output
-from quickdraw_tf import features, formats, ink, layout, splits
+from quickdraw_tf import features, formats, ink, layout, limits, splits
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,6 +125,7 @@ class JobConfig:
     num_shards: int = 4
     normalize: str = "uniform"
     simplify: bool = True
+    max_record_bytes: int = limits.MAX_RECORD_BYTES
 
 
 class Origin(NamedTuple):
@@ -213,6 +215,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_shards", type=int, default=4, help="shards per split")
     parser.add_argument("--normalize", default="uniform", help=f"one of {', '.join(ink.NORMALIZATIONS)}")
     parser.add_argument(
+        "--max_record_bytes",
+        type=int,
+        default=limits.MAX_RECORD_BYTES,
+        help="a longer line (ndjson, csv) or binary record is rejected as too_large before it is decoded",
+    )
+    parser.add_argument(
         "--no_simplify",
         dest="simplify",
         action="store_false",
@@ -236,6 +244,8 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             raise UsageError(f"--{split}_per_class must be >= 1, got {cap}")
     if args.num_shards < 1:
         raise UsageError(f"--num_shards must be >= 1, got {args.num_shards}")
+    if args.max_record_bytes < 1:
+        raise UsageError(f"--max_record_bytes must be >= 1, got {args.max_record_bytes}")
     if args.format is not None and args.format not in formats.FORMATS:
         raise UsageError(f"--format must be one of {', '.join(formats.FORMATS)}, got {args.format!r}")
     if args.normalize not in ink.NORMALIZATIONS:
@@ -257,6 +267,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         num_shards=args.num_shards,
         normalize=args.normalize,
         simplify=args.simplify,
+        max_record_bytes=args.max_record_bytes,
     )
 
 
@@ -315,11 +326,13 @@ def input_kind(paths_and_formats: Sequence[tuple[str, str]]) -> str:
 # Per-element functions (plain Python: unit-testable without Beam)
 
 
-def read_file(path_and_format: tuple[str, str]) -> Iterator[formats.SourceRecord]:
+def read_file(
+    path_and_format: tuple[str, str], max_record_bytes: int = limits.MAX_RECORD_BYTES
+) -> Iterator[formats.SourceRecord]:
     """The undecoded records of one file, opened through Beam's FileSystems (gs://, .gz, ...)."""
     path, fmt = path_and_format
     with FileSystems.open(path) as fileobj:
-        yield from formats.read_source_records(fileobj, path, fmt)
+        yield from formats.read_source_records(fileobj, path, fmt, max_record_bytes)
 
 
 def origin_of(record: formats.SourceRecord) -> Origin:
@@ -487,78 +500,20 @@ def read_text(path: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # TFRecord framing without TensorFlow: length, masked crc32c of the length, data, masked crc32c of the data.
-# crc32c (Castagnoli) is computed with numpy for all records of a shard at once (slicing-by-4 tables,
-# one vector step per 4 bytes), since neither TensorFlow nor a crc32c package is needed in the workers.
+# crc32c (Castagnoli) comes from google-crc32c, a C implementation: no TensorFlow in the workers.
 
 
-def _crc32c_tables() -> np.ndarray:
-    table = np.zeros((4, 256), np.uint32)
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-        table[0, byte] = crc
-    for k in range(1, 4):
-        table[k] = (table[k - 1] >> 8) ^ table[0][table[k - 1] & 0xFF]
-    return table
-
-
-_CRC_TABLES = _crc32c_tables()
-_CRC_CHUNK = 512  # records padded together: sorted by length, so a chunk's lengths are close
-
-
-def crc32c_many(records: Sequence[bytes]) -> np.ndarray:
-    """The crc32c of each record (uint32), computed for all of them together."""
-    t0, t1, t2, t3 = _CRC_TABLES
-    lengths = np.fromiter(map(len, records), np.int64, len(records))
-    order = np.argsort(-lengths, kind="stable")
-    result = np.zeros(len(records), np.uint32)
-    for begin in range(0, len(records), _CRC_CHUNK):
-        chunk = order[begin : begin + _CRC_CHUNK]
-        sizes = lengths[chunk]  # descending
-        width = -(-int(sizes[0]) // 4) * 4
-        padded = np.zeros((len(chunk), width), np.uint8)
-        padded[np.arange(width) < sizes[:, None]] = np.frombuffer(
-            b"".join(records[i] for i in chunk.tolist()), np.uint8
-        )
-        words = padded.view("<u4")
-        crc = np.full(len(chunk), 0xFFFFFFFF, np.uint32)
-        # Whole words: record r takes word w while 4 * (w + 1) <= its length, a prefix of the chunk.
-        whole = sizes // 4
-        active = np.searchsorted(-whole, -np.arange(1, int(whole[0]) + 1), side="right")
-        for w, k in enumerate(active.tolist()):
-            c = crc[:k] ^ words[:k, w]
-            crc[:k] = t3[c & 0xFF] ^ t2[(c >> 8) & 0xFF] ^ t1[(c >> 16) & 0xFF] ^ t0[c >> 24]
-        # The last 1-3 bytes of each record, one byte at a time.
-        for j in range(3):
-            rows = np.flatnonzero(sizes % 4 > j)
-            if len(rows):
-                byte = padded[rows, whole[rows] * 4 + j]
-                crc[rows] = t0[(crc[rows] ^ byte) & 0xFF] ^ (crc[rows] >> 8)
-        result[chunk] = crc ^ 0xFFFFFFFF
-    return result
-
-
-def _masked(crc: np.ndarray) -> np.ndarray:
-    crc = crc.astype(np.uint64)
-    return ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF).astype("<u4")
+def _masked_crc(data: bytes) -> bytes:
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
 def tfrecord_bytes(records: Sequence[bytes]) -> bytes:
     """The records framed as a TFRecord file (what tf.io.TFRecordWriter writes, no compression)."""
-    records = list(records)
-    if not records:
-        return b""
-    lengths = np.fromiter(map(len, records), "<u8", len(records))
-    length_bytes = [length.tobytes() for length in lengths]
-    length_crcs = _masked(crc32c_many(length_bytes)).tolist()
-    data_crcs = _masked(crc32c_many(records)).tolist()
-    pack = struct.Struct("<I").pack
     parts = []
-    for length, length_crc, record, data_crc in zip(
-        length_bytes, length_crcs, records, data_crcs, strict=True
-    ):
-        parts += (length, pack(length_crc), record, pack(data_crc))
+    for record in records:
+        length = struct.pack("<Q", len(record))
+        parts += (length, _masked_crc(length), record, _masked_crc(record))
     return b"".join(parts)
 
 
@@ -632,15 +587,15 @@ class PrepareFn(beam.DoFn):
             return
         try:
             check_labelled(drawing)
+            if self._recognized_only and not drawing.recognized:
+                yield beam.pvalue.TaggedOutput(UNRECOGNIZED, 1)
+                return
+            data = drawing_data(drawing, self._normalize, self._simplify)  # too_large: ink to resample
         except InvalidRecord as error:
             yield beam.pvalue.TaggedOutput(
                 REJECTED, rejection(origin_of(record), original_bytes(record), error, drawing.key_id)
             )
             return
-        if self._recognized_only and not drawing.recognized:
-            yield beam.pvalue.TaggedOutput(UNRECOGNIZED, 1)
-            return
-        data = drawing_data(drawing, self._normalize, self._simplify)
         yield place(to_candidate(record, drawing, data).as_tuple(), *self._place_args)
 
 
@@ -994,7 +949,11 @@ def _fact(what: str):
 
 def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[str, str]], kind: str) -> None:
     """Adds the job's steps to `p`: `inputs` are (path, format) pairs from expand_inputs."""
-    records = p | "ListFiles" >> beam.Create(list(inputs)) | "Read" >> beam.FlatMap(read_file)
+    records = (
+        p
+        | "ListFiles" >> beam.Create(list(inputs))
+        | "Read" >> beam.FlatMap(read_file, config.max_record_bytes)
+    )
     prepared = records | "Prepare" >> beam.ParDo(PrepareFn(config)).with_outputs(
         REJECTED, UNRECOGNIZED, READ, main="placed"
     )

@@ -224,6 +224,8 @@ def _download_file(
     if max_bytes is None and _is_complete(url, path, settings):
         return f"already complete, {path} ({os.path.getsize(path):,} bytes)"
     part = partial_path(path)
+    if os.path.islink(part):  # planted by someone else: writing through it would overwrite its target
+        raise DownloadError(f"{part} is a symbolic link; refusing to write through it (remove it)")
     _seed_partial(part, path, max_bytes)
     resumed_at = os.path.getsize(part) if os.path.exists(part) else 0
     total = _with_retries(url, settings, lambda: _fetch_once(url, part, max_bytes, settings.timeout))
@@ -338,7 +340,9 @@ def _remote_size(url: str, timeout: float) -> int | None:
         return _int_header(response.headers.get("Content-Length"))
 
 
-def _fetch_once(url: str, part: str, max_bytes: int | None, timeout: float) -> int | None:
+def _fetch_once(
+    url: str, part: str, max_bytes: int | None, timeout: float, restarted: bool = False
+) -> int | None:
     """Appends the rest of `url` (to max_bytes in all) to `part`; returns the remote file's size if told."""
     offset = os.path.getsize(part) if os.path.exists(part) else 0
     if max_bytes is not None and offset >= max_bytes:
@@ -353,10 +357,16 @@ def _fetch_once(url: str, part: str, max_bytes: int | None, timeout: float) -> i
             raise
         # Range Not Satisfiable: the .part starts at or past the end of the remote file.
         _, total = _content_range(error.headers.get("Content-Range"))
+        error.close()
         if total == offset:
             return total  # the .part already holds the whole file (an earlier run stopped before renaming)
-        os.truncate(part, 0)  # longer than the remote file: not a prefix of it, start again
-        return _fetch_once(url, part, max_bytes, timeout)
+        if restarted or offset == 0:  # 416 to a request from byte 0: the server cannot serve this file
+            raise DownloadError(
+                f"{url}: the server answers 416 Range Not Satisfiable even from byte 0 "
+                f"(Content-Range: {error.headers.get('Content-Range')!r}); giving up"
+            ) from None
+        os.truncate(part, 0)  # longer than the remote file: not a prefix of it, start again, once
+        return _fetch_once(url, part, max_bytes, timeout, restarted=True)
     with response:
         return _save_body(response, url, part, offset, max_bytes)
 
@@ -373,11 +383,22 @@ def _save_body(
         start, total = 0, _int_header(response.headers.get("Content-Length"))
     limits = [limit for limit in (total, max_bytes) if limit is not None]
     end = min(limits) if limits else None  # where this body should stop; None: wherever it ends
-    with open(part, "ab" if start else "wb") as out:
+    with _open_partial(part, append=bool(start)) as out:
         size = start + _copy(response, out, None if end is None else end - start)
     if total is not None and size < end:
         raise _ShortBody(f"{size - start:,} of {end - start:,} bytes arrived")
     return total
+
+
+def _open_partial(part: str, append: bool):
+    """The .part file opened for writing without following a symbolic link (O_NOFOLLOW): a link put
+    there after _download_file's check still fails rather than redirect the write."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(part, flags, 0o644)
+    except OSError as error:
+        raise DownloadError(f"cannot write {part} ({error.strerror}); is it a symbolic link?") from None
+    return os.fdopen(fd, "ab" if append else "wb")
 
 
 def _copy(response: http.client.HTTPResponse, out, limit: int | None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,8 @@ REJECTION_REASONS = (
     "bad_coordinate",
     "truncated_record",
     "bad_image",
+    "too_large",
+    "unreadable_tail",
     "duplicate_key",
     "unknown_class",
 )
@@ -36,6 +39,24 @@ class InvalidRecord(ValueError):
             raise ValueError(f"unknown rejection reason {reason!r}")
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+
+
+def word_problem(word: str) -> str | None:
+    """Why `word` cannot name a class, or None. "" is allowed: a drawing with no word (Kaggle's test CSV).
+
+    A word must be non-empty after stripping, have no leading or trailing whitespace and no control or
+    line-separator character (newline, tab, NUL, U+2028, ...): classes.txt holds one word a line.
+    """
+    if word == "":
+        return None
+    if not word.strip():
+        return f"word {word!r} is blank"
+    if word != word.strip():
+        return f"word {word!r} has leading or trailing whitespace"
+    bad = next((char for char in word if unicodedata.category(char) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        return f"word {word!r} holds the control character {bad!r}"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,6 +97,9 @@ def evaluate(
 
     data_dir None: the data_dir the run trained on, from its config.json.
     """
+    if data_dir is not None:  # a bad --data_dir is reported first, before the model_dir is read
+        input_pipeline.check_data_dir(data_dir)
+        input_pipeline.read_classes(data_dir)
     config = dataclasses.replace(read_run_config(model_dir), model_dir=model_dir)
     data_dir = data_dir or config.data_dir
     input_pipeline.check_data_dir(data_dir)

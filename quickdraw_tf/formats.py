@@ -9,7 +9,9 @@ never raises on bad content (whatever it cannot split becomes a record that pars
 FORMATS:
   ndjson      simplified or raw ndjson, one JSON object per line; raw ([xs, ys, ts] strokes) or
               simplified ([xs, ys]) is told per record, so one file may mix both.
-  bin         the official binary format (quickdraw-dataset examples/binary_file_parser.py).
+  bin         the official binary format (quickdraw-dataset examples/binary_file_parser.py). It has no
+              sync marker: after a corrupt count or header the rest of the file is one unreadable_tail
+              record (quickdraw_tf.bin_split).
   csv         Kaggle "quickdraw-doodle-recognition": the train layout
               countrycode,drawing,key_id,recognized,timestamp,word, or the test layout
               key_id,countrycode,drawing (no word: word "", recognized True, timestamp 0).
@@ -21,9 +23,14 @@ FORMATS:
               header is unreadable or not such rows becomes one record, rejected as bad_image.
   bitmap_raw  numpy_bitmap rows without the .npy header, 784 bytes each; never guessed from a name.
   npz         sketch-rnn: np.savez_compressed of "train", "valid", "test" object arrays of int16 stroke-3.
-              Object arrays are pickled, so loading needs allow_pickle=True (sketch-rnn's own loader does
-              the same, with encoding="latin1" for its Python 2 files): only read .npz files you trust.
-              An archive that cannot be read becomes one record, rejected as truncated_record.
+              Object arrays are pickled; they are read by quickdraw_tf.safe_npz, whose unpickler builds
+              nothing but numpy arrays of numbers (never allow_pickle=True): a crafted file runs no code.
+              An archive that cannot be read, or holds anything else, becomes one record, rejected as
+              truncated_record. Values outside int16 are rejected as bad_coordinate (never wrapped).
+
+Limits (quickdraw_tf.limits): a line or binary record over max_record_bytes is rejected as too_large
+before it is decoded; so are drawings of too many points; |x|, |y| over 1e6 are bad_coordinate. Words
+with control characters, or blank, are bad_field (drawing.word_problem); the writers refuse them.
 
 What a format does not store:
   word       bin, npy, bitmap_raw and npz take it from the file name (word_from_path).
@@ -54,8 +61,8 @@ from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
-from quickdraw_tf import features, ink
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf import bin_split, features, ink, limits, safe_npz
+from quickdraw_tf.drawing import Drawing, InvalidRecord, word_problem
 
 FORMATS = ("ndjson", "bin", "csv", "npy", "bitmap_raw", "npz")
 NPZ_SPLITS = ("train", "valid", "test")
@@ -84,13 +91,12 @@ _TIMESTAMP_FAST = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,6})?"
 )
 
-_BIN_HEADER = struct.Struct("<Q2sbIH")  # key_id, countrycode, recognized, timestamp, n_strokes
-_BIN_COUNT = struct.Struct("<H")  # n_points, before each stroke's xs and ys bytes
+_BIN_HEADER = bin_split.HEADER  # key_id, countrycode, recognized, timestamp, n_strokes
+_BIN_COUNT = bin_split.COUNT  # n_points, before each stroke's xs and ys bytes
 _BIN_MAX_COUNT = 0xFFFF
-_CHUNK_BYTES = 1 << 20
 _MAX_NPY_HEADER_BYTES = 1 << 20
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 _STROKE3_LIMIT = 2**14 - 1  # keeps first points and deltas inside int16
+_INT16_RANGE = (-(2**15), 2**15 - 1)  # what a stroke-3 value read from an .npz may hold
 
 _INT, _INT_OR_FLOAT = {int}, {int, float}
 
@@ -111,6 +117,9 @@ class SourceRecord(NamedTuple):
     payload: bytes | np.ndarray
     format: str
     split: str = ""  # npz only: train, valid or test
+    # Bytes of the record the reader did not keep: a line or binary record over the byte cap (payload: its
+    # first max_record_bytes), or a binary file's unreadable tail (payload: its first KiB). Both rejected.
+    skipped: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,8 +185,13 @@ def derived_key_id(*parts: object) -> int:
 # Splitting files into records (never raises on bad content)
 
 
-def read_source_records(fileobj: BinaryIO, source: str, fmt: str) -> Iterator[SourceRecord]:
-    """Splits an open binary file into undecoded records, named `source` in each of them."""
+def read_source_records(
+    fileobj: BinaryIO, source: str, fmt: str, max_record_bytes: int = limits.MAX_RECORD_BYTES
+) -> Iterator[SourceRecord]:
+    """Splits an open binary file into undecoded records, named `source` in each of them.
+
+    A line or binary record longer than max_record_bytes is not kept whole (see SourceRecord.skipped).
+    """
     splitters = {
         "ndjson": _split_ndjson,
         "bin": _split_bin,
@@ -188,29 +202,23 @@ def read_source_records(fileobj: BinaryIO, source: str, fmt: str) -> Iterator[So
     }
     if fmt not in splitters:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt in ("ndjson", "csv", "bin"):
+        return splitters[fmt](fileobj, source, max_record_bytes)
     return splitters[fmt](fileobj, source)
 
 
-def _numbered_lines(fileobj: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """Lines without their line break, numbered from 1 (blank lines count)."""
-    number = 0
-    while line := fileobj.readline():
-        number += 1
-        yield number, line.rstrip(b"\r\n")
-
-
-def _split_ndjson(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
-    for number, line in _numbered_lines(fileobj):
+def _split_ndjson(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
+    for number, line, skipped in limits.capped_lines(fileobj, max_bytes):
         if line.strip():
-            yield SourceRecord(source, number, line, "ndjson")
+            yield SourceRecord(source, number, line, "ndjson", skipped=skipped)
 
 
-def _split_csv(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
-    for number, line in _numbered_lines(fileobj):
-        if number == 1 and _is_kaggle_header(line):
+def _split_csv(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
+    for number, line, skipped in limits.capped_lines(fileobj, max_bytes):
+        if number == 1 and not skipped and _is_kaggle_header(line):
             continue
         if line.strip():
-            yield SourceRecord(source, number, line, "csv")
+            yield SourceRecord(source, number, line, "csv", skipped=skipped)
 
 
 def _is_kaggle_header(line: bytes) -> bool:
@@ -218,37 +226,11 @@ def _is_kaggle_header(line: bytes) -> bool:
     return columns in (_CSV_TRAIN_COLUMNS, _CSV_TEST_COLUMNS)
 
 
-def _split_bin(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
-    # Records have no delimiter: walk the headers and point counts to find where each one ends.
-    buffer, start, offset = b"", 0, 0  # offset: the file position of buffer[0]
-    while True:
-        length = _bin_record_length(buffer, start)
-        if length is not None:
-            yield SourceRecord(source, offset + start, buffer[start : start + length], "bin")
-            start += length
-            continue
-        # Reading at least what is buffered already keeps a huge (or corrupt) record linear, not quadratic.
-        chunk = fileobj.read(max(_CHUNK_BYTES, len(buffer) - start))
-        if not chunk:
-            break
-        buffer, offset, start = buffer[start:] + chunk, offset + start, 0
-    if start < len(buffer):
-        # The file ends inside a record: parse_record rejects these bytes as truncated_record.
-        yield SourceRecord(source, offset + start, buffer[start:], "bin")
-
-
-def _bin_record_length(buffer: bytes, start: int) -> int | None:
-    """The length of the binary record at buffer[start], or None if the buffer ends before it does."""
-    end = start + _BIN_HEADER.size
-    if end > len(buffer):
-        return None
-    (n_strokes,) = _BIN_COUNT.unpack_from(buffer, end - _BIN_COUNT.size)
-    for _ in range(n_strokes):
-        if end + _BIN_COUNT.size > len(buffer):
-            return None
-        (n_points,) = _BIN_COUNT.unpack_from(buffer, end)
-        end += _BIN_COUNT.size + 2 * n_points
-    return end - start if end <= len(buffer) else None
+def _split_bin(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
+    # No delimiter and no sync marker: quickdraw_tf.bin_split walks the counts (and reports an unreadable
+    # tail as one record). A record cut short at the end of the file is rejected as truncated_record.
+    for position, payload, skipped in bin_split.split(fileobj, max_bytes):
+        yield SourceRecord(source, position, payload, "bin", skipped=skipped)
 
 
 def _read_exactly(fileobj: BinaryIO, size: int) -> bytes:
@@ -332,15 +314,11 @@ def _split_npz(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
 
 
 def _load_npz(data: bytes) -> dict[str, np.ndarray]:
-    """The arrays of an npz archive, sketch-rnn's splits first; ValueError if it cannot be read."""
-    # np.load would unpickle anything that is not a zip or .npy: only ever hand it a zip.
-    if not data.startswith(_ZIP_MAGICS):
-        raise ValueError(f"not a zip archive (starts with {data[:4]!r})")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=True, encoding="latin1") as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except Exception as error:  # zipfile, zlib, pickle and numpy each raise their own errors on bad bytes
-        raise ValueError(f"unreadable .npz archive ({type(error).__name__}: {error})") from error
+    """The arrays of an npz archive, sketch-rnn's splits first; ValueError if it cannot be read.
+
+    Never unpickles anything but arrays of numbers (quickdraw_tf.safe_npz): a crafted file runs no code.
+    """
+    arrays = safe_npz.load_npz(data)
     split_order = {split: rank for rank, split in enumerate(NPZ_SPLITS)}
     names = sorted(arrays, key=lambda name: (split_order.get(name, len(NPZ_SPLITS)), name))
     return {name: arrays[name] for name in names}
@@ -374,7 +352,24 @@ def parse_record(record: SourceRecord) -> Drawing:
     }
     if record.format not in parsers:
         raise ValueError(f"unknown format {record.format!r}; expected one of {', '.join(FORMATS)}")
+    if record.skipped:  # decided before any decoding: the reader kept only the record's start
+        raise _skipped_rejection(record)
     return parsers[record.format](record)
+
+
+def _skipped_rejection(record: SourceRecord) -> InvalidRecord:
+    kept = len(record.payload)
+    if record.format == "bin" and kept >= _BIN_HEADER.size:
+        problem = bin_split.header_problem(bytes(record.payload[: _BIN_HEADER.size]))
+        if problem:
+            return InvalidRecord(
+                "unreadable_tail",
+                f"no record can start at byte {record.position} ({problem}): the binary format has no "
+                f"sync marker, so the {kept + record.skipped:,} bytes from there to the end were not read",
+            )
+    return InvalidRecord(
+        "too_large", f"{kept + record.skipped:,} bytes, over the {kept:,}-byte cap (max_record_bytes)"
+    )
 
 
 def _parse_ndjson(record: SourceRecord) -> Drawing:
@@ -623,6 +618,9 @@ def _checked_stroke3(stroke3: np.ndarray) -> np.ndarray:
         np.isfinite(stroke3).all() and (stroke3 == np.round(stroke3)).all()
     ):
         raise InvalidRecord("bad_coordinate", "stroke-3 values are not all finite integers")
+    low, high = _INT16_RANGE
+    if stroke3.min() < low or stroke3.max() > high:  # sketch-rnn's files are int16: never wrap around
+        raise InvalidRecord("bad_coordinate", f"stroke-3 values outside the int16 range {low}..{high}")
     if not np.isin(stroke3[:, 2], (0, 1)).all():
         raise InvalidRecord("bad_coordinate", "stroke-3 pen_lifted values must be 0 or 1")
     return stroke3
@@ -644,6 +642,7 @@ def validate(drawing: Drawing, *, simplified_range: bool = True) -> Drawing:
         _check_image(drawing.image)
     if drawing.image is None or drawing.strokes:
         _check_strokes(drawing.strokes, simplified_range)
+        limits.check_drawing(drawing.strokes)
     return drawing
 
 
@@ -660,6 +659,9 @@ def _check_metadata(drawing: Drawing) -> None:
             raise InvalidRecord(
                 "bad_field", f"{name} {_short.repr(getattr(drawing, name))} is not {expected}"
             )
+    problem = word_problem(drawing.word)
+    if problem:
+        raise InvalidRecord("bad_field", problem)
 
 
 def _check_image(image: object) -> None:
@@ -801,6 +803,11 @@ def iter_drawings(path: str, fmt: str | None = None) -> Iterator[Drawing]:
 def _require_strokes(drawing: Drawing) -> None:
     if not drawing.strokes:
         raise ValueError(f"drawing {drawing.key_id} has no strokes (a bitmap cannot be written as strokes)")
+    # Refused here rather than written: the readers reject such words (a newline would also split a CSV
+    # record over two lines), so every file a writer produces reads back.
+    problem = word_problem(drawing.word)
+    if problem:
+        raise ValueError(f"drawing {drawing.key_id}: {problem}")
 
 
 def _compact_json(value: object, drawing: Drawing) -> str:
@@ -899,7 +906,7 @@ def write_npz(path_or_fileobj: str | BinaryIO, splits: dict[str, list[Drawing]])
     """sketch-rnn's .npz: "train", "valid" and "test" object arrays of int16 stroke-3 (missing splits empty).
 
     Lossy: timestamps, metadata and a raw drawing's t arrays are dropped and coordinates rounded to integers.
-    numpy appends ".npz" to a path without it. Reading it back needs allow_pickle=True (object arrays).
+    numpy appends ".npz" to a path without it. read_source_records reads it back without allow_pickle.
     """
     unknown = sorted(set(splits) - set(NPZ_SPLITS))
     if unknown:

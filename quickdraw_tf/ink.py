@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf.drawing import Stroke
+from quickdraw_tf import limits
+from quickdraw_tf.drawing import InvalidRecord, Stroke
 
 NORMALIZATIONS = ("uniform", "per_axis")
 
@@ -120,9 +121,12 @@ def from_stroke5(stroke5: np.ndarray) -> np.ndarray:
 # identical; floor(x + 0.5) rounding gives ~96%, and RDP without the resampling under 1%.
 SIMPLIFIED_MAX = 255
 RDP_EPSILON = 2.0
+_BATCH_POINTS = 1 << 16  # resampled points handled at once (a longer stroke is handled alone)
 
 
-def simplify(strokes: Sequence[Stroke], epsilon: float = RDP_EPSILON) -> list[list[list[int]]]:
+def simplify(
+    strokes: Sequence[Stroke], epsilon: float = RDP_EPSILON, max_resampled: int = limits.MAX_RESAMPLED_POINTS
+) -> list[list[list[int]]]:
     """Google's simplification of a raw drawing: strokes of [xs, ys] integers in 0..255, time dropped.
 
     Strokes may be [xs, ys, ts] or [xs, ys]; empty strokes are dropped. A stroke of one point (or of
@@ -131,6 +135,11 @@ def simplify(strokes: Sequence[Stroke], epsilon: float = RDP_EPSILON) -> list[li
     cut the extreme points, so a simplified drawing rarely spans 0..255 exactly) and resamples the
     rounded points, which moves or drops a few of them: only ~3% of Google's simplified drawings
     come back unchanged, with ~4% fewer points.
+
+    Resampling makes one point per pixel of ink, so a zig-zag can grow many times its raw size: a
+    drawing of more than `max_resampled` px of ink (in the 0..255 box) raises InvalidRecord too_large,
+    and strokes are resampled a batch of about _BATCH_POINTS points at a time (strokes are
+    independent, so the result is the same), which bounds the memory one drawing takes.
     """
     strokes = [stroke for stroke in strokes if len(stroke[0])]
     if not strokes:
@@ -139,6 +148,37 @@ def simplify(strokes: Sequence[Stroke], epsilon: float = RDP_EPSILON) -> list[li
     xs = np.array([x for stroke in strokes for x in stroke[0]], np.float64)
     ys = np.array([y for stroke in strokes for y in stroke[1]], np.float64)
     xs, ys = _scale_to_top_left_box(xs, ys)
+    estimate = _ink_lengths(xs, ys, sizes) + 2  # points each stroke resamples to, at most
+    if estimate.sum() > max_resampled:
+        raise InvalidRecord(
+            "too_large", f"{estimate.sum():,.0f} px of ink to resample, more than {max_resampled:,}"
+        )
+    simplified, offsets = [], np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    for first, last in _batches(estimate):
+        begin, end = offsets[first], offsets[last]
+        simplified += _simplify_batch(xs[begin:end], ys[begin:end], sizes[first:last], epsilon)
+    return simplified
+
+
+def _ink_lengths(xs: np.ndarray, ys: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The length of each stroke's polyline."""
+    segment = np.hypot(np.diff(xs), np.diff(ys))
+    segment[_starts(sizes)[1:] - 1] = 0  # pairs that straddle two strokes
+    return np.add.reduceat(np.concatenate([segment, [0.0]]), _starts(sizes))
+
+
+def _batches(estimate: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive strokes [first, last) of about _BATCH_POINTS resampled points (at least one)."""
+    batches, first, total = [], 0, 0.0
+    for index, points in enumerate(estimate.tolist()):
+        if index > first and total + points > _BATCH_POINTS:
+            batches.append((first, index))
+            first, total = index, 0.0
+        total += points
+    return batches + [(first, len(estimate))]
+
+
+def _simplify_batch(xs: np.ndarray, ys: np.ndarray, sizes: np.ndarray, epsilon: float) -> list:
     xs, ys, sizes = _resample_every_pixel(xs, ys, sizes)
     keep = _rdp_keep_mask(xs, ys, sizes, epsilon)
     kept_x = np.round(xs[keep]).astype(np.int64).tolist()

@@ -21,6 +21,7 @@ import urllib.parse
 import pytest
 
 from quickdraw_tf import download, formats
+from tests.npz_payloads import malicious_npz
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -54,6 +55,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         data = file.read_bytes()
         status, start, end = self._range(data)
+        if server.always_416:  # a broken server: "Range Not Satisfiable" to every request
+            status = 416
         if status == 416:
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{len(data)}")
@@ -126,6 +129,7 @@ def server(tmp_path, monkeypatch, bucket_template):
         for kind, files in template_files.items()
     }
     httpd.requests, httpd.failures_left, httpd.honour_range, httpd.cut_after = [], 0, True, None
+    httpd.always_416 = False
     httpd.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
     assert urllib.parse.urlsplit(httpd.base_url).hostname == "127.0.0.1"
     monkeypatch.setenv(download.BASE_URL_ENV, httpd.base_url)
@@ -339,6 +343,48 @@ def test_a_file_of_another_word_is_rejected(server):
     _copy(server.served["simplified"]["pig"], server.root / "full" / "simplified" / "sandwich.ndjson")
     with pytest.raises(download.DownloadError, match="the first drawing is a 'pig', not a 'sandwich'"):
         _fetch(server, ["sandwich"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hostile files and servers
+
+
+def test_a_sketchrnn_file_whose_pickle_runs_code_is_refused_without_running_it(server, tmp_path):
+    marker = tmp_path / "pwned"
+    (server.root / "sketchrnn" / "belt.npz").write_bytes(malicious_npz(marker))
+    refused = r"belt\.npz: not a readable npz file of 'belt' \(truncated_record: the pickle asks for io\.open"
+    with pytest.raises(download.DownloadError, match=refused):
+        _fetch(server, ["belt"], kind="sketchrnn")
+    assert not marker.exists()
+    assert os.listdir(server.root.parent / "out") == []
+
+
+def test_a_planted_symlink_at_the_partial_file_is_never_followed(server, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = server.root.parent / "out"
+    out.mkdir()
+    part = pathlib.Path(download.partial_path(str(out / "belt.ndjson")))
+    part.symlink_to(victim)
+    with pytest.raises(download.DownloadError, match=r"belt\.ndjson\.part is a symbolic link; refusing"):
+        _fetch(server, ["belt"])
+    assert victim.read_text() == "precious\n" and part.is_symlink()
+    # Planted between the check and the write: O_NOFOLLOW still refuses it.
+    with pytest.raises(download.DownloadError, match="is it a symbolic link"):
+        download._open_partial(str(part), append=False)
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_server_that_always_answers_416_stops_with_one_clear_error(server, resume):
+    server.always_416 = True
+    out = server.root.parent / "out"
+    out.mkdir()
+    if resume:  # a .part the server claims to be past the end of
+        pathlib.Path(download.partial_path(str(out / "belt.ndjson"))).write_bytes(b"x" * 100)
+    with pytest.raises(download.DownloadError, match="answers 416 Range Not Satisfiable even from byte 0"):
+        _fetch(server, ["belt"])
+    assert len(_gets(server)) == (2 if resume else 1)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import struct
 import numpy as np
 import pytest
 
-from quickdraw_tf import formats
+from quickdraw_tf import formats, safe_npz
 from quickdraw_tf.drawing import REJECTION_REASONS, Drawing, InvalidRecord
 from quickdraw_tf.formats import SourceRecord
 
@@ -455,9 +455,9 @@ def test_npz_round_trip_gives_the_same_absolute_strokes(tmp_path):
     path = tmp_path / "sketchrnn_belt.npz"
     formats.write_npz(str(path), {"train": originals[:20], "valid": originals[20:]})
 
-    with np.load(path, allow_pickle=True) as archive:
-        assert sorted(archive.files) == ["test", "train", "valid"]
-        assert archive["train"][0].dtype == np.int16
+    archive = safe_npz.load_npz(path.read_bytes())  # never np.load(allow_pickle=True)
+    assert sorted(archive) == ["test", "train", "valid"]
+    assert archive["train"][0].dtype == np.int16
     drawings = sample_drawings(path)
 
     assert [drawing.strokes for drawing in drawings] == [drawing.strokes for drawing in originals]
@@ -547,6 +547,11 @@ REJECTIONS = [
     (SourceRecord("eye.npy", 0, b"\x93NUMPY\x01", "npy"), "bad_image", "unreadable .npy header"),
     (SourceRecord("my.eye.x.bin", 3, b"\0" * 100, "bitmap_raw"), "bad_image", "row has 100 pixels"),
     (SourceRecord("cat.npz", 0, b"PK\x03\x04 not really", "npz"), "truncated_record", "unreadable .npz"),
+    (ndjson(word="two\nlines"), "bad_field", "control character '\\n'"),
+    (ndjson(word="   "), "bad_field", "is blank"),
+    (ndjson(drawing=[[[1.5, 7e305], [3, 4], [0, 9]]]), "bad_coordinate", "beyond ±1e+06"),
+    (SourceRecord("belt.ndjson", 1, b'{"word":', "ndjson", skipped=99), "too_large", "107 bytes, over the 8"),
+    (SourceRecord("a.bin", 40, bytes(10) + b"\7" + bytes(6), "bin", skipped=5), "unreadable_tail", "byte 40"),
 ]
 
 
