@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable
 
 import keras
 
-from quickdraw_tf.models import bitmap_cnn, mobilenet, rnn, scatter_raster
+from quickdraw_tf.models import bitmap_cnn, mobilenet, rnn, scatter_raster, sketch_rnn
 
 _MODELS: dict[str, Callable[..., keras.Model]] = {
     "rnn": rnn.RnnClassifier,
     "scatter_raster": scatter_raster.ScatterRaster,
     "mobilenet": mobilenet.InkMobileNet,
     "bitmap_cnn": bitmap_cnn.BitmapCNN,
+    "sketch_rnn": sketch_rnn.SketchRnn,
 }
 
 MODEL_NAMES = tuple(_MODELS)
