@@ -61,21 +61,24 @@ def _prefix_stroke5(model: SketchRnn, prefix_ink: np.ndarray) -> np.ndarray:
 
 def sample(
     model: SketchRnn,
-    class_index: int,
+    class_index: int | np.ndarray,
     num: int,
     temperature: float,
     seed: int | None = None,
     prefix_ink: np.ndarray | None = None,
     max_steps: int | None = None,
 ) -> list[Sample]:
-    """`num` drawings of class `class_index`; with prefix_ink (delta ink [n, 3]), each continues it."""
+    """`num` drawings of class `class_index` (or of class_index[i] each, one batch for many classes); with
+    prefix_ink (delta ink [n, 3]), each continues it."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0 <= class_index < model.num_classes:
-        raise ValueError(f"class index {class_index} is outside the model's {model.num_classes} classes")
+    class_index = np.broadcast_to(np.asarray(class_index, np.int32), (num,))
+    bad = class_index[(class_index < 0) | (class_index >= model.num_classes)]
+    if len(bad):
+        raise ValueError(f"class index {bad[0]} is outside the model's {model.num_classes} classes")
     rng = np.random.default_rng(seed)
     z = None if model.decoder_only else tf.constant(rng.standard_normal((num, model.z_mu.units)), tf.float32)
-    context = model.context(tf.fill([num], class_index), z)
+    context = model.context(tf.constant(class_index), z)
     state = model.start_state(context)
     previous = np.tile(np.array(START_TOKEN, np.float32), (num, 1))
     prefix = np.zeros((0, 5), np.float32)

@@ -176,21 +176,26 @@ class SketchRnn(keras.Model):
         return result
 
     # ------------------------------------------------------------------------- trainer hooks
-    def loss_sums(self, inputs: dict, labels: tf.Tensor, step: tf.Tensor, training: bool):
-        """(per-drawing loss [B], summed metrics) for the trainer. Training uses the annealed KL weight,
-        evaluation the final one, so eval losses of different steps compare."""
+    def example_losses(self, inputs: dict, labels: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """Per-drawing offset and pen losses, KL, and keep (1: at most max_seq_len moves, else 0)."""
         length = tf.cast(inputs["length"], tf.int32)
         out = self({**inputs, "class_index": labels}, training=training)
         params = L.split_params(out["output"], self.num_mixture)
         offset, pen = L.reconstruction_losses(params, out["target"], length, self.data_max_seq_len)
+        kl = tf.zeros_like(offset) if self.decoder_only else L.kl_divergence(out["mu"], out["presig"])
         keep = tf.cast(length <= self.data_max_seq_len, tf.float32)
+        return {"offset_loss": offset, "pen_loss": pen, "kl": kl, "keep": keep}
+
+    def loss_sums(self, inputs: dict, labels: tf.Tensor, step: tf.Tensor, training: bool):
+        """(per-drawing loss [B], summed metrics) for the trainer. Training uses the annealed KL weight,
+        evaluation the final one, so eval losses of different steps compare."""
+        losses = self.example_losses(inputs, labels, training)
+        keep, kl = losses["keep"], losses["kl"]
         kept = tf.reduce_sum(keep)
-        recon = offset + pen
+        recon = losses["offset_loss"] + losses["pen_loss"]
         hp = self.hparams
-        if self.decoder_only:
-            kl, kl_cost = tf.zeros_like(recon), 0.0
-        else:
-            kl = L.kl_divergence(out["mu"], out["presig"])
+        kl_cost = 0.0
+        if not self.decoder_only:
             # As magenta: the tolerance applies to the batch's mean KL.
             batch_kl = tf.reduce_sum(kl * keep) / tf.maximum(kept, 1.0)
             weight = (
@@ -202,8 +207,8 @@ class SketchRnn(keras.Model):
         per_example = keep * (recon + kl_cost)
         sums = {
             "recon": tf.reduce_sum(keep * recon),
-            "offset_loss": tf.reduce_sum(keep * offset),
-            "pen_loss": tf.reduce_sum(keep * pen),
+            "offset_loss": tf.reduce_sum(keep * losses["offset_loss"]),
+            "pen_loss": tf.reduce_sum(keep * losses["pen_loss"]),
             "kl": tf.reduce_sum(keep * kl),
             "dropped": tf.reduce_sum(1.0 - keep),
             "count": kept,
