@@ -141,6 +141,12 @@ def main() -> None:
     parser.add_argument("--classifier_dir", required=True, help="an rnn run trained on the same classes")
     parser.add_argument("--single_model_dir", help="the same config trained on one class")
     parser.add_argument("--single_data_dir", help="that one class's TFRecords")
+    parser.add_argument("--checkpoint", default="best", help="of --model_dir: best, latest or a path")
+    parser.add_argument("--single_checkpoint", default="best", help="of --single_model_dir")
+    parser.add_argument(
+        "--compare_checkpoint", help="the conditioned model's checkpoint for the one-class comparison "
+        "(default: --checkpoint); give one of the same step as --single_checkpoint"
+    )
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--temperatures", default="0.2,0.5,0.8")
     parser.add_argument("--seed", type=int, default=0)
@@ -148,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    model, classes, step = generate.load_generator(args.model_dir, data_dir=args.data_dir)
+    model, classes, step = generate.load_generator(args.model_dir, args.checkpoint, args.data_dir)
     classifier = Classifier(args.classifier_dir, args.data_dir)
     results = {"model_step": step, "classifier_step": classifier.step, "samples_per_class": args.samples}
     for split in ("eval", "test"):
@@ -166,7 +172,11 @@ def main() -> None:
               f"top-3 {r['top3']:.4f} diversity {r['diversity']:.3f} mean moves {r['mean_moves']:.1f} "
               f"empty {r['empty']}", flush=True)
     if args.single_model_dir:
+        if args.compare_checkpoint:
+            checkpoint = args.compare_checkpoint
+            model, classes, step = generate.load_generator(args.model_dir, checkpoint, args.data_dir)
         results["single_class"] = single_class(args, model, classes, classifier)
+        results["single_class"]["conditioned_step"] = step
     results["seconds"] = time.perf_counter() - started
     print(f"wall time {results['seconds']:.0f} s")
     if args.output:
@@ -177,7 +187,7 @@ def main() -> None:
 def single_class(args, model, classes, classifier) -> dict:
     """The conditioned model against the one-class model, on that class."""
     single, single_classes, step = generate.load_generator(
-        args.single_model_dir, data_dir=args.single_data_dir
+        args.single_model_dir, args.single_checkpoint, args.single_data_dir
     )
     word = single_classes[0]
     out = {"word": word, "single_step": step}

@@ -1,8 +1,11 @@
 """Sketch-RNN: stroke-5 inside the model, the log-space loss (finite on extreme inputs), sampling, data
 adaptation, and (integration) a tiny config whose loss falls when trained by the shared trainer."""
 
+import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -161,3 +164,39 @@ def test_tiny_config_loss_falls_with_the_shared_trainer(tfrecord_dir, tmp_path):
     classes = input_pipeline.read_classes(tfrecord_dir)
     assert {f"samples/{word}" for word in classes[:2]} <= tags
     assert os.path.exists(tmp_path / trainer.DATA_STATS_FILE) and os.path.exists(tmp_path / "model.keras")
+
+
+def test_generate_writes_simplified_ndjson_grids_and_gifs(tmp_path):
+    from PIL import Image
+
+    from quickdraw_tf import formats, generate
+
+    model = tiny_model()
+    model.scale_factor.assign(0.1)
+    model.data_max_seq_len.assign(25)
+    classes = ["cat", "dog", "house"]
+    written = generate.generate(model, classes, "dog", 3, 0.5, str(tmp_path), seed=1)
+    drawings = list(formats.iter_drawings(written["ndjson"][0]))
+    assert len(drawings) == 3 and {d.word for d in drawings} == {"dog"}
+    assert all(ink.is_simplified(d.strokes) for d in drawings)
+    assert Image.open(written["grid"][0]).size == (3 * 128, 128)
+    assert open(written["grid"][1], encoding="utf-8").read().startswith("<svg")
+    assert len(written["gif"]) == 3 and Image.open(written["gif"][0]).format == "GIF"
+    partial = tmp_path / "partial.ndjson"
+    partial.write_text(json.dumps(sample_drawings(per_class=1)[0]) + "\n", encoding="utf-8")
+    prefix = generate.prefix_ink(str(partial))
+    completed = generate.generate(model, classes, "cat", 2, 0.5, str(tmp_path / "c"), prefix=prefix)
+    assert all(d.num_points >= 2 for d in formats.iter_drawings(completed["ndjson"][0]))
+    with pytest.raises(ValueError, match="unknown word 'cow'"):
+        generate.generate(model, classes, "cow", 1, 0.5, str(tmp_path))
+
+
+@pytest.mark.integration
+def test_generate_cli_reports_a_bad_model_dir_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "quickdraw_tf.generate", f"--model_dir={tmp_path}", "--word=cat",
+         f"--output_dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("generate.py: error: no config.json")
