@@ -39,8 +39,9 @@ def per_class_losses(model, data_dir: str, split: str, classes: list[str], batch
     """{word: {"recon", "kl", "count"}} over the drawings of one split the model does not drop."""
     config = input_pipeline.InputConfig(batch_size=batch_size, bucket_boundaries=(32, 64, 128))
     sums = collections.defaultdict(lambda: np.zeros(3))
+    example_losses = tf.function(model.example_losses, reduce_retracing=True)  # eager RNNs crawl
     for inputs, labels in input_pipeline.make_dataset(data_dir, split, config, training=False):
-        losses = {k: v.numpy() for k, v in model.example_losses(inputs, labels).items()}
+        losses = {k: v.numpy() for k, v in example_losses(inputs, labels).items()}
         recon = losses["offset_loss"] + losses["pen_loss"]
         for i, label in enumerate(labels.numpy()):
             if losses["keep"][i]:
@@ -57,7 +58,9 @@ class Classifier:
         self.model, _, self.step = evaluate.load_model(config, len(self.classes))
         self.max_length = config.input.max_length or None
         embedding = self.model.get_layer("sum_over_time").output
-        self.both = keras.Model(self.model.inputs, [self.model.output, embedding])
+        self.both = tf.function(
+            keras.Model(self.model.inputs, [self.model.output, embedding]), reduce_retracing=True
+        )
 
     def __call__(self, inks: list[np.ndarray], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """(logits [N, C], embeddings [N, D]) of delta inks."""
@@ -205,9 +208,10 @@ def class_losses(model, data_dir: str, class_index: int, word: str) -> dict:
     """Reconstruction and KL on a one-class data dir's test split, drawn as the model's `class_index`."""
     config = input_pipeline.InputConfig(batch_size=64, bucket_boundaries=(32, 64, 128))
     total = np.zeros(3)
+    example_losses = tf.function(model.example_losses, reduce_retracing=True)
     for inputs, labels in input_pipeline.make_dataset(data_dir, "test", config, training=False):
         as_class = tf.fill(tf.shape(labels), tf.constant(class_index, labels.dtype))
-        losses = {k: v.numpy() for k, v in model.example_losses(inputs, as_class).items()}
+        losses = {k: v.numpy() for k, v in example_losses(inputs, as_class).items()}
         keep = losses["keep"] > 0
         recon = losses["offset_loss"] + losses["pen_loss"]
         total += (recon[keep].sum(), losses["kl"][keep].sum(), keep.sum())
