@@ -32,7 +32,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quickdraw_tf import evaluate, generate, ink, input_pipeline, sketch_sampling  # noqa: E402
+from quickdraw_tf import evaluate, generate, ink, input_pipeline, sketch_draw, sketch_sampling  # noqa: E402
 
 
 def per_class_losses(model, data_dir: str, split: str, classes: list[str], batch_size: int = 64) -> dict:
@@ -131,6 +131,14 @@ def recognisability(model, classes, classifier, words, samples, temperature, see
     }
 
 
+def write_grid(model, classes: list[str], path: str, seed: int, per_class: int = 8) -> None:
+    indices = np.repeat(np.arange(len(classes)), per_class)
+    drawn = sketch_sampling.sample(model, indices, len(indices), 0.5, seed)
+    rows = [(word, [s.strokes for s in drawn[i * per_class :][:per_class]]) for i, word in enumerate(classes)]
+    with open(path, "wb") as f:
+        f.write(sketch_draw.labelled_rows_png(rows))
+
+
 def losses_summary(per_class: dict) -> dict:
     counts = np.array([v["count"] for v in per_class.values()])
     mean = {k: float(np.average([v[k] for v in per_class.values()], weights=counts)) for k in ("recon", "kl")}
@@ -154,6 +162,7 @@ def main() -> None:
     parser.add_argument("--temperatures", default="0.2,0.5,0.8")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="write the figures here as JSON")
+    parser.add_argument("--grid_png", help="write 8 samples per class at temperature 0.5 here")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -174,6 +183,8 @@ def main() -> None:
         print(f"samples at T={temperature}: top-1 {r['top1']:.4f} ({r['top1'] / real['top1']:.0%} of real) "
               f"top-3 {r['top3']:.4f} diversity {r['diversity']:.3f} mean moves {r['mean_moves']:.1f} "
               f"empty {r['empty']}", flush=True)
+    if args.grid_png:
+        write_grid(model, classes, args.grid_png, args.seed)
     if args.single_model_dir:
         if args.compare_checkpoint:
             checkpoint = args.compare_checkpoint
@@ -197,9 +208,12 @@ def single_class(args, model, classes, classifier) -> dict:
     for name, m, cls in (("conditioned", model, classes), ("single", single, single_classes)):
         # The one-class data's labels are 0: the conditioned model gets its own index of `word`.
         losses = class_losses(m, args.single_data_dir, cls.index(word), word)
+        # recon is divided by each model's own max_seq_len: times it, nats per drawing, which compare.
+        losses[word]["recon_nats"] = losses[word]["recon"] * int(m.data_max_seq_len.numpy())
         r = recognisability(m, cls, classifier, [word], args.samples, 0.5, args.seed)
         out[name] = {"test": losses[word], "samples_t0.5": {k: r[k] for k in ("top1", "top3", "diversity")}}
-        print(f"{word}, {name}: test recon {losses[word]['recon']:.4f} KL {losses[word]['kl']:.4f}; "
+        print(f"{word}, {name}: test recon {losses[word]['recon_nats']:.2f} nats/drawing "
+              f"KL {losses[word]['kl']:.4f}; "
               f"samples at T=0.5 top-1 {r['top1']:.4f} diversity {r['diversity']:.3f}", flush=True)
     return out
 

@@ -106,3 +106,21 @@ def drawing_gif(strokes: Strokes, size: int = 192, given: int = 0, frame_ms: int
     durations = [frame_ms] * (len(frames) - 1) + [1000]
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return buffer.getvalue()
+
+
+def labelled_rows_png(rows: Sequence[tuple[str, Sequence[Strokes]]], cell: int = 80) -> bytes:
+    """One row of drawings per label (e.g. samples per class), the label written above the row's cells."""
+    columns = max(len(drawings) for _, drawings in rows)
+    label_height = 14
+    height = cell + label_height
+    image = Image.new("RGB", (columns * cell, len(rows) * height), BACKGROUND)
+    canvas = ImageDraw.Draw(image)
+    for r, (label, drawings) in enumerate(rows):
+        top = r * height
+        canvas.text((4, top + 1), label, fill=(60, 60, 60))
+        for c, strokes in enumerate(drawings):
+            _draw(canvas, _fit(strokes, cell, cell // 10), (c * cell, top + label_height), 2, 0)
+        canvas.line([(0, top + height - 1), (columns * cell, top + height - 1)], fill=(220, 220, 220))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
