@@ -49,7 +49,6 @@ class SketchRnn(keras.Model):
     """
 
     metric_keys = ("loss", "recon", "offset_loss", "pen_loss", "kl", "dropped", "count")
-    selection_metric = "loss"  # the best checkpoint has the lowest eval loss
 
     def __init__(
         self,
