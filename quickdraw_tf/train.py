@@ -47,6 +47,12 @@ _LR_SCHEDULE = flags.DEFINE_enum(
 _WARMUP_STEPS = flags.DEFINE_integer(
     "warmup_steps", _TRAIN.warmup_steps, "Linear learning-rate warmup steps."
 )
+_LR_DECAY_RATE = flags.DEFINE_float(
+    "lr_decay_rate", _TRAIN.lr_decay_rate, "exponential schedule: rate per step (sketch-rnn: 0.9999)."
+)
+_MIN_LEARNING_RATE = flags.DEFINE_float(
+    "min_learning_rate", _TRAIN.min_learning_rate, "exponential schedule: the rate it decays towards."
+)
 _CLIP_NORM = flags.DEFINE_float(
     "clip_norm", _TRAIN.clip_norm, "Clip the global gradient norm to this (0: no clipping)."
 )
@@ -117,6 +123,8 @@ def config_from_flags(argv: list[str] | None = None) -> trainer.TrainConfig:
         learning_rate=_LEARNING_RATE.value,
         lr_schedule=_LR_SCHEDULE.value,
         warmup_steps=_WARMUP_STEPS.value,
+        lr_decay_rate=_LR_DECAY_RATE.value,
+        min_learning_rate=_MIN_LEARNING_RATE.value,
         clip_norm=_CLIP_NORM.value,
         eval_every=_EVAL_EVERY.value,
         checkpoint_every=_CHECKPOINT_EVERY.value,

@@ -10,6 +10,12 @@ model_dir after a run:
   model.keras, export/    the best (else the final) weights as a Keras file and as a SavedModel
 Restarted on the same model_dir (also after kill -9) it restores the latest checkpoint and goes on to
 train_steps. The data order does not resume: the shuffle is re-seeded with the restored step.
+
+Classifiers are trained on cross-entropy. A model with its own loss (the generator models/sketch_rnn.py)
+defines `loss_sums(inputs, labels, step, training) -> (per-example loss [B], summed metrics)` and
+`metric_keys`; the best checkpoint is then the lowest eval loss instead of the highest MAP@3. Optional
+hooks: `adapt_to_data(train dataset) -> dict` runs once before step 0 (written to data_stats.json),
+`summary_images(classes, count) -> {name: png}` replaces the eval drawings summary.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ from absl import logging
 from quickdraw_tf import export, input_pipeline, metrics, models, plots
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "exponential")
 MIXED_PRECISION = ("off", "float16", "bfloat16")
 CONFIG_FILE = "config.json"
+DATA_STATS_FILE = "data_stats.json"
 METRIC_KEYS = ("loss", "top1", "top3", "map3", "count")
 
 
@@ -47,6 +54,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
     warmup_steps: int = 0
+    lr_decay_rate: float = 0.9999  # exponential only: min + (peak - min) * rate ** step, as sketch-rnn
+    min_learning_rate: float = 1e-5  # exponential only
     clip_norm: float = 9.0  # on the global gradient norm; 0 disables clipping
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -69,6 +78,8 @@ class TrainConfig:
             )
         if self.learning_rate <= 0 or self.clip_norm < 0 or self.warmup_steps < 0:
             raise ValueError("learning_rate must be > 0, clip_norm and warmup_steps >= 0")
+        if not 0 < self.lr_decay_rate <= 1 or not 0 <= self.min_learning_rate <= self.learning_rate:
+            raise ValueError("lr_decay_rate must be in (0, 1] and min_learning_rate in [0, learning_rate]")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -84,13 +95,24 @@ class TrainConfig:
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")
 class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup over warmup_steps, then constant or cosine decay to 0 at total_steps."""
+    """Linear warmup over warmup_steps, then constant, cosine decay to 0 at total_steps, or exponential
+    decay towards min_rate (sketch-rnn's: min + (base - min) * decay_rate ** step)."""
 
-    def __init__(self, base_rate: float, total_steps: int, warmup_steps: int = 0, decay: str = "constant"):
+    def __init__(
+        self,
+        base_rate: float,
+        total_steps: int,
+        warmup_steps: int = 0,
+        decay: str = "constant",
+        decay_rate: float = 0.9999,
+        min_rate: float = 1e-5,
+    ):
         self.base_rate = base_rate
         self.total_steps = total_steps
         self.warmup_steps = warmup_steps
         self.decay = decay
+        self.decay_rate = decay_rate
+        self.min_rate = min_rate
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
@@ -101,6 +123,8 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
             decay_steps = max(self.total_steps - self.warmup_steps, 1)
             progress = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
             rate *= 0.5 * (1.0 + tf.cos(math.pi * progress))
+        if self.decay == "exponential":
+            rate = self.min_rate + (rate - self.min_rate) * tf.pow(self.decay_rate, step)
         return rate
 
     def get_config(self) -> dict:
@@ -109,6 +133,8 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
             total_steps=self.total_steps,
             warmup_steps=self.warmup_steps,
             decay=self.decay,
+            decay_rate=self.decay_rate,
+            min_rate=self.min_rate,
         )
 
 
@@ -182,7 +208,14 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
 
 
 def _build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    schedule = LearningRate(config.learning_rate, config.train_steps, config.warmup_steps, config.lr_schedule)
+    schedule = LearningRate(
+        config.learning_rate,
+        config.train_steps,
+        config.warmup_steps,
+        config.lr_schedule,
+        config.lr_decay_rate,
+        config.min_learning_rate,
+    )
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     if config.mixed_precision == "float16":  # bfloat16 has float32's range: no loss scaling needed
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -198,7 +231,8 @@ class _State:
         # Create the slots now so that a restore fills them instead of deferring.
         self.optimizer.build(self.model.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.best_map3 = tf.Variable(-1.0, dtype=tf.float32, trainable=False, name="best_map3")
+        # The best eval score: MAP@3, or minus the loss for a model with its own loss (_score).
+        self.best_map3 = tf.Variable(-math.inf, dtype=tf.float32, trainable=False, name="best_map3")
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, best_map3=self.best_map3
         )
@@ -221,13 +255,34 @@ def _clipped_gradients(grads, loss_scale, clip_norm: float):
     return [g * tf.cast(factor, g.dtype) for g in grads], norm
 
 
+def _has_own_loss(model: keras.Model) -> bool:
+    return hasattr(model, "loss_sums")
+
+
+def _metric_keys(model: keras.Model) -> tuple[str, ...]:
+    return tuple(getattr(model, "metric_keys", METRIC_KEYS))
+
+
+def _score(model: keras.Model, values: dict[str, float]) -> float:
+    """Higher is better: eval MAP@3, or minus the eval loss for a model with its own loss."""
+    return -values["loss"] if _has_own_loss(model) else values["map3"]
+
+
+def _loss_and_sums(state: _State, inputs, labels, training: bool):
+    """(per-example loss [B], summed metrics): cross-entropy and top-k, or the model's own loss_sums."""
+    if _has_own_loss(state.model):
+        return state.model.loss_sums(inputs, labels, step=state.step, training=training)
+    logits = state.model(inputs, training=training)
+    per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return per_example, metrics.classification_sums(logits, labels)
+
+
 def _train_step_fn(state: _State, config: TrainConfig):
     optimizer = state.optimizer
 
     def step_fn(inputs, labels):
         with tf.GradientTape() as tape:
-            logits = state.model(inputs, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            per_example, sums = _loss_and_sums(state, inputs, labels, training=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.input.batch_size)
             scaled_loss = optimizer.scale_loss(loss)
         variables = state.model.trainable_variables
@@ -235,7 +290,6 @@ def _train_step_fn(state: _State, config: TrainConfig):
         loss_scale = tf.cast(getattr(optimizer, "dynamic_scale", 1.0), tf.float32)
         grads, norm = _clipped_gradients(grads, loss_scale, config.clip_norm)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
-        sums = metrics.classification_sums(logits, labels)
         sums["loss"] = tf.reduce_sum(per_example)
         return sums, norm
 
@@ -263,9 +317,7 @@ def check_jit_support(model: keras.Model) -> None:
 
 def _eval_step_fn(state: _State):
     def batch_sums(inputs, labels):
-        logits = state.model(inputs, training=False)
-        sums = metrics.classification_sums(logits, labels)
-        per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        per_example, sums = _loss_and_sums(state, inputs, labels, training=False)
         sums["loss"] = tf.reduce_sum(per_example)
         return sums
 
@@ -275,7 +327,7 @@ def _eval_step_fn(state: _State):
         return tf.cond(
             tf.size(labels) > 0,
             lambda: batch_sums(inputs, labels),
-            lambda: {key: tf.constant(0.0) for key in METRIC_KEYS},
+            lambda: {key: tf.constant(0.0) for key in _metric_keys(state.model)},
         )
 
     return step_fn
@@ -288,8 +340,8 @@ def _sum_over_replicas(strategy, per_replica: dict) -> dict:
     }
 
 
-def _zeros() -> dict:
-    return {key: tf.constant(0.0) for key in (*METRIC_KEYS, "grad_norm")}
+def _zeros(keys: tuple[str, ...]) -> dict:
+    return {key: tf.constant(0.0) for key in (*keys, "grad_norm")}
 
 
 def _make_train_loop(strategy, state: _State, config: TrainConfig):
@@ -298,7 +350,7 @@ def _make_train_loop(strategy, state: _State, config: TrainConfig):
     @tf.function
     def train_loop(iterator, num_steps):
         """num_steps steps in one call: one Python round trip per chunk, not per step."""
-        totals = _zeros()
+        totals = _zeros(_metric_keys(state.model))
         for _ in tf.range(num_steps):
             sums, norm = strategy.run(step_fn, args=next(iterator))
             sums = _sum_over_replicas(strategy, sums)
@@ -315,7 +367,7 @@ def _make_eval_pass(strategy, state: _State):
 
     @tf.function
     def eval_pass(dataset):
-        totals = {key: tf.constant(0.0) for key in METRIC_KEYS}
+        totals = {key: tf.constant(0.0) for key in _metric_keys(state.model)}
         for batch in dataset:
             sums = _sum_over_replicas(strategy, strategy.run(step_fn, args=batch))
             totals = {key: totals[key] + sums[key] for key in totals}
@@ -326,7 +378,7 @@ def _make_eval_pass(strategy, state: _State):
 
 def _means(totals: dict, num_steps: int) -> dict[str, float]:
     count = max(float(totals["count"]), 1.0)
-    means = {key: float(totals[key]) / count for key in ("loss", "top1", "top3", "map3")}
+    means = {key: float(value) / count for key, value in totals.items() if key not in ("count", "grad_norm")}
     if "grad_norm" in totals:
         means["grad_norm"] = float(totals["grad_norm"]) / max(num_steps, 1)
     return means
@@ -392,12 +444,13 @@ def _save_final_model(state: _State, config: TrainConfig, classes: list[str], st
     if best:
         tf.train.Checkpoint(model=state.model).restore(best).expect_partial()
         logging.info(
-            "exporting the best checkpoint %s (eval MAP@3 %.4f)", best, float(state.best_map3.numpy())
+            "exporting the best checkpoint %s (eval score %.4f)", best, float(state.best_map3.numpy())
         )
     chief = is_chief(strategy)
     out_dir = config.model_dir if chief else tempfile.mkdtemp()
     state.model.save(os.path.join(out_dir, "model.keras"))
-    export.export_saved_model(state.model, classes, os.path.join(out_dir, "export"))
+    if not _has_own_loss(state.model):  # the serving signature returns class probabilities
+        export.export_saved_model(state.model, classes, os.path.join(out_dir, "export"))
     if not chief:
         tf.io.gfile.rmtree(out_dir)
 
@@ -462,16 +515,20 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
     train_writer, eval_writer = _summary_writers(config, chief)
 
     step = int(state.step.numpy())
+    if step == 0 and hasattr(state.model, "adapt_to_data"):
+        _adapt_to_data(state, config, chief)
     # Re-seeding with the step keeps a resumed run from replaying the batches it already trained on.
     input_config = dataclasses.replace(config.input, seed=config.seed + step)
     iterator = iter(_distributed_dataset(strategy, config, input_config, "train", training=True))
     distributed_eval = _distributed_dataset(strategy, config, config.input, "eval", training=False)
     train_loop = _make_train_loop(strategy, state, config)
     eval_pass = _make_eval_pass(strategy, state)
-    summary_batch = _summary_batch(config) if chief and config.num_summary_drawings else None
+    summary_batch = None
+    if chief and config.num_summary_drawings:
+        summary_batch = () if hasattr(state.model, "summary_images") else _summary_batch(config)
 
     eval_metrics: dict[str, float] = {}
-    totals, steps_since_log, train_seconds = _zeros(), 0, 0.0
+    totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
     while step < config.train_steps:
         boundary = _next_boundary(step, config)
         steps_since_log += boundary - step
@@ -483,14 +540,14 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
         done = step >= config.train_steps
         if step % config.log_every == 0 or done:
             _log_train(train_writer, state, step, totals, steps_since_log, train_seconds)
-            totals, steps_since_log, train_seconds = _zeros(), 0, 0.0
+            totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
         if step % config.eval_every == 0 or done:
             eval_metrics = _evaluate(state, eval_pass, distributed_eval)
             _write_scalars(eval_writer, step, eval_metrics)
             if summary_batch is not None:
-                _write_drawings(eval_writer, state, summary_batch, classes, step)
-            if eval_metrics["map3"] > float(state.best_map3.numpy()):
-                state.best_map3.assign(eval_metrics["map3"])
+                _write_drawings(eval_writer, state, summary_batch, classes, step, config.num_summary_drawings)
+            if _score(state.model, eval_metrics) > float(state.best_map3.numpy()):
+                state.best_map3.assign(_score(state.model, eval_metrics))
                 best_manager.save(checkpoint_number=step)
         if step % config.checkpoint_every == 0 or done:
             manager.save(checkpoint_number=step)
@@ -498,6 +555,16 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
     _save_final_model(state, config, classes, strategy)
     logging.info("finished at step %d", int(state.step.numpy()))
     return eval_metrics
+
+
+def _adapt_to_data(state: _State, config: TrainConfig, chief: bool) -> None:
+    """The model's data-dependent constants from one pass over the training split (no augmentation)."""
+    dataset = input_pipeline.make_dataset(config.data_dir, "train", config.input, training=False)
+    stats = state.model.adapt_to_data(dataset)
+    logging.info("adapted to the training data: %s", stats)
+    if chief:
+        with tf.io.gfile.GFile(os.path.join(config.model_dir, DATA_STATS_FILE), "w") as f:
+            f.write(json.dumps(stats, indent=2))
 
 
 def _log_train(writer, state: _State, step: int, totals: dict, num_steps: int, seconds: float) -> None:
@@ -509,12 +576,17 @@ def _log_train(writer, state: _State, step: int, totals: dict, num_steps: int, s
 
 
 def _write_drawings(
-    writer, state: _State, batch: tuple[dict, tf.Tensor], classes: list[str], step: int
+    writer, state: _State, batch: tuple[dict, tf.Tensor], classes: list[str], step: int, count: int
 ) -> None:
-    """The summary drawings rendered with their true and predicted class, as an image summary."""
-    png = _drawings_png(state, batch, classes)
+    """The summary drawings rendered with their true and predicted class (or the model's own summary
+    images, e.g. a generator's samples per class), as image summaries."""
+    if hasattr(state.model, "summary_images"):
+        images = state.model.summary_images(classes, count)
+    else:
+        images = {"drawings": _drawings_png(state, batch, classes)}
     with writer.as_default(step=step):
-        tf.summary.image("drawings", plots.png_summary_image(png))
+        for name, png in images.items():
+            tf.summary.image(name, plots.png_summary_image(png))
     writer.flush()
 
 

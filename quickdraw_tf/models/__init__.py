@@ -1,6 +1,7 @@
 """Models by name. Adding a model: write models/<name>.py with a keras.Model class whose constructor
 takes `num_classes` plus keyword hyper-parameters with defaults (and a get_config returning them),
 then add one line to _MODELS below. train.py passes `--hparams=key=value` flags straight through.
+A model with its own loss (sketch_rnn, a generator) also defines the trainer's hooks (see trainer.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from collections.abc import Callable, Iterable
 
 import keras
 
-from quickdraw_tf.models import bitmap_cnn, mobilenet, rnn, scatter_raster
+from quickdraw_tf.models import bitmap_cnn, mobilenet, rnn, scatter_raster, sketch_rnn
 
 _MODELS: dict[str, Callable[..., keras.Model]] = {
     "rnn": rnn.RnnClassifier,
     "scatter_raster": scatter_raster.ScatterRaster,
     "mobilenet": mobilenet.InkMobileNet,
     "bitmap_cnn": bitmap_cnn.BitmapCNN,
+    "sketch_rnn": sketch_rnn.SketchRnn,
 }
 
 MODEL_NAMES = tuple(_MODELS)

@@ -1,0 +1,116 @@
+r"""Draws with a trained Sketch-RNN: simplified ndjson, SVG/PNG grids and one animated GIF per drawing.
+
+  python -m quickdraw_tf.generate --model_dir=runs/sketch --word=cat --num=16 --temperature=0.5 \
+      --output_dir=out
+  python -m quickdraw_tf.generate --model_dir=runs/sketch --word=cat --complete=partial.ndjson \
+      --output_dir=out       # continues the file's first drawing (the decoder primed with its strokes)
+
+Writes, for word W: W.ndjson (Google's simplified layout, readable by formats.iter_drawings and the
+Beam job), W_grid.png, W_grid.svg and W_NN.gif. In completions the given strokes are drawn in red.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from absl import app, flags
+
+from quickdraw_tf import cli, formats, ink, input_pipeline, sketch_draw, sketch_sampling
+from quickdraw_tf.drawing import Drawing
+
+
+def load_generator(model_dir: str, checkpoint: str = "best", data_dir: str | None = None):
+    """(model, classes, step) of a Sketch-RNN training run; classes from the run's data_dir (or data_dir)."""
+    from quickdraw_tf import evaluate  # imports the trainer: only when a model is loaded
+
+    config = dataclasses.replace(evaluate.read_run_config(model_dir), model_dir=model_dir)
+    if config.model != "sketch_rnn":
+        raise ValueError(f"{model_dir} holds a {config.model} model, not sketch_rnn")
+    classes = input_pipeline.read_classes(data_dir or config.data_dir)
+    model, _, step = evaluate.load_model(config, len(classes), checkpoint)
+    return model, classes, step
+
+
+def prefix_ink(path: str) -> np.ndarray:
+    """The delta ink of the first drawing in `path` (any format formats reads; raw drawings simplified)."""
+    for drawing in formats.iter_drawings(path):
+        if not drawing.strokes:
+            raise ValueError(f"{path}: the first drawing has no strokes")
+        strokes = ink.simplify(drawing.strokes) if drawing.is_raw else drawing.strokes
+        return ink.to_ink(strokes)
+    raise ValueError(f"{path} holds no drawing")
+
+
+def to_drawing(sample: sketch_sampling.Sample, word: str, key_id: int) -> Drawing:
+    """A sample as a simplified drawing (Google's simplification: 0..255 integers, 1-px RDP)."""
+    strokes = [[stroke[:, 0].tolist(), stroke[:, 1].tolist()] for stroke in sample.strokes]
+    return Drawing(key_id=key_id, word=word, strokes=tuple(ink.simplify(strokes)))
+
+
+def generate(
+    model,
+    classes: list[str],
+    word: str,
+    num: int,
+    temperature: float,
+    output_dir: str,
+    seed: int = 0,
+    prefix: np.ndarray | None = None,
+) -> dict[str, list[str]]:
+    """Samples `num` drawings of `word` (continuing `prefix` delta ink if given) and writes the files."""
+    if word not in classes:
+        raise ValueError(f"unknown word {word!r}; the model draws: {', '.join(classes)}")
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    samples = sketch_sampling.sample(model, classes.index(word), num, temperature, seed, prefix)
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.join(output_dir, word.replace(" ", "_"))
+    with open(stem + ".ndjson", "w", encoding="utf-8") as f:
+        keys = [formats.derived_key_id(word, seed, temperature, i) for i in range(num)]
+        formats.write_ndjson([to_drawing(s, word, k) for s, k in zip(samples, keys, strict=True)], f)
+    strokes = [s.strokes for s in samples]
+    given = [s.prefix_length + 1 if s.prefix_length else 0 for s in samples]
+    columns = min(num, 4)
+    with open(stem + "_grid.png", "wb") as f:
+        f.write(sketch_draw.grid_png(strokes, columns, given=given))
+    with open(stem + "_grid.svg", "w", encoding="utf-8") as f:
+        f.write(sketch_draw.grid_svg(strokes, columns))
+    gifs = []
+    for i, sample in enumerate(samples):
+        gifs.append(f"{stem}_{i:02d}.gif")
+        with open(gifs[-1], "wb") as f:
+            f.write(sketch_draw.drawing_gif(sample.strokes, given=given[i]))
+    return {"ndjson": [stem + ".ndjson"], "grid": [stem + "_grid.png", stem + "_grid.svg"], "gif": gifs}
+
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A sketch_rnn training run's model_dir.")
+_WORD = flags.DEFINE_string("word", None, "The class to draw (one the model was trained on).")
+_NUM = flags.DEFINE_integer("num", 16, "How many drawings.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.5, "Sampling temperature (> 0; lower: tidier).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the ndjson, grids and GIFs go.")
+_COMPLETE = flags.DEFINE_string("complete", None, "A drawing file: continue its first drawing.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Where classes.txt is, if not the run's data_dir.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    try:
+        prefix = prefix_ink(_COMPLETE.value) if _COMPLETE.value else None
+        model, classes, step = load_generator(_MODEL_DIR.value, _CHECKPOINT.value, _DATA_DIR.value)
+        written = generate(
+            model, classes, _WORD.value, _NUM.value, _TEMPERATURE.value, _OUTPUT_DIR.value, _SEED.value,
+            prefix,
+        )
+    except (ValueError, FileNotFoundError, OSError) as error:
+        cli.fail(error)
+    grids = ", ".join(written["grid"])
+    print(f"step {step}: wrote {written['ndjson'][0]}, {grids} and {len(written['gif'])} GIFs")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["model_dir", "word", "output_dir"])
+    app.run(main, flags_parser=cli.flags_parser(flags.FLAGS))

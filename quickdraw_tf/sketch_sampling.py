@@ -1,0 +1,124 @@
+"""Drawing with a trained Sketch-RNN: batched sampling at a temperature, optionally continuing a prefix.
+
+As magenta's sample(): z from the prior N(0, I); at each step the mixture weights and pen logits are
+divided by the temperature and the normals' sigmas multiplied by sqrt(temperature); a drawing ends at
+its first end-of-sketch (p3) or after the model's max_seq_len moves. Offsets come back multiplied by
+the model's scale_factor, i.e. in the units of the training ink (the drawing's larger side = 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from quickdraw_tf import plots
+from quickdraw_tf.models import sketch_rnn_loss
+from quickdraw_tf.models.sketch_rnn import START_TOKEN, SketchRnn
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One drawing: delta ink [n, 3] (dx, dy, pen lifted after the move) and its absolute strokes."""
+
+    ink: np.ndarray
+    strokes: list[np.ndarray]  # [k, 2] points per stroke, the first at the origin
+    prefix_length: int = 0  # rows of `ink` given (completion), not sampled
+
+
+def _choose(rng: np.random.Generator, logits: np.ndarray, temperature: float) -> np.ndarray:
+    """One categorical draw per row of logits / temperature."""
+    scaled = logits / temperature
+    probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    cumulative = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
+    draws = rng.random((len(logits), 1))
+    return np.minimum((cumulative < draws).sum(axis=-1), logits.shape[-1] - 1)
+
+
+def _next_points(rng: np.random.Generator, output: np.ndarray, num_mixture: int, temperature: float):
+    """Stroke-5 rows [B, 5] drawn from the decoder outputs [B, 6M + 3]."""
+    params = {k: v.numpy() for k, v in sketch_rnn_loss.split_params(tf.constant(output), num_mixture).items()}
+    rows = np.arange(len(output))
+    k = _choose(rng, params["log_pi"], temperature)
+    mx, my = params["mu_x"][rows, k], params["mu_y"][rows, k]
+    spread = np.sqrt(temperature)
+    sx, sy = np.exp(params["log_sx"][rows, k]) * spread, np.exp(params["log_sy"][rows, k]) * spread
+    rho = params["rho"][rows, k]
+    n1, n2 = rng.standard_normal(len(output)), rng.standard_normal(len(output))
+    points = np.zeros((len(output), 5), np.float32)
+    points[:, 0] = mx + sx * n1
+    points[:, 1] = my + sy * (rho * n1 + np.sqrt(1.0 - rho**2) * n2)
+    points[rows, 2 + _choose(rng, params["pen_logits"], temperature)] = 1.0
+    return points
+
+
+def _prefix_stroke5(model: SketchRnn, prefix_ink: np.ndarray) -> np.ndarray:
+    """The given delta ink as the model's scaled stroke-5 rows [n, 5] (no end row)."""
+    ink = tf.constant(prefix_ink[None], tf.float32)
+    return model.to_stroke5(ink, tf.constant([len(prefix_ink)]))[0, :-1].numpy()
+
+
+def sample(
+    model: SketchRnn,
+    class_index: int | np.ndarray,
+    num: int,
+    temperature: float,
+    seed: int | None = None,
+    prefix_ink: np.ndarray | None = None,
+    max_steps: int | None = None,
+) -> list[Sample]:
+    """`num` drawings of class `class_index` (or of class_index[i] each, one batch for many classes); with
+    prefix_ink (delta ink [n, 3]), each continues it."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    class_index = np.broadcast_to(np.asarray(class_index, np.int32), (num,))
+    bad = class_index[(class_index < 0) | (class_index >= model.num_classes)]
+    if len(bad):
+        raise ValueError(f"class index {bad[0]} is outside the model's {model.num_classes} classes")
+    rng = np.random.default_rng(seed)
+    z = None if model.decoder_only else tf.constant(rng.standard_normal((num, model.z_mu.units)), tf.float32)
+    context = model.context(tf.constant(class_index), z)
+    state = model.start_state(context)
+    previous = np.tile(np.array(START_TOKEN, np.float32), (num, 1))
+    prefix = np.zeros((0, 5), np.float32)
+    if prefix_ink is not None and len(prefix_ink):
+        prefix = _prefix_stroke5(model, np.asarray(prefix_ink, np.float32))
+        primer = np.concatenate([previous[:1], prefix[:-1]])  # the decoder reads S_0 .. S_{k-1}
+        _, state = model.decode(tf.constant(np.tile(primer[None], (num, 1, 1))), context, state)
+        previous = np.tile(prefix[-1], (num, 1))
+    steps = max_steps or int(model.data_max_seq_len.numpy())
+    rows, done = [], np.zeros(num, bool)
+    step_fn = _step_function(model)
+    for _ in range(max(steps - len(prefix), 0)):
+        output, state = step_fn(tf.constant(previous), context, state)
+        previous = _next_points(rng, output.numpy(), model.num_mixture, temperature)
+        previous[done] = (0, 0, 0, 0, 1)
+        rows.append(previous)
+        done |= previous[:, 4] > 0
+        if done.all():
+            break
+    sampled = np.stack(rows, axis=1) if rows else np.zeros((num, 0, 5), np.float32)
+    scale = float(model.scale_factor.numpy())
+    return [_to_sample(np.concatenate([prefix, drawing]), scale, len(prefix)) for drawing in sampled]
+
+
+def _step_function(model: SketchRnn):
+    @tf.function(reduce_retracing=True)
+    def step(point, context, state):
+        return model.decode_step(point, context, state)
+
+    return step
+
+
+def _to_sample(stroke5: np.ndarray, scale: float, prefix_length: int) -> Sample:
+    """Scaled stroke-5 rows up to the first end-of-sketch → a Sample in training-ink units."""
+    ends = np.flatnonzero(stroke5[:, 4] > 0)
+    stroke5 = stroke5[: ends[0]] if len(ends) else stroke5
+    ink = np.zeros((len(stroke5), 3), np.float32)
+    ink[:, :2] = stroke5[:, :2] * scale
+    ink[:, 2] = stroke5[:, 3]
+    if len(ink):
+        ink[-1, 2] = 1.0  # the last point ends its stroke
+    strokes = plots.ink_strokes(ink, len(ink)) if len(ink) else [np.zeros((1, 2), np.float32)]
+    return Sample(ink=ink, strokes=strokes, prefix_length=prefix_length)
