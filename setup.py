@@ -23,5 +23,5 @@ setup(
         "matplotlib>=3.8,<4",
         "pillow>=10,<13",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6"]},
+    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2"]},
 )
