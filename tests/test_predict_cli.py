@@ -125,6 +125,7 @@ def test_images_for_an_image_model_and_rejected_for_a_stroke_model(image_run, pr
     assert {r["reason"] for r in rejected} == {"bad_image"} and [r["position"] for r in rejected] == list(
         range(40)
     )
+    assert all(r["key_id"] == formats.derived_key_id("eye.npy", r["position"]) for r in rejected)
 
 
 def test_bad_records_are_rejected_with_reason_and_position(predictor, drawings, tmp_path):
@@ -156,7 +157,7 @@ def test_bad_records_are_rejected_with_reason_and_position(predictor, drawings, 
         (4, "mismatched_lengths"),
         (5, "not_an_object"),
     ]
-    assert rejected[0]["text"] == "{not json" and rejected[1]["key_id"] == 17
+    assert rejected[0]["text"] == "{not json" and rejected[1]["text"] == lines[2]
     assert len(text.splitlines()) == 3
 
 
