@@ -153,3 +153,16 @@ def test_import_quickdraw_tf_is_enough_for_keras_load_model(image_run, stroke_ru
         cwd="/",
     )
     assert bare.returncode != 0 and "BitmapCNN" in bare.stderr
+
+
+def test_import_quickdraw_tf_does_not_import_tensorflow():
+    # The Beam job's workers import quickdraw_tf.formats and must not pay for TensorFlow.
+    code = "import sys, quickdraw_tf.formats, quickdraw_tf.preprocess; print('tensorflow' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
