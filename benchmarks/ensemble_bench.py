@@ -32,7 +32,7 @@ def test_inks(data_dir: str) -> tuple[list[np.ndarray], np.ndarray]:
     for record in tf.data.TFRecordDataset(input_pipeline.split_files(data_dir, "test")):
         parsed = tf.io.parse_single_example(record, features.STROKE_FEATURES)
         inks.append(tf.sparse.to_dense(parsed["ink"]).numpy().reshape(-1, 3))
-        labels.append(int(parsed["class_index"].values[0]))
+        labels.append(int(parsed["class_index"][0]))
     return inks, np.array(labels)
 
 
