@@ -24,5 +24,5 @@ setup(
         "pillow>=10,<13",
         "google-crc32c>=1.5,<2",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6"]},
+    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2"]},
 )
