@@ -258,6 +258,7 @@ document.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); }
 });
 window.addEventListener("resize", resizeCanvas);
+window.quickdraw = state;  // for the browser tests and the curious: the strokes and request counters
 resizeCanvas();
 
 fetch("/v1/classes").then((r) => r.json()).then(({classes, model}) => {

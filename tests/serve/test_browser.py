@@ -1,0 +1,212 @@
+"""The drawing page in a real Chromium (Debian's, driven by Playwright) against a real server process:
+a held-out sample drawing drawn at its recorded timing, by mouse and by touch, must show the Predictor's
+top-3 for the drawing the page recorded, which must be the drawing that was drawn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from quickdraw_tf import formats
+from quickdraw_tf.drawing import Drawing
+from tests.serve.conftest import held_out_raw_drawings
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+MARGIN = 12.0  # CSS px between the drawing and the canvas edge
+SCREENSHOT_ENV = "QUICKDRAW_SERVE_SCREENSHOT"  # also save the mid-drawing screenshot there (README image)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium. Missing browser or Playwright is a FAILURE with one line, never a skip."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (make test does it)",
+                    pytrace=False)
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no browser at {CHROMIUM}: apt-get install -y chromium (make test does it as root)",
+                    pytrace=False)
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        except Exception as error:  # noqa: BLE001 - any launch failure is reported in one line
+            pytest.fail(f"{CHROMIUM} did not start: {str(error).strip().splitlines()[0]}", pytrace=False)
+        yield chromium
+        chromium.close()
+
+
+def _duration_ms(drawing: Drawing) -> float:
+    return float(drawing.strokes[-1][2][-1] - drawing.strokes[0][2][0])
+
+
+@pytest.fixture(scope="module")
+def drawing(predictor) -> Drawing:
+    """A held-out raw drawing short enough to draw in real time (0.8-3.5 s) whose Predictor top-4 has clear
+    gaps, so that the pixel rounding of replaying it cannot reorder its top-3."""
+    candidates = [d for d in held_out_raw_drawings(list(predictor.class_names))
+                  if 800 <= _duration_ms(d) <= 3500 and len(d.strokes) <= 8]
+    assert candidates, "no held-out raw drawing of 0.8-3.5 s in the sample"
+    probabilities = predictor.probabilities([predictor.prepare(d) for d in candidates])
+    top4 = -np.sort(-probabilities, axis=1)[:, :4]
+    gaps = np.min(top4[:, :3] - top4[:, 1:], axis=1)
+    return candidates[int(np.argmax(gaps))]
+
+
+def _to_canvas(drawing: Drawing, box: dict) -> list[tuple[list[float], list[float], list[float]]]:
+    """The drawing scaled into the canvas (page coordinates), keeping its aspect ratio and its times."""
+    xs = np.concatenate([s[0] for s in drawing.strokes])
+    ys = np.concatenate([s[1] for s in drawing.strokes])
+    scale = (min(box["width"], box["height"]) - 2 * MARGIN - 4) / max(np.ptp(xs), np.ptp(ys), 1.0)
+    left, top = box["x"] + 2 + MARGIN, box["y"] + 2 + MARGIN  # 2: the canvas border
+    t0 = drawing.strokes[0][2][0]
+    return [([left + (x - xs.min()) * scale for x in s[0]], [top + (y - ys.min()) * scale for y in s[1]],
+             [t - t0 for t in s[2]]) for s in drawing.strokes]
+
+
+def _sleep_until(start: float, t_ms: float) -> None:
+    delay = start + t_ms / 1000.0 - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _draw(page, strokes, down, move, up, halfway=None) -> None:
+    """Replays strokes at their recorded times with the given pointer actions."""
+    start = time.perf_counter()
+    for index, (xs, ys, ts) in enumerate(strokes):
+        _sleep_until(start, ts[0])
+        down(xs[0], ys[0])
+        for x, y, t in zip(xs[1:], ys[1:], ts[1:], strict=True):
+            _sleep_until(start, t)
+            move(x, y)
+        if halfway is not None and index == len(strokes) // 2:
+            halfway()
+        up()
+
+
+def _mouse_actions(page):
+    def down(x, y):
+        page.mouse.move(x, y)
+        page.mouse.down()
+
+    return down, page.mouse.move, page.mouse.up
+
+
+def _touch_actions(page):
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind, points):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    return (lambda x, y: touch("touchStart", [{"x": x, "y": y}]),
+            lambda x, y: touch("touchMove", [{"x": x, "y": y}]),
+            lambda: touch("touchEnd", []))
+
+
+def _wait_for_newest_answer(page) -> None:
+    page.wait_for_function(
+        "() => window.quickdraw.seq > 0 && window.quickdraw.shownSeq === window.quickdraw.seq"
+        " && window.quickdraw.pending === null",
+        timeout=15_000,
+    )
+
+
+def _shown_top3(page) -> list[tuple[str, float]]:
+    return [tuple(row) for row in page.eval_on_selector_all(
+        "#guesses li", "items => items.map(li => [li.dataset.word, Number(li.dataset.probability)])")]
+
+
+def _downloaded(page) -> Drawing:
+    """The page's 'download my drawing' file, read back by the toolkit's own ndjson reader."""
+    with page.expect_download() as info:
+        page.click("#download")
+    path = info.value.path()
+    with open(path, "rb") as f:
+        records = list(formats.read_source_records(f, str(path), "ndjson"))
+    assert len(records) == 1
+    return formats.parse_record(records[0])
+
+
+def _assert_recorded_as_drawn(recorded: Drawing, drawn, original: Drawing) -> None:
+    assert recorded.is_raw and len(recorded.strokes) == len(drawn)
+    origin = (drawn[0][0][0] - recorded.strokes[0][0][0], drawn[0][1][0] - recorded.strokes[0][1][0])
+    for (rx, ry, _), (xs, ys, _) in zip(recorded.strokes, drawn, strict=True):
+        assert 0.9 * len(xs) <= len(rx) <= len(xs)  # a move to the same pixel fires no event
+        for i, j in ((0, 0), (-1, -1)):  # stroke ends where it was drawn, within a pixel
+            assert abs(rx[i] + origin[0] - xs[j]) <= 1.0 and abs(ry[i] + origin[1] - ys[j]) <= 1.0
+    assert recorded.strokes[0][2][0] == 0  # t: ms since the first point
+    duration = recorded.strokes[-1][2][-1]
+    assert abs(duration - _duration_ms(original)) <= 0.2 * _duration_ms(original) + 300
+
+
+def _check_page(page, predictor, drawing, recorded: Drawing) -> list[tuple[str, float]]:
+    shown = _shown_top3(page)
+    expected = predictor.predict([recorded], top_k=3)[0]
+    assert [w for w, _ in shown] == [w for w, _ in expected]
+    np.testing.assert_allclose([p for _, p in shown], [p for _, p in expected], rtol=1e-4, atol=1e-6)
+    # and the Predictor's top-3 for the original sample drawing is the same
+    assert [w for w, _ in shown] == [w for w, _ in predictor.predict([drawing], top_k=3)[0]]
+    return shown
+
+
+def test_mouse_drawing_shows_the_predictors_top3_while_drawing(browser, server, predictor, drawing, tmp_path):
+    target = predictor.predict([drawing], top_k=1)[0][0][0]
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    page.goto(f"{server}/?target={target}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("#play")
+    assert page.text_content("#target") == target and page.is_visible("#timer")
+    screenshot = tmp_path / "serve.png"
+    box = page.locator("#canvas").bounding_box()
+    strokes = _to_canvas(drawing, box)
+    _draw(page, strokes, *_mouse_actions(page), halfway=lambda: page.screenshot(path=str(screenshot)))
+    _wait_for_newest_answer(page)
+    live_updates = int(page.get_attribute("#guesses", "data-live-updates"))
+    assert live_updates >= 2, "the guesses did not change while the strokes were being drawn"
+    recorded = _downloaded(page)
+    _assert_recorded_as_drawn(recorded, strokes, drawing)
+    _check_page(page, predictor, drawing, recorded)
+    assert page.text_content("#message") == f"Oh I know, it's a {target}!"
+    assert screenshot.stat().st_size < 300_000
+    if os.environ.get(SCREENSHOT_ENV):
+        shutil.copyfile(screenshot, os.environ[SCREENSHOT_ENV])
+    # keyboard: Tab reaches Undo first, Enter undoes a stroke; then Clear with the space bar
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "undo"
+    page.keyboard.press("Enter")
+    assert page.evaluate("window.quickdraw.strokes.length") == len(drawing.strokes) - 1
+    page.keyboard.press("Tab")
+    page.keyboard.press(" ")
+    assert page.evaluate("window.quickdraw.strokes.length") == 0
+    assert page.locator("#guesses li").count() == 0
+    page.close()
+
+
+def test_touch_drawing_at_phone_width(browser, server, predictor, drawing):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("body[data-ready=true]")
+    box = page.locator("#canvas").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # the canvas fits the phone's width
+    assert page.evaluate("getComputedStyle(document.getElementById('canvas')).touchAction") == "none"
+    strokes = _to_canvas(drawing, box)
+    _draw(page, strokes, *_touch_actions(page))
+    _wait_for_newest_answer(page)
+    assert page.get_attribute("#canvas", "data-pointer-types") == "touch"
+    recorded = Drawing(key_id=0, word="", strokes=tuple(page.evaluate("window.quickdraw.strokes")))
+    _assert_recorded_as_drawn(recorded, strokes, drawing)
+    _check_page(page, predictor, drawing, recorded)
+    for button in ("#undo", "#clear", "#download", "#play"):  # every button reachable on the phone
+        button_box = page.locator(button).bounding_box()
+        assert button_box["x"] + button_box["width"] <= 390
+    context.close()
