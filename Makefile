@@ -7,7 +7,10 @@ DATA_DIR ?= data/tfrecords
 MODEL_DIR ?= runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint bench clean
+PORT ?= 8000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo test lint bench clean serve browser
 
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,7 +26,18 @@ demo: $(INSTALLED)
 	$(PY) -m quickdraw_tf.evaluate --model_dir=$(MODEL_DIR) --data_dir=$(DATA_DIR) --split=test
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir $(MODEL_DIR)"
 
-test: $(INSTALLED)
+# Debian's Chromium for the browser tests (Playwright's own browser download is not used). On a machine
+# where it cannot be installed (not root, no apt), the browser tests fail with a one-line reason.
+browser:
+	@test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; } \
+		|| echo "could not install chromium: the browser tests will fail (apt-get install -y chromium as root)"
+
+# serve the model `make demo` trained: open http://127.0.0.1:$(PORT)/ and draw
+serve: $(INSTALLED)
+	@test -f $(MODEL_DIR)/model.keras || { echo "no trained model in $(MODEL_DIR): run make demo first"; exit 2; }
+	$(PY) -m quickdraw_tf.serve --model_dir=$(MODEL_DIR) --port=$(PORT)
+
+test: $(INSTALLED) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
