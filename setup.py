@@ -27,5 +27,5 @@ setup(
         "prometheus-client>=0.20",
         "httpx>=0.27",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "playwright>=1.44"]},
+    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2", "playwright>=1.44"]},
 )

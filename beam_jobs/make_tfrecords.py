@@ -41,7 +41,8 @@ Output directory:
   dataset_info.json, features.json   TFDS metadata: tfds.builder_from_directory(output_dir) loads it
                          (TFDS itself refuses to read a split with 0 examples, e.g. --test_fraction=0)
   stats.json             counts: read, written (per split, per class), rejected (per reason), over_cap,
-                         unrecognized, shard lengths; read = written + rejected + over_cap + unrecognized
+                         unrecognized, shard lengths; read = written + rejected + over_cap + unrecognized;
+                         "preprocessing": how the inks were made (quickdraw_tf.preprocess)
   rejected-{i:05d}-of-{n:05d}.ndjson   n = --num_shards files, all written, each sorted by source and
                          position: one JSON object per bad record with source, position (1-based line
                          for ndjson and csv, byte offset for bin, 0-based row for npy/bitmap_raw,
@@ -84,7 +85,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from quickdraw_tf import features, formats, ink, splits
+from quickdraw_tf import features, formats, ink, preprocess, splits
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -366,15 +367,10 @@ def check_labelled(drawing: Drawing) -> Drawing:
 
 
 def drawing_data(drawing: Drawing, normalize: str, simplify: bool) -> bytes:
-    """What the example stores: float32 delta ink (raw drawings simplified first) or the 28x28 pixels."""
-    if drawing.image is not None:
-        return np.ascontiguousarray(drawing.image, np.uint8).tobytes()
-    strokes = drawing.strokes
-    if simplify and drawing.is_raw:
-        # Google's simplification makes a raw drawing's ink equal to that of its simplified twin. It never
-        # leaves fewer than 2 points (a 1-point stroke becomes 2 equal points), so to_ink cannot fail here.
-        strokes = ink.simplify(strokes)
-    return ink.to_ink(strokes, normalize).tobytes()
+    """What the example stores: float32 delta ink (raw drawings simplified first) or the 28x28 pixels.
+
+    The one preprocessing function the Predictor uses too (quickdraw_tf.preprocess)."""
+    return preprocess.drawing_data(drawing, normalize, simplify)
 
 
 def to_candidate(record: formats.SourceRecord, drawing: Drawing, data: bytes) -> Candidate:
@@ -905,8 +901,9 @@ def reconciliation_error(stats: dict) -> str | None:
     )
 
 
-def _write_stats(facts, classes, output_dir: str, kind: str, num_shards: int) -> dict:
+def _write_stats(facts, classes, output_dir: str, kind: str, num_shards: int, preprocessing: dict) -> dict:
     stats = build_stats(facts, classes, kind, num_shards)
+    stats["preprocessing"] = preprocessing  # how the inks were made: training copies it into model_dir
     write_text(FileSystems.join(output_dir, STATS_FILE), json.dumps(stats, indent=2) + "\n")
     return stats
 
@@ -1058,7 +1055,12 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, inputs: Sequence[tuple[s
         | "CollectFacts" >> beam.combiners.ToList()
         | "WriteStats"
         >> beam.Map(
-            _write_stats, beam.pvalue.AsSingleton(classes), config.output_dir, kind, config.num_shards
+            _write_stats,
+            beam.pvalue.AsSingleton(classes),
+            config.output_dir,
+            kind,
+            config.num_shards,
+            preprocess.job_record(kind, config.normalize, config.simplify),
         )
     )
     # The TFDS metadata is written by run_job once the pipeline is done, in this process: written by a

@@ -4,6 +4,7 @@ multi_worker, tpu). Keras 3's model.fit does not run under MultiWorkerMirroredSt
 
 model_dir after a run:
   config.json             the run's TrainConfig (evaluate.py rebuilds the model from it)
+  preprocessing.json, classes.txt   how the inputs were made (from stats.json) and the classes
   checkpoints/            the last --keep_checkpoints checkpoints (model, optimizer, step, best MAP@3)
   best/                   the checkpoint with the best eval MAP@3 so far
   train/, eval/           TensorBoard logs
@@ -25,7 +26,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from quickdraw_tf import export, input_pipeline, metrics, models, plots
+from quickdraw_tf import export, input_pipeline, metrics, models, plots, preprocess
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 LR_SCHEDULES = ("constant", "cosine")
@@ -432,6 +433,9 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
     keras.utils.set_random_seed(config.seed)
     if chief:
         _write_config(config)
+        # How the inputs were made, and the classes, beside the model: what a Predictor needs.
+        max_points = preprocess.run_max_points(dataclasses.asdict(config.input))
+        preprocess.record_in_model_dir(config.data_dir, config.model_dir, max_points)
     with strategy.scope():
         state = _State(config, len(classes))
     _restore(state, os.path.join(config.model_dir, "checkpoints"))

@@ -1,0 +1,207 @@
+"""ONE way from a drawing to the model input a run was trained on, for the Beam job and for prediction.
+
+How the inks were made is recorded with the data (stats.json "preprocessing", written by
+beam_jobs.make_tfrecords) and copied into model_dir/preprocessing.json by training, so a Predictor
+prepares new drawings exactly as the training data was prepared:
+
+  strokes  raw drawings (with times, or with coordinates that are not integers in 0..255: a canvas
+           in any size and origin) get Google's simplification when `simplify` is on; then to_ink
+           with the recorded `normalize`; then the run's own truncation (`max_points`).
+  images   a 28x28 image is taken as it is; strokes are rendered the way Google made numpy_bitmap
+           (quickdraw_tf.bitmap).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from quickdraw_tf import bitmap, ink
+from quickdraw_tf.drawing import Drawing, InvalidRecord
+
+PREPROCESSING_FILE = "preprocessing.json"
+STATS_FILE = "stats.json"
+CLASSES_FILE = "classes.txt"
+CONFIG_FILE = "config.json"  # trainer.CONFIG_FILE (not imported: the Beam workers never import TensorFlow)
+KINDS = ("strokes", "images")
+# A bound on the points of one input drawing, so that one absurd request cannot hold a worker for
+# long (Google's raw drawings have a few hundred points; the simplification runs in ~1 ms per 1,000).
+MAX_INPUT_POINTS = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a run's inputs were made. max_points: the run's truncation of inks (0: none)."""
+
+    kind: str = "strokes"
+    normalize: str = "uniform"
+    simplify: bool = True
+    max_points: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"preprocessing kind must be one of {KINDS}, got {self.kind!r}")
+        if self.normalize not in ink.NORMALIZATIONS:
+            raise ValueError(
+                f"preprocessing normalize must be one of {ink.NORMALIZATIONS}, got {self.normalize!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Preprocessing:
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def job_record(kind: str, normalize: str, simplify: bool) -> dict:
+    """The "preprocessing" object of stats.json. The job never truncates (max_points 0): a run's
+    truncation is in its config and added by model_dir_preprocessing."""
+    return Preprocessing(kind, normalize, simplify, 0).to_dict()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The record, from data_dir to model_dir
+
+
+def _read_json(path: str) -> dict | None:
+    import tensorflow as tf  # only here: the job's workers import this module without TensorFlow
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.loads(f.read())
+
+
+def data_dir_preprocessing(data_dir: str) -> Preprocessing:
+    """The data's record; the job's defaults for data converted before it was recorded."""
+    stats = _read_json(os.path.join(data_dir, STATS_FILE)) or {}
+    if "preprocessing" in stats:
+        return Preprocessing.from_dict(stats["preprocessing"])
+    return Preprocessing(kind=stats.get("kind", "strokes"))
+
+
+def record_in_model_dir(data_dir: str, model_dir: str, max_points: int) -> Preprocessing:
+    """Training's copy: model_dir/preprocessing.json (with the run's truncation) and classes.txt."""
+    import tensorflow as tf
+
+    prep = dataclasses.replace(data_dir_preprocessing(data_dir), max_points=max_points)
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, PREPROCESSING_FILE), "w") as f:
+        f.write(json.dumps(prep.to_dict(), indent=2, sort_keys=True) + "\n")
+    source = os.path.join(data_dir, CLASSES_FILE)
+    if tf.io.gfile.exists(source):
+        tf.io.gfile.copy(source, os.path.join(model_dir, CLASSES_FILE), overwrite=True)
+    return prep
+
+
+def load(model_dir: str) -> Preprocessing:
+    """A model_dir's preprocessing: its preprocessing.json, else its config's data_dir and truncation."""
+    recorded = _read_json(os.path.join(model_dir, PREPROCESSING_FILE))
+    if recorded is not None:
+        return Preprocessing.from_dict(recorded)
+    config = _read_json(os.path.join(model_dir, CONFIG_FILE)) or {}
+    data_dir = config.get("data_dir", "")
+    prep = data_dir_preprocessing(data_dir) if data_dir else Preprocessing()
+    return dataclasses.replace(prep, max_points=run_max_points(config.get("input", {})))
+
+
+def run_max_points(input_config: dict) -> int:
+    """The truncation input_pipeline applies (static shapes: the largest bucket boundary)."""
+    if input_config.get("static_shapes") and input_config.get("bucket_boundaries"):
+        return int(input_config["bucket_boundaries"][-1])
+    return int(input_config.get("max_length", 0) or 0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Drawing -> model input
+
+
+def is_raw(strokes: Sequence) -> bool:
+    """Raw unless in Google's simplified layout: times, or coordinates that are not integers in 0..255."""
+    return any(len(stroke) >= 3 for stroke in strokes) or not ink.is_simplified(strokes)
+
+
+def checked_strokes(strokes: object) -> list[list[list[float]]]:
+    """[[xs, ys(, ts)], ...] of finite numbers, equal lengths, >= 2 points in all; InvalidRecord if not.
+
+    Accepts what a canvas sends (floats, any origin) as well as what the readers yield."""
+    if not isinstance(strokes, (list, tuple)) or not strokes:
+        raise InvalidRecord("empty_drawing", "the drawing has no strokes")
+    out, total = [], 0
+    for index, stroke in enumerate(strokes):
+        if not isinstance(stroke, (list, tuple)) or len(stroke) not in (2, 3):
+            raise InvalidRecord("mismatched_lengths", f"stroke {index} is not [xs, ys] or [xs, ys, ts]")
+        try:
+            arrays = [np.asarray(values, np.float64) for values in stroke]
+        except (TypeError, ValueError):
+            raise InvalidRecord(
+                "bad_coordinate", f"stroke {index} holds something that is not a number"
+            ) from None
+        if any(array.ndim != 1 or len(array) != len(arrays[0]) for array in arrays):
+            raise InvalidRecord("mismatched_lengths", f"stroke {index}: x, y (and t) differ in length")
+        if not len(arrays[0]):
+            continue  # an empty stroke (a canvas click without a move) carries nothing
+        if not all(np.isfinite(array).all() for array in arrays):
+            raise InvalidRecord("bad_coordinate", f"stroke {index} has a value that is not finite")
+        total += len(arrays[0])
+        out.append([list(stroke[0]), list(stroke[1])] + ([list(stroke[2])] if len(stroke) == 3 else []))
+    if total > MAX_INPUT_POINTS:
+        raise InvalidRecord("bad_field", f"{total} points, more than {MAX_INPUT_POINTS}")
+    if total < 2:
+        raise InvalidRecord(
+            "too_short" if total else "empty_drawing", f"{total} point(s) in all, at least 2 needed"
+        )
+    return out
+
+
+def simplified_strokes(strokes: Sequence, simplify: bool = True) -> Sequence:
+    """Google's simplification for raw strokes (when `simplify`), simplified strokes unchanged."""
+    return ink.simplify(strokes) if simplify and is_raw(strokes) else strokes
+
+
+def stroke_ink(strokes: Sequence, normalize: str = "uniform", simplify: bool = True) -> np.ndarray:
+    """float32 [n, 3] delta ink, exactly as the job stores it. Google's simplification never leaves
+    fewer than 2 points (a 1-point stroke becomes 2 equal points), so to_ink cannot fail on it."""
+    return ink.to_ink(simplified_strokes(strokes, simplify), normalize)
+
+
+def drawing_data(drawing: Drawing, normalize: str, simplify: bool) -> bytes:
+    """What the job's example stores: float32 delta ink bytes, or the 28x28 pixels."""
+    if drawing.image is not None:
+        return np.ascontiguousarray(drawing.image, np.uint8).tobytes()
+    return stroke_ink(drawing.strokes, normalize, simplify).tobytes()
+
+
+def model_input(drawing: Drawing, prep: Preprocessing) -> dict[str, np.ndarray]:
+    """The model input of one drawing: {"ink": float32 [n, 3]} or {"image": uint8 [28, 28]}.
+
+    Raises InvalidRecord (a ValueError) with a one-line reason when the drawing is unusable."""
+    if prep.kind == "images":
+        if drawing.image is not None:
+            return {"image": checked_image(drawing.image)}
+        strokes = simplified_strokes(checked_strokes(drawing.strokes), True)
+        return {"image": bitmap.google_bitmap(strokes)}
+    if drawing.image is not None and not drawing.strokes:
+        raise InvalidRecord("bad_image", "a stroke model needs strokes, not an image")
+    ink_rows = stroke_ink(checked_strokes(drawing.strokes), prep.normalize, prep.simplify)
+    if prep.max_points:
+        ink_rows = ink_rows[: prep.max_points]
+    return {"ink": ink_rows}
+
+
+def checked_image(image: object) -> np.ndarray:
+    array = np.asarray(image)
+    if array.size != bitmap.SIDE * bitmap.SIDE or array.dtype != np.uint8:
+        raise InvalidRecord("bad_image", f"image is {array.dtype} {array.shape}, not uint8 28x28")
+    return array.reshape(bitmap.SIDE, bitmap.SIDE)
+
+
+def canvas_drawing(strokes: Sequence, key_id: int = 0, word: str = "") -> Drawing:
+    """A Drawing from strokes as a canvas records them ([xs, ys] or [xs, ys, ts] floats per stroke)."""
+    return Drawing(key_id=key_id, word=word, strokes=tuple(strokes))
