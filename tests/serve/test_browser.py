@@ -78,18 +78,23 @@ def _sleep_until(start: float, t_ms: float) -> None:
         time.sleep(delay)
 
 
-def _draw(page, strokes, down, move, up, halfway=None) -> None:
-    """Replays strokes at their recorded times with the given pointer actions."""
+def _draw(page, strokes, down, move, up, halfway=None) -> list[list[float]]:
+    """Replays strokes at their recorded times with the given pointer actions; returns when each point
+    was actually sent (ms since the first), which a slow or busy machine can make later than recorded."""
     start = time.perf_counter()
+    sent = []
     for index, (xs, ys, ts) in enumerate(strokes):
-        _sleep_until(start, ts[0])
-        down(xs[0], ys[0])
-        for x, y, t in zip(xs[1:], ys[1:], ts[1:], strict=True):
+        times = []
+        for i, (x, y, t) in enumerate(zip(xs, ys, ts, strict=True)):
             _sleep_until(start, t)
-            move(x, y)
+            before = time.perf_counter()
+            (down if i == 0 else move)(x, y)
+            times.append(1000.0 * ((before + time.perf_counter()) / 2 - start))
+        sent.append(times)
         if halfway is not None and index == len(strokes) // 2:
             halfway()
         up()
+    return sent
 
 
 def _mouse_actions(page):
@@ -135,16 +140,16 @@ def _downloaded(page) -> Drawing:
     return formats.parse_record(records[0])
 
 
-def _assert_recorded_as_drawn(recorded: Drawing, drawn, original: Drawing) -> None:
+def _assert_recorded_as_drawn(recorded: Drawing, drawn, sent: list[list[float]]) -> None:
+    """The page's strokes are the points that were drawn (within a pixel) at the times they were sent."""
     assert recorded.is_raw and len(recorded.strokes) == len(drawn)
     origin = (drawn[0][0][0] - recorded.strokes[0][0][0], drawn[0][1][0] - recorded.strokes[0][1][0])
-    for (rx, ry, _), (xs, ys, _) in zip(recorded.strokes, drawn, strict=True):
+    for (rx, ry, rt), (xs, ys, _), times in zip(recorded.strokes, drawn, sent, strict=True):
         assert 0.9 * len(xs) <= len(rx) <= len(xs)  # a move to the same pixel fires no event
-        for i, j in ((0, 0), (-1, -1)):  # stroke ends where it was drawn, within a pixel
-            assert abs(rx[i] + origin[0] - xs[j]) <= 1.0 and abs(ry[i] + origin[1] - ys[j]) <= 1.0
+        for i in (0, -1):  # each stroke starts and ends where it was drawn, when it was drawn
+            assert abs(rx[i] + origin[0] - xs[i]) <= 1.0 and abs(ry[i] + origin[1] - ys[i]) <= 1.0
+            assert abs(rt[i] - (times[i] - sent[0][0])) <= 250, (rt[i], times[i] - sent[0][0])
     assert recorded.strokes[0][2][0] == 0  # t: ms since the first point
-    duration = recorded.strokes[-1][2][-1]
-    assert abs(duration - _duration_ms(original)) <= 0.2 * _duration_ms(original) + 300
 
 
 def _check_page(page, predictor, drawing, recorded: Drawing) -> list[tuple[str, float]]:
@@ -167,24 +172,23 @@ def test_mouse_drawing_shows_the_predictors_top3_while_drawing(browser, server, 
     screenshot = tmp_path / "serve.png"
     box = page.locator("#canvas").bounding_box()
     strokes = _to_canvas(drawing, box)
-    _draw(page, strokes, *_mouse_actions(page), halfway=lambda: page.screenshot(path=str(screenshot)))
+    sent = _draw(page, strokes, *_mouse_actions(page), halfway=lambda: page.screenshot(path=str(screenshot)))
     _wait_for_newest_answer(page)
     live_updates = int(page.get_attribute("#guesses", "data-live-updates"))
     assert live_updates >= 2, "the guesses did not change while the strokes were being drawn"
     recorded = _downloaded(page)
-    _assert_recorded_as_drawn(recorded, strokes, drawing)
+    _assert_recorded_as_drawn(recorded, strokes, sent)
     _check_page(page, predictor, drawing, recorded)
     assert page.text_content("#message") == f"Oh I know, it's a {target}!"
     assert screenshot.stat().st_size < 300_000
     if os.environ.get(SCREENSHOT_ENV):
         shutil.copyfile(screenshot, os.environ[SCREENSHOT_ENV])
-    # keyboard: Tab reaches Undo first, Enter undoes a stroke; then Clear with the space bar
-    page.evaluate("document.activeElement.blur()")
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.id") == "undo"
+    # keyboard: Enter on Undo undoes a stroke; Tab goes on to Clear, which the space bar presses
+    page.focus("#undo")
     page.keyboard.press("Enter")
     assert page.evaluate("window.quickdraw.strokes.length") == len(drawing.strokes) - 1
     page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "clear"
     page.keyboard.press(" ")
     assert page.evaluate("window.quickdraw.strokes.length") == 0
     assert page.locator("#guesses li").count() == 0
@@ -200,11 +204,11 @@ def test_touch_drawing_at_phone_width(browser, server, predictor, drawing):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # the canvas fits the phone's width
     assert page.evaluate("getComputedStyle(document.getElementById('canvas')).touchAction") == "none"
     strokes = _to_canvas(drawing, box)
-    _draw(page, strokes, *_touch_actions(page))
+    sent = _draw(page, strokes, *_touch_actions(page))
     _wait_for_newest_answer(page)
     assert page.get_attribute("#canvas", "data-pointer-types") == "touch"
     recorded = Drawing(key_id=0, word="", strokes=tuple(page.evaluate("window.quickdraw.strokes")))
-    _assert_recorded_as_drawn(recorded, strokes, drawing)
+    _assert_recorded_as_drawn(recorded, strokes, sent)
     _check_page(page, predictor, drawing, recorded)
     for button in ("#undo", "#clear", "#download", "#play"):  # every button reachable on the phone
         button_box = page.locator(button).bounding_box()
