@@ -5,23 +5,18 @@ top-3 for the drawing the page recorded, which must be the drawing that was draw
 from __future__ import annotations
 
 import os
-import shutil
-import time
 
 import numpy as np
 import pytest
 
 from quickdraw_tf import formats
 from quickdraw_tf.drawing import Drawing
+from tests.serve import browser_helpers
+from tests.serve.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.serve.conftest import held_out_raw_drawings
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-MARGIN = 12.0  # CSS px between the drawing and the canvas edge
-SCREENSHOT_ENV = "QUICKDRAW_SERVE_SCREENSHOT"  # also save the mid-drawing screenshot there (README image)
 
 
 @pytest.fixture(scope="module")
@@ -61,74 +56,6 @@ def drawing(predictor) -> Drawing:
     return candidates[int(np.argmax(gaps))]
 
 
-def _to_canvas(drawing: Drawing, box: dict) -> list[tuple[list[float], list[float], list[float]]]:
-    """The drawing scaled into the canvas (page coordinates), keeping its aspect ratio and its times."""
-    xs = np.concatenate([s[0] for s in drawing.strokes])
-    ys = np.concatenate([s[1] for s in drawing.strokes])
-    scale = (min(box["width"], box["height"]) - 2 * MARGIN - 4) / max(np.ptp(xs), np.ptp(ys), 1.0)
-    left, top = box["x"] + 2 + MARGIN, box["y"] + 2 + MARGIN  # 2: the canvas border
-    t0 = drawing.strokes[0][2][0]
-    return [([left + (x - xs.min()) * scale for x in s[0]], [top + (y - ys.min()) * scale for y in s[1]],
-             [t - t0 for t in s[2]]) for s in drawing.strokes]
-
-
-def _sleep_until(start: float, t_ms: float) -> None:
-    delay = start + t_ms / 1000.0 - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
-
-
-def _draw(page, strokes, down, move, up, halfway=None) -> list[list[float]]:
-    """Replays strokes at their recorded times with the given pointer actions; returns when each point
-    was actually sent (ms since the first), which a slow or busy machine can make later than recorded."""
-    start = time.perf_counter()
-    sent = []
-    for index, (xs, ys, ts) in enumerate(strokes):
-        times = []
-        for i, (x, y, t) in enumerate(zip(xs, ys, ts, strict=True)):
-            _sleep_until(start, t)
-            before = time.perf_counter()
-            (down if i == 0 else move)(x, y)
-            times.append(1000.0 * ((before + time.perf_counter()) / 2 - start))
-        sent.append(times)
-        if halfway is not None and index == len(strokes) // 2:
-            halfway()
-        up()
-    return sent
-
-
-def _mouse_actions(page):
-    def down(x, y):
-        page.mouse.move(x, y)
-        page.mouse.down()
-
-    return down, page.mouse.move, page.mouse.up
-
-
-def _touch_actions(page):
-    cdp = page.context.new_cdp_session(page)
-
-    def touch(kind, points):
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
-
-    return (lambda x, y: touch("touchStart", [{"x": x, "y": y}]),
-            lambda x, y: touch("touchMove", [{"x": x, "y": y}]),
-            lambda: touch("touchEnd", []))
-
-
-def _wait_for_newest_answer(page) -> None:
-    page.wait_for_function(
-        "() => window.quickdraw.seq > 0 && window.quickdraw.shownSeq === window.quickdraw.seq"
-        " && window.quickdraw.pending === null",
-        timeout=15_000,
-    )
-
-
-def _shown_top3(page) -> list[tuple[str, float]]:
-    return [tuple(row) for row in page.eval_on_selector_all(
-        "#guesses li", "items => items.map(li => [li.dataset.word, Number(li.dataset.probability)])")]
-
-
 def _downloaded(page) -> Drawing:
     """The page's 'download my drawing' file, read back by the toolkit's own ndjson reader."""
     with page.expect_download() as info:
@@ -153,7 +80,7 @@ def _assert_recorded_as_drawn(recorded: Drawing, drawn, sent: list[list[float]])
 
 
 def _check_page(page, predictor, drawing, recorded: Drawing) -> list[tuple[str, float]]:
-    shown = _shown_top3(page)
+    shown = browser_helpers.shown_top3(page)
     expected = predictor.predict([recorded], top_k=3)[0]
     assert [w for w, _ in shown] == [w for w, _ in expected]
     np.testing.assert_allclose([p for _, p in shown], [p for _, p in expected], rtol=1e-4, atol=1e-6)
@@ -171,9 +98,11 @@ def test_mouse_drawing_shows_the_predictors_top3_while_drawing(browser, server, 
     assert page.text_content("#target") == target and page.is_visible("#timer")
     screenshot = tmp_path / "serve.png"
     box = page.locator("#canvas").bounding_box()
-    strokes = _to_canvas(drawing, box)
-    sent = _draw(page, strokes, *_mouse_actions(page), halfway=lambda: page.screenshot(path=str(screenshot)))
-    _wait_for_newest_answer(page)
+    strokes = browser_helpers.to_canvas(drawing, box)
+    actions = browser_helpers.mouse_actions(page)
+    shoot = lambda: page.screenshot(path=str(screenshot))  # noqa: E731 - the page mid-stroke
+    sent = browser_helpers.draw(page, strokes, *actions, halfway=shoot)
+    browser_helpers.wait_for_newest_answer(page)
     live_updates = int(page.get_attribute("#guesses", "data-live-updates"))
     assert live_updates >= 2, "the guesses did not change while the strokes were being drawn"
     recorded = _downloaded(page)
@@ -181,8 +110,6 @@ def test_mouse_drawing_shows_the_predictors_top3_while_drawing(browser, server, 
     _check_page(page, predictor, drawing, recorded)
     assert page.text_content("#message") == f"Oh I know, it's a {target}!"
     assert screenshot.stat().st_size < 300_000
-    if os.environ.get(SCREENSHOT_ENV):
-        shutil.copyfile(screenshot, os.environ[SCREENSHOT_ENV])
     # keyboard: Enter on Undo undoes a stroke; Tab goes on to Clear, which the space bar presses
     page.focus("#undo")
     page.keyboard.press("Enter")
@@ -203,9 +130,9 @@ def test_touch_drawing_at_phone_width(browser, server, predictor, drawing):
     box = page.locator("#canvas").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # the canvas fits the phone's width
     assert page.evaluate("getComputedStyle(document.getElementById('canvas')).touchAction") == "none"
-    strokes = _to_canvas(drawing, box)
-    sent = _draw(page, strokes, *_touch_actions(page))
-    _wait_for_newest_answer(page)
+    strokes = browser_helpers.to_canvas(drawing, box)
+    sent = browser_helpers.draw(page, strokes, *browser_helpers.touch_actions(page))
+    browser_helpers.wait_for_newest_answer(page)
     assert page.get_attribute("#canvas", "data-pointer-types") == "touch"
     recorded = Drawing(key_id=0, word="", strokes=tuple(page.evaluate("window.quickdraw.strokes")))
     _assert_recorded_as_drawn(recorded, strokes, sent)
