@@ -71,7 +71,7 @@ def parse_request(value: object, num_classes: int) -> tuple[Drawing, int]:
     unknown = sorted(set(value) - _KNOWN_FIELDS)
     if unknown:
         raise _unprocessable(f"unknown field {unknown[0]!r}; expected drawing or image, and top_k")
-    top_k = _top_k(value.get("top_k", DEFAULT_TOP_K), num_classes)
+    top_k = _top_k(value.get("top_k", min(DEFAULT_TOP_K, num_classes)), num_classes)
     if ("drawing" in value) == ("image" in value):
         raise _unprocessable("give exactly one of 'drawing' (strokes) or 'image' (784 ints)")
     if "image" in value:

@@ -12,15 +12,18 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from quickdraw_tf import formats, splits, trainer
+from quickdraw_tf import features, formats, splits, trainer
 from quickdraw_tf.drawing import Drawing
 from quickdraw_tf.input_pipeline import InputConfig
 from tests.conftest import sample_drawings
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 RAW = os.path.join(REPO, "data", "sample", "raw")
+EYES = os.path.join(REPO, "data", "sample", "bitmap", "sukumr-Doodle-Classifier", "eye.npy")
 TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
 
 
@@ -40,6 +43,33 @@ def model_dir(tfrecord_dir, tmp_path_factory) -> str:
         log_every=40,
         learning_rate=1e-2,
         num_summary_drawings=0,
+    ))
+    return out
+
+
+def eye_bitmaps(count: int) -> np.ndarray:
+    """Real 28x28 bitmaps of the sample's numpy_bitmap file."""
+    return np.load(EYES)[:count].reshape(-1, 28, 28)
+
+
+@pytest.fixture(scope="session")
+def bitmap_model_dir(tmp_path_factory) -> str:
+    """A tiny bitmap_cnn trained for a few steps on real eye bitmaps (class 0) and the same bitmaps
+    transposed (class 1): enough to serve {"image": ...} requests through the real Predictor."""
+    data_dir, out = str(tmp_path_factory.mktemp("eyes")), str(tmp_path_factory.mktemp("bitmap_model"))
+    words, eyes = ["eye", "eye transposed"], eye_bitmaps(96)
+    images = [(image, 0) for image in eyes[:48]] + [(image.T, 1) for image in eyes[48:]]
+    for split, part in (("train", images[::2]), ("eval", images[1::4]), ("test", images[3::4])):
+        path = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-00000-of-00001")
+        with tf.io.TFRecordWriter(path) as writer:
+            for i, (image, label) in enumerate(part):
+                writer.write(features.image_example(image, label, i, words[label]).SerializeToString())
+    with open(os.path.join(data_dir, splits.CLASSES_FILE), "w", encoding="utf-8") as f:
+        f.write("".join(f"{word}\n" for word in words))
+    trainer.train(trainer.TrainConfig(
+        data_dir=data_dir, model_dir=out, model="bitmap_cnn", hparams={"filters": (4, 8), "dense_units": 8},
+        input=InputConfig(batch_size=8, shuffle_buffer=50), train_steps=6, eval_every=6, checkpoint_every=6,
+        log_every=6, learning_rate=3e-3, num_summary_drawings=0,
     ))
     return out
 

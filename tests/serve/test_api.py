@@ -14,9 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.predictor import Predictor
 from quickdraw_tf.serve.app import create_app
 from tests.conftest import sample_drawings
-from tests.serve.conftest import REPO, as_request, held_out_raw_drawings, raw_sample_drawings
+from tests.serve.conftest import REPO, as_request, eye_bitmaps, held_out_raw_drawings, raw_sample_drawings
 from tests.serve.mutations import mutations
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,26 @@ def test_answers_equal_the_predictor_for_raw_simplified_and_untimed_strokes(pred
             assert body["model"] == predictor.name
             assert body["timing_ms"]["preprocess"] >= 0 and body["timing_ms"]["inference"] > 0
         assert client.get("/v1/classes").json()["classes"] == list(predictor.class_names)
+
+
+def test_bitmap_model_serves_images_and_rendered_strokes(bitmap_model_dir, predictor):
+    bitmaps = Predictor.load(bitmap_model_dir)
+    assert bitmaps.accepts_images
+    image = eye_bitmaps(200)[150]  # not among the 96 the model trained on
+    strokes = raw_sample_drawings()[0]
+    with TestClient(create_app(bitmaps, max_batch=4)) as client:
+        response = client.post("/v1/predict", json={"image": image.reshape(-1).tolist(), "top_k": 2})
+        assert response.status_code == 200, response.text
+        expected = bitmaps.top_k(bitmaps.probabilities([bitmaps.prepare(Drawing(0, "", image=image))])[0], 2)
+        _assert_same_answer(response.json(), expected)
+        response = client.post("/v1/predict", json={**as_request(strokes), "top_k": 2})
+        assert response.status_code == 200, response.text  # strokes are rendered to 28x28 for it
+        _assert_same_answer(response.json(), bitmaps.predict([strokes], top_k=2)[0])
+        bad = client.post("/v1/predict", json={"image": [0] * 783 + [256]})
+        assert bad.status_code == 422 and "783" in bad.json()["error"]
+    with TestClient(create_app(predictor)) as client:  # the stroke model takes no image
+        response = client.post("/v1/predict", json={"image": image.reshape(-1).tolist()})
+        assert response.status_code == 422 and "takes strokes" in response.json()["error"]
 
 
 def test_1000_malformed_requests_then_a_valid_one_gets_the_right_answer(predictor):
