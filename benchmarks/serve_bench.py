@@ -7,8 +7,9 @@ one model call per request, the baseline), for each model given.
 The requests are the embedded sample's real raw drawings (strokes with times, as the page sends them;
 the bitmap model renders them to 28x28 in the server). The load generator (httpx, asyncio) runs on the
 same machine as the server, so on a 2-core CPU the two compete for the cores. Per server, in this order:
-100 warm-up requests (RSS read), then the three concurrency levels, whose request counts add up to
-10,000 requests in all (RSS read again).
+100 warm-up requests (RSS read), then the concurrency levels (--levels), then unmeasured requests at the
+highest concurrency until the server has answered 10,000 in all (RSS read again). On a busy machine
+--rss_only_batching skips that padding for the slow one-call-per-request servers.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, REPO)
 from quickdraw_tf import formats  # noqa: E402
 
 WARM_UP = 100
-LEVELS = ((1, 1500), (8, 4000), (32, 4400))  # (concurrency, requests): with the warm-up, 10,000 in all
+RSS_REQUESTS = 10_000
 
 
 def sample_bodies() -> list[bytes]:
@@ -111,22 +112,28 @@ async def load(url: str, bodies: list[bytes], concurrency: int, requests: int) -
     }
 
 
-def bench_server(name: str, model_dir: str, batching: bool, bodies: list[bytes], port: int) -> list[dict]:
+def bench_server(name: str, model_dir: str, batching: bool, bodies: list[bytes], port: int,
+                 levels: list[tuple[int, int]], pad_to_rss: bool) -> list[dict]:
     process = start_server(model_dir, port, 32 if batching else 1)
     url = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(load(url, bodies, 8, WARM_UP))
         rss_100 = rss_mib(process.pid)
         rows = []
-        for concurrency, requests in LEVELS:
+        for concurrency, requests in levels:
             result = asyncio.run(load(url, bodies, concurrency, requests))
             rows.append({"model": name, "batching": batching, "concurrency": concurrency, **result})
             print(json.dumps(rows[-1]), flush=True)
-        rss_10k = rss_mib(process.pid)
+        answered = WARM_UP + sum(requests for _, requests in levels)
+        if pad_to_rss and answered < RSS_REQUESTS:
+            padding = asyncio.run(load(url, bodies, levels[-1][0], RSS_REQUESTS - answered))
+            answered += padding["requests"]
+            rows[-1]["errors"] += padding["errors"]
+        rss_end = rss_mib(process.pid)
         for row in rows:
-            row.update(rss_100_mib=rss_100, rss_10k_mib=rss_10k)
-        print(f"{name} batching={batching}: RSS {rss_100:.0f} MiB after 100, {rss_10k:.0f} MiB after 10,000",
-              flush=True)
+            row.update(rss_100_mib=rss_100, rss_end_mib=rss_end, answered=answered)
+        print(f"{name} batching={batching}: RSS {rss_100:.0f} MiB after 100, {rss_end:.0f} MiB after "
+              f"{answered}", flush=True)
         return rows
     finally:
         process.terminate()
@@ -142,13 +149,13 @@ def table(rows: list[dict]) -> str:
         mode = "on (32, 5 ms)" if r["batching"] else "off"
         lines.append(f"| {r['model']} | {mode} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
                      f"{r['p99_ms']:.1f} | {r['errors']} | {ratio:.2f}x |")
-    lines += ["", "| model | batching | RSS after 100 (MiB) | RSS after 10,000 (MiB) | change |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| model | batching | RSS after 100 requests (MiB) | requests answered | RSS then (MiB) "
+              "| change |", "|---|---|---|---|---|---|"]
     for r in rows:
-        if r["concurrency"] == LEVELS[0][0]:
-            change = 100 * (r["rss_10k_mib"] / r["rss_100_mib"] - 1)
+        if r["concurrency"] == rows[0]["concurrency"]:
+            change = 100 * (r["rss_end_mib"] / r["rss_100_mib"] - 1)
             lines.append(f"| {r['model']} | {'on' if r['batching'] else 'off'} | {r['rss_100_mib']:.0f} | "
-                         f"{r['rss_10k_mib']:.0f} | {change:+.1f}% |")
+                         f"{r['answered']:,} | {r['rss_end_mib']:.0f} | {change:+.1f}% |")
     return "\n".join(lines)
 
 
@@ -156,7 +163,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, help="NAME=MODEL_DIR; repeat")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--levels", default="1:1500,8:4000,32:4400",
+                        help="concurrency:requests,...; the default adds up to 10,000 with the warm-up")
+    parser.add_argument("--rss_only_batching", action="store_true",
+                        help="pad to 10,000 requests (for the RSS figure) only with batching on")
     args = parser.parse_args()
+    levels = [tuple(int(v) for v in level.split(":")) for level in args.levels.split(",")]
     bodies = sample_bodies()
     with open("/proc/loadavg", encoding="utf-8") as f:
         print(f"{len(bodies)} real sample drawings; load average at start: {f.read().strip()}")
@@ -164,7 +176,8 @@ def main() -> None:
     for spec in args.model:
         name, _, model_dir = spec.partition("=")
         for batching in (False, True):
-            rows += bench_server(name, model_dir, batching, bodies, args.port)
+            pad = batching or not args.rss_only_batching
+            rows += bench_server(name, model_dir, batching, bodies, args.port, levels, pad)
     print(table(rows))
 
 

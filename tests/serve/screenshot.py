@@ -44,10 +44,9 @@ def main() -> None:
             browser = playwright.chromium.launch(
                 executable_path=browser_helpers.CHROMIUM, args=browser_helpers.CHROMIUM_ARGS, headless=True
             )
-            page = browser.new_page(viewport={"width": 900, "height": 640})
-            page.goto(f"{url}/?target={drawing.word}")
+            page = browser.new_page(viewport={"width": 960, "height": 780})
+            page.goto(url)
             page.wait_for_selector("body[data-ready=true]")
-            page.click("#play")
             strokes = browser_helpers.to_canvas(drawing, page.locator("#canvas").bounding_box())
             shot = os.path.abspath(args.output)
 
