@@ -113,7 +113,7 @@ async def load(url: str, bodies: list[bytes], concurrency: int, requests: int) -
 
 
 def bench_server(name: str, model_dir: str, batching: bool, bodies: list[bytes], port: int,
-                 levels: list[tuple[int, int]], pad_to_rss: bool) -> list[dict]:
+                 levels: list[tuple[int, int]], pad_to: int) -> list[dict]:
     process = start_server(model_dir, port, 32 if batching else 1)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -125,8 +125,8 @@ def bench_server(name: str, model_dir: str, batching: bool, bodies: list[bytes],
             rows.append({"model": name, "batching": batching, "concurrency": concurrency, **result})
             print(json.dumps(rows[-1]), flush=True)
         answered = WARM_UP + sum(requests for _, requests in levels)
-        if pad_to_rss and answered < RSS_REQUESTS:
-            padding = asyncio.run(load(url, bodies, levels[-1][0], RSS_REQUESTS - answered))
+        if answered < pad_to:
+            padding = asyncio.run(load(url, bodies, levels[-1][0], pad_to - answered))
             answered += padding["requests"]
             rows[-1]["errors"] += padding["errors"]
         rss_end = rss_mib(process.pid)
@@ -165,8 +165,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--levels", default="1:1500,8:4000,32:4400",
                         help="concurrency:requests,...; the default adds up to 10,000 with the warm-up")
+    parser.add_argument("--rss_requests", type=int, default=RSS_REQUESTS,
+                        help="unmeasured requests are added until the server answered this many (RSS figure)")
     parser.add_argument("--rss_only_batching", action="store_true",
-                        help="pad to 10,000 requests (for the RSS figure) only with batching on")
+                        help="add them only with batching on (one call per request is slow when busy)")
     args = parser.parse_args()
     levels = [tuple(int(v) for v in level.split(":")) for level in args.levels.split(",")]
     bodies = sample_bodies()
@@ -176,8 +178,8 @@ def main() -> None:
     for spec in args.model:
         name, _, model_dir = spec.partition("=")
         for batching in (False, True):
-            pad = batching or not args.rss_only_batching
-            rows += bench_server(name, model_dir, batching, bodies, args.port, levels, pad)
+            pad_to = args.rss_requests if batching or not args.rss_only_batching else 0
+            rows += bench_server(name, model_dir, batching, bodies, args.port, levels, pad_to)
     print(table(rows))
 
 

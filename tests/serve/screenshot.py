@@ -1,4 +1,4 @@
-r"""The README's picture of the page: a real server on a trained model, a held-out-style raw sample drawing
+r"""The README's picture of the page: a real server on a trained model, a raw sample drawing
 drawn by mouse at its recorded timing in Debian's Chromium, screenshot halfway through the strokes.
 
   python -m tests.serve.screenshot --model_dir=runs/demo --output=docs/images/serve.png [--key_id=K]
