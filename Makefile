@@ -14,6 +14,9 @@ CHROMIUM ?= /usr/bin/chromium
 
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	@# cairocffi (test extra: the numpy_bitmap recipe test) needs the cairo runtime, no compiler
+	@ldconfig -p | grep -q 'libcairo\.so\.2' || { command -v sudo >/dev/null && sudo apt-get install -y -q libcairo2 \
+		|| apt-get install -y -q libcairo2; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(INSTALLED)

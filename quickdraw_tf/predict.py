@@ -13,6 +13,7 @@ carry words. Progress (records/s, ETA) goes to stderr every few seconds.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import os
 import sys
@@ -128,24 +129,39 @@ def run_predict(
     read = 0
     callback: Callable | None = progress.bytes_read if progress else None
     records = prediction_io.read_records(inputs, callback)
-    chunk = []
-    for record in itertools.chain(records, [None]):  # None: flush the last chunk
-        if record is not None:
-            read += 1
-            chunk.append(record)
-            if len(chunk) < chunk_size(batch_size):
-                continue
-        drawings, prepared = _prepare_chunk(predictor, chunk, rejected)
-        chunk = []
-        if prepared:
-            probabilities = predictor.probabilities(prepared, batch_size)
-            best = top_indices(probabilities, min(k, probabilities.shape[1]))
-            scores.add([drawing.word for drawing in drawings], best)
-            for drawing, row_best, row in zip(drawings, best, probabilities, strict=True):
-                top = [(predictor.class_names[i], float(row[i])) for i in row_best]
-                rows.append(prediction_io.Row(drawing.key_id, drawing.word, top))
-        if progress:
-            progress.report(read, force=record is None)
+    chunk: list = []
+    pending = None  # the previous chunk: (drawings, future of its probabilities)
+
+    def collect(drawings, future) -> None:
+        probabilities = future.result()
+        best = top_indices(probabilities, min(k, probabilities.shape[1]))
+        scores.add([drawing.word for drawing in drawings], best)
+        for drawing, row_best, row in zip(drawings, best, probabilities, strict=True):
+            top = [(predictor.class_names[i], float(row[i])) for i in row_best]
+            rows.append(prediction_io.Row(drawing.key_id, drawing.word, top))
+
+    # The models of one chunk run in a thread (TensorFlow releases the GIL) while this thread parses and
+    # prepares the next chunk, so preprocessing and inference overlap; results are taken in input order.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as model_thread:
+        for record in itertools.chain(records, [None]):  # None: flush the last chunk
+            if record is not None:
+                read += 1
+                chunk.append(record)
+                if len(chunk) < chunk_size(batch_size):
+                    continue
+            drawings, prepared = _prepare_chunk(predictor, chunk, rejected)
+            chunk = []
+            if pending:
+                collect(*pending)
+            pending = None
+            if prepared:
+                pending = (drawings, model_thread.submit(predictor.probabilities, prepared, batch_size))
+            if progress:
+                progress.report(read)
+        if pending:
+            collect(*pending)
+    if progress:
+        progress.report(read, force=True)
     prediction_io.write_predictions(output, rows, min(k, len(predictor.class_names)), kaggle_submission)
     prediction_io.write_rejected(rejected_path, rejected)
     summary = {

@@ -81,7 +81,8 @@ def _probabilities_fn(model: keras.Model, takes_images: bool):
     return tf.function(call, input_signature=spec, reduce_retracing=True)
 
 
-def _load_member(model_dir: str) -> _Member:
+def _check_trained(model_dir: str) -> str:
+    """The path of model_dir's model.keras; FileNotFoundError (one line) if there is none."""
     if not tf.io.gfile.isdir(model_dir):
         raise FileNotFoundError(f"model_dir {model_dir} does not exist")
     path = os.path.join(model_dir, MODEL_FILE)
@@ -89,7 +90,11 @@ def _load_member(model_dir: str) -> _Member:
         raise FileNotFoundError(
             f"no trained model in {model_dir}: {MODEL_FILE} is missing (training not finished?)"
         )
-    model = keras.models.load_model(path, compile=False)
+    return path
+
+
+def _load_member(model_dir: str) -> _Member:
+    model = keras.models.load_model(_check_trained(model_dir), compile=False)
     input_names = {tensor.name for tensor in model.inputs}
     prep = preprocess.load(model_dir)
     takes_images = input_names == {"image"}
@@ -135,6 +140,8 @@ class Predictor:
             raise ValueError("no model_dir given")
         dirs = [os.fspath(path) for path in dirs]
         _normalized_weights(weights, len(dirs))  # fail before loading anything
+        for path in dirs:
+            _check_trained(path)
         classes = [_read_classes(path) for path in dirs]
         for path, names in zip(dirs[1:], classes[1:], strict=True):
             if names != classes[0]:

@@ -1,0 +1,98 @@
+"""Tiny trained models for the predictor and CLI tests: a stroke rnn and a bitmap_cnn on the same 10
+real classes of the embedded sample (the bitmaps are the sample's strokes rendered as Google did).
+
+Import the fixtures into a test module (`from tests.predict_fixtures import ...`); session-scoped, so
+each model is trained once per test session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from quickdraw_tf import bitmap, features, preprocess, splits, trainer
+from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.input_pipeline import InputConfig
+from tests.conftest import sample_drawings, write_tfrecord_dir
+
+TINY_RNN = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
+TINY_CNN = {"filters": (4, 8), "dense_units": 16, "dropout": 0.0}
+
+
+def split_of(key_id: int) -> str:
+    """The split write_tfrecord_dir (and make_tfrecords --eval_fraction=0.1 --test_fraction=0.2) gives."""
+    return splits.assign_split(splits.key_hash(key_id), eval_fraction=0.1, test_fraction=0.2)
+
+
+def as_drawing(record: dict) -> Drawing:
+    return Drawing(
+        key_id=int(record["key_id"]),
+        word=record["word"],
+        countrycode=record["countrycode"],
+        strokes=tuple(record["drawing"]),
+    )
+
+
+def write_stats(data_dir: str, kind: str) -> None:
+    stats = {"kind": kind, "preprocessing": preprocess.job_record(kind, "uniform", True)}
+    with open(os.path.join(data_dir, "stats.json"), "w") as f:
+        json.dump(stats, f)
+
+
+def write_bitmap_dir(out_dir: str, records: list[dict]) -> None:
+    classes = sorted({record["word"] for record in records})
+    writers = {
+        split: tf.io.TFRecordWriter(os.path.join(out_dir, f"quickdraw-{split}.tfrecord-00000-of-00001"))
+        for split in splits.SPLITS
+    }
+    for record in records:
+        key_id = int(record["key_id"])
+        image = bitmap.google_bitmap(record["drawing"])
+        example = features.serialize_image_example(
+            image, classes.index(record["word"]), key_id, record["word"]
+        )
+        writers[split_of(key_id)].write(example)
+    for writer in writers.values():
+        writer.close()
+    with open(os.path.join(out_dir, splits.CLASSES_FILE), "w") as f:
+        f.write("".join(f"{word}\n" for word in classes))
+    write_stats(out_dir, "images")
+
+
+def _train(data_dir: str, model_dir: str, model: str, hparams: dict) -> None:
+    config = trainer.TrainConfig(
+        data_dir=data_dir,
+        model_dir=model_dir,
+        model=model,
+        hparams=hparams,
+        input=InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(32, 64), max_length=100),
+        train_steps=12,
+        eval_every=12,
+        checkpoint_every=12,
+        log_every=12,
+        learning_rate=3e-3,
+        num_summary_drawings=0,
+    )
+    trainer.train(config)
+
+
+@pytest.fixture(scope="session")
+def stroke_run(tmp_path_factory) -> tuple[str, str]:
+    """(data_dir, model_dir) of a tiny rnn trained on real sample drawings."""
+    data_dir, model_dir = (str(tmp_path_factory.mktemp(name)) for name in ("strokes", "rnn"))
+    write_tfrecord_dir(data_dir, sample_drawings())
+    write_stats(data_dir, "strokes")
+    _train(data_dir, model_dir, "rnn", TINY_RNN)
+    return data_dir, model_dir
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory) -> tuple[str, str]:
+    """(data_dir, model_dir) of a tiny bitmap_cnn on the same drawings rendered to 28x28."""
+    data_dir, model_dir = (str(tmp_path_factory.mktemp(name)) for name in ("bitmaps", "cnn"))
+    write_bitmap_dir(data_dir, sample_drawings())
+    _train(data_dir, model_dir, "bitmap_cnn", TINY_CNN)
+    return data_dir, model_dir
