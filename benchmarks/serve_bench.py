@@ -169,7 +169,9 @@ def main() -> None:
                         help="unmeasured requests are added until the server answered this many (RSS figure)")
     parser.add_argument("--rss_only_batching", action="store_true",
                         help="add them only with batching on (one call per request is slow when busy)")
+    parser.add_argument("--batching", choices=["both", "on", "off"], default="both")
     args = parser.parse_args()
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.batching]
     levels = [tuple(int(v) for v in level.split(":")) for level in args.levels.split(",")]
     bodies = sample_bodies()
     with open("/proc/loadavg", encoding="utf-8") as f:
@@ -177,7 +179,7 @@ def main() -> None:
     rows = []
     for spec in args.model:
         name, _, model_dir = spec.partition("=")
-        for batching in (False, True):
+        for batching in modes:
             pad_to = args.rss_requests if batching or not args.rss_only_batching else 0
             rows += bench_server(name, model_dir, batching, bodies, args.port, levels, pad_to)
     print(table(rows))
