@@ -7,13 +7,13 @@ DATA_DIR ?= data/tfrecords
 MODEL_DIR ?= runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint bench clean
+PORT ?= 8000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo test lint clean serve sysdeps
 
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	@# cairocffi (test extra: the numpy_bitmap recipe test) needs the cairo runtime, no compiler
-	@ldconfig -p | grep -q 'libcairo\.so\.2' || { command -v sudo >/dev/null && sudo apt-get install -y -q libcairo2 \
-		|| apt-get install -y -q libcairo2; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(INSTALLED)
@@ -26,7 +26,23 @@ demo: $(INSTALLED)
 	$(PY) -m quickdraw_tf.evaluate --model_dir=$(MODEL_DIR) --data_dir=$(DATA_DIR) --split=test
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir $(MODEL_DIR)"
 
-test: $(INSTALLED)
+# What the tests need from Debian, installed only when missing (CI runs as root): Chromium for the browser
+# tests (Playwright's own browser download is not used) and the cairo runtime for cairocffi (the numpy_bitmap
+# recipe test). Where they cannot be installed, those tests fail with a one-line reason.
+sysdeps:
+	@missing=""; test -x $(CHROMIUM) || missing="chromium"; \
+	ldconfig -p | grep -q 'libcairo\.so\.2' || missing="$$missing libcairo2"; \
+	if [ -n "$$missing" ]; then \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } \
+		|| echo "could not install$$missing: the tests that need it will fail (apt-get install -y$$missing as root)"; \
+	fi
+
+# serve the model `make demo` trained: open http://127.0.0.1:$(PORT)/ and draw
+serve: $(INSTALLED)
+	@test -f $(MODEL_DIR)/model.keras || { echo "no trained model in $(MODEL_DIR): run make demo first"; exit 2; }
+	$(PY) -m quickdraw_tf.serve --model_dir=$(MODEL_DIR) --port=$(PORT)
+
+test: $(INSTALLED) sysdeps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 

@@ -11,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["quickdraw_tf", "quickdraw_tf.*", "beam_jobs", "beam_jobs.*"]),
-    package_data={"quickdraw_tf": ["categories.txt"]},
+    package_data={"quickdraw_tf": ["categories.txt"], "quickdraw_tf.serve": ["static/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",
@@ -23,6 +23,10 @@ setup(
         "matplotlib>=3.8,<4",
         "pillow>=10,<13",
         "google-crc32c>=1.5,<2",
+        "fastapi>=0.110",
+        "uvicorn>=0.29",
+        "prometheus-client>=0.20",
+        "httpx>=0.27",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2"]},
+    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2", "playwright>=1.44"]},
 )

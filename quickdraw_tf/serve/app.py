@@ -1,0 +1,154 @@
+"""The FastAPI app: /v1/predict, /v1/classes, /healthz, /metrics and the drawing page at /.
+
+The model is warmed up in the lifespan start-up, which uvicorn completes before it opens the port, so
+the first person to draw never waits for TensorFlow's tracing. Request bodies are read and checked by
+schemas.py; preparation (simplification, ink) runs in worker threads and model calls in the batcher's
+one inference thread, so the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import time
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.serve import metrics, schemas
+from quickdraw_tf.serve.batcher import Batcher
+
+STATIC_DIR = importlib.resources.files("quickdraw_tf.serve") / "static"
+
+# A warm-up drawing: a closed square of 4 raw strokes. It only has to exercise the model's code path
+# (TensorFlow traces on the first calls); its guess is never shown to anyone.
+_SQUARE = [(0, 0, 100, 0), (100, 0, 100, 100), (100, 100, 0, 100), (0, 100, 0, 0)]
+_WARMUP_STROKES = tuple(
+    [
+        [float(x0 + (x1 - x0) * i / 9) for i in range(10)],
+        [float(y0 + (y1 - y0) * i / 9) for i in range(10)],
+        [float(40 * side + 4 * i) for i in range(10)],
+    ]
+    for side, (x0, y0, x1, y1) in enumerate(_SQUARE)
+)
+
+
+def warm_up(predictor, max_batch: int) -> None:
+    """Calls the model with the batch sizes it will see first, so their tracing happens now."""
+    drawing = Drawing(key_id=0, word="", strokes=_WARMUP_STROKES)
+    prepared = predictor.prepare(drawing)
+    for size in sorted({1, max_batch}):
+        predictor.probabilities([prepared] * size)
+
+
+def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
+               max_body_bytes: int = schemas.MAX_BODY_BYTES) -> FastAPI:
+    """The app serving `predictor` (a quickdraw_tf.Predictor); max_batch=1 turns batching off."""
+    registry = metrics.Metrics()
+    batcher = Batcher(_probabilities(predictor), max_batch, max_wait_ms / 1000.0, registry.observe_batch)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(warm_up, predictor, max_batch)
+        await batcher.start()
+        app.state.ready = True
+        yield
+        app.state.ready = False
+        await batcher.stop()
+
+    app = FastAPI(title="quickdraw-tf", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ready = False
+    app.add_middleware(metrics.MetricsMiddleware, metrics=registry)
+    _add_error_handlers(app)
+    classes = list(predictor.class_names)
+
+    @app.post("/v1/predict")
+    async def predict(request: Request) -> JSONResponse:
+        length = request.headers.get("content-length")
+        body = await schemas.read_body(request.stream(), length, max_body_bytes)
+        drawing, top_k = schemas.parse_request(schemas.parse_json(body), len(classes))
+        _check_kind(predictor, drawing)
+        start = time.perf_counter()
+        try:
+            prepared = await asyncio.to_thread(predictor.prepare, drawing)
+        except ValueError as error:
+            raise schemas.RequestError(422, _one_line(error)) from None
+        preprocess_ms = (time.perf_counter() - start) * 1000.0
+        result = await batcher.submit(prepared)
+        return JSONResponse({
+            "predictions": [
+                {"word": word, "probability": probability}
+                for word, probability in predictor.top_k(result.probabilities, top_k)
+            ],
+            "model": predictor.name,
+            "timing_ms": {"preprocess": round(preprocess_ms, 3), "inference": round(result.inference_ms, 3)},
+            "batch_size": result.batch_size,
+        })
+
+    @app.get("/v1/classes")
+    async def get_classes() -> dict:
+        accepts = {"strokes": bool(predictor.accepts_strokes), "images": bool(predictor.accepts_images)}
+        return {"classes": classes, "model": predictor.name, "accepts": accepts}
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        if not request.app.state.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "model": predictor.name})
+
+    @app.get("/metrics")
+    async def get_metrics() -> Response:
+        return Response(registry.render(), media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/")
+    async def index() -> FileResponse:
+        return FileResponse(str(STATIC_DIR / "index.html"), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    return app
+
+
+def _probabilities(predictor):
+    def call(batch):
+        return np.asarray(predictor.probabilities(list(batch)))
+    return call
+
+
+def _check_kind(predictor, drawing: Drawing) -> None:
+    if drawing.image is not None and not predictor.accepts_images:
+        raise schemas.RequestError(422, f"model {predictor.name} takes strokes ('drawing'), not an 'image'")
+    if drawing.image is None and not predictor.accepts_strokes and not predictor.accepts_images:
+        raise schemas.RequestError(422, f"model {predictor.name} takes no strokes")
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is one JSON object {"error": "<one line>"}, whatever raised it."""
+
+    @app.exception_handler(schemas.RequestError)
+    async def request_error(_: Request, error: schemas.RequestError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_: Request, __: ClientDisconnect) -> Response:
+        # The client hung up (e.g. its timeout) while sending: nobody reads an answer; count it as 499
+        # (nginx's "client closed request") rather than logging a traceback.
+        return Response(status_code=499)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"internal error: {_one_line(error)}"}, status_code=500)

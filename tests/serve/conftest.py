@@ -1,0 +1,162 @@
+"""Fixtures of the server tests: a tiny model trained in the session, the real Predictor on it, a
+held-out raw drawing from the embedded sample, and a real `python -m quickdraw_tf.serve` process."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from quickdraw_tf import features, formats, splits, trainer
+from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.input_pipeline import InputConfig
+from tests.conftest import sample_drawings
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+RAW = os.path.join(REPO, "data", "sample", "raw")
+EYES = os.path.join(REPO, "data", "sample", "bitmap", "sukumr-Doodle-Classifier", "eye.npy")
+TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tfrecord_dir, tmp_path_factory) -> str:
+    """A tiny RNN trained for a few seconds on the sample's 10 classes (what it guesses is not the
+    point; that the server and page give exactly the Predictor's answer is)."""
+    out = str(tmp_path_factory.mktemp("serve_model"))
+    trainer.train(trainer.TrainConfig(
+        data_dir=tfrecord_dir,
+        model_dir=out,
+        hparams=TINY_HPARAMS,
+        input=InputConfig(batch_size=32, shuffle_buffer=100, bucket_boundaries=(32, 64)),
+        train_steps=40,
+        eval_every=40,
+        checkpoint_every=40,
+        log_every=40,
+        learning_rate=1e-2,
+        num_summary_drawings=0,
+    ))
+    return out
+
+
+def eye_bitmaps(count: int) -> np.ndarray:
+    """Real 28x28 bitmaps of the sample's numpy_bitmap file."""
+    return np.load(EYES)[:count].reshape(-1, 28, 28)
+
+
+@pytest.fixture(scope="session")
+def bitmap_model_dir(tmp_path_factory) -> str:
+    """A tiny bitmap_cnn trained for a few steps on real eye bitmaps (class 0) and the same bitmaps
+    transposed (class 1): enough to serve {"image": ...} requests through the real Predictor."""
+    data_dir, out = str(tmp_path_factory.mktemp("eyes")), str(tmp_path_factory.mktemp("bitmap_model"))
+    words, eyes = ["eye", "eye transposed"], eye_bitmaps(96)
+    images = [(image, 0) for image in eyes[:48]] + [(image.T, 1) for image in eyes[48:]]
+    for split, part in (("train", images[::2]), ("eval", images[1::4]), ("test", images[3::4])):
+        path = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-00000-of-00001")
+        with tf.io.TFRecordWriter(path) as writer:
+            for i, (image, label) in enumerate(part):
+                writer.write(features.image_example(image, label, i, words[label]).SerializeToString())
+    with open(os.path.join(data_dir, splits.CLASSES_FILE), "w", encoding="utf-8") as f:
+        f.write("".join(f"{word}\n" for word in words))
+    trainer.train(trainer.TrainConfig(
+        data_dir=data_dir, model_dir=out, model="bitmap_cnn", hparams={"filters": (4, 8), "dense_units": 8},
+        input=InputConfig(batch_size=8, shuffle_buffer=50), train_steps=6, eval_every=6, checkpoint_every=6,
+        log_every=6, learning_rate=3e-3, num_summary_drawings=0,
+    ))
+    return out
+
+
+@pytest.fixture(scope="session")
+def predictor(model_dir):
+    from quickdraw_tf.predictor import Predictor
+
+    return Predictor.load(model_dir)
+
+
+def raw_sample_drawings() -> list[Drawing]:
+    """Every raw drawing of the embedded sample, parsed by the toolkit's own reader."""
+    drawings = []
+    for path in sorted(glob.glob(os.path.join(RAW, "*", "*.ndjson"))):
+        with open(path, "rb") as f:
+            for record in formats.read_source_records(f, path, "ndjson"):
+                drawings.append(formats.parse_record(record))
+    return drawings
+
+
+def held_out_raw_drawings(classes: list[str]) -> list[Drawing]:
+    """Raw drawings of the model's classes that training never saw: in the test split (the rule of the
+    tfrecord fixture) and not among the fixture's training records."""
+    seen = {int(record["key_id"]) for record in sample_drawings()}
+    return [
+        drawing for drawing in raw_sample_drawings()
+        if drawing.word in classes
+        and drawing.key_id not in seen
+        and _split_of(drawing.key_id) == "test"
+    ]
+
+
+def _split_of(key_id: int) -> str:
+    return splits.assign_split(splits.key_hash(key_id), eval_fraction=0.1, test_fraction=0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(
+    model_dirs: list[str], *extra: str, timeout_s: float = 180.0
+) -> tuple[subprocess.Popen, str]:
+    """A real server process on a free loopback port, returned once /healthz says ready."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "quickdraw_tf.serve", f"--port={port}", "--log_level=warning", *extra]
+    command += [f"--model_dir={m}" for m in model_dirs]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited {process.returncode}: {process.stdout.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    stop_server(process)
+    raise RuntimeError(f"serve did not become ready in {timeout_s:.0f} s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(model_dir):
+    process, url = start_server([model_dir], "--max_wait_ms=2")
+    yield url
+    stop_server(process)
+
+
+def as_request(drawing: Drawing) -> dict:
+    return {"drawing": [list(map(list, stroke)) for stroke in drawing.strokes], "top_k": 3}
+
+
+def ndjson_line(drawing: Drawing) -> str:
+    record = {"word": drawing.word, "key_id": str(drawing.key_id), "drawing": as_request(drawing)["drawing"]}
+    return json.dumps(record)
