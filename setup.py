@@ -23,5 +23,10 @@ setup(
         "matplotlib>=3.8,<4",
         "pillow>=10,<13",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6"]},
+    extras_require={
+        "test": ["pytest>=8,<10", "ruff>=0.6"],
+        # benchmarks/train_vs_peers.py's PyTorch peer only; on CPU-only machines install the CPU build
+        # (https://download.pytorch.org/whl/cpu) rather than the default CUDA one.
+        "bench": ["torch>=2.4"],
+    },
 )

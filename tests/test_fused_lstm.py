@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from quickdraw_tf.models.fused_lstm import FusedLSTM, block_lstm_sequence, fused_lstm_available
+from quickdraw_tf.models.rnn import RnnClassifier
 
 pytestmark = pytest.mark.skipif(not fused_lstm_available(), reason="the fused path runs only without a GPU")
 
@@ -107,6 +108,18 @@ def test_falls_back_to_keras_with_recurrent_dropout():
     assert "BlockLSTMV2" not in [op.type for op in graph.get_operations()]
 
 
+def test_takes_keras_loop_under_xla():
+    plain, fused = _twin(FusedLSTM, keras.layers.Bidirectional, return_sequences=True)
+    x, mask = _inputs()
+    expected = plain(x, mask=mask).numpy()
+    fused.build(x.shape)
+    fused.set_weights(plain.get_weights())
+    compiled = tf.function(lambda x, mask: fused(x, mask=mask), jit_compile=True)
+    graph = compiled.get_concrete_function(x, mask).graph
+    assert "BlockLSTMV2" not in [op.type for op in graph.get_operations()]
+    np.testing.assert_allclose(compiled(x, mask).numpy(), expected, atol=1e-5, rtol=0)
+
+
 def test_left_padded_mask_is_refused():
     layer = FusedLSTM(UNITS)
     x, _ = _inputs()
@@ -124,3 +137,24 @@ def test_empty_sequence_keeps_the_initial_state():
     np.testing.assert_array_equal(last_h[0].numpy(), h0[0].numpy())
     np.testing.assert_array_equal(last_c[0].numpy(), c0[0].numpy())
     np.testing.assert_array_equal(h[0].numpy(), np.zeros([STEPS, UNITS]))
+
+
+def test_rnn_classifier_fused_equals_keras_loop():
+    """The tutorial model (small) with and without the fused kernel: same logits and gradients on a
+    padded batch, and the same weight names (checkpoints move between the two)."""
+    hparams = dict(num_conv=(4,), conv_len=(3,), num_layers=2, num_nodes=UNITS, dropout=0.0)
+    keras.utils.set_random_seed(2)
+    plain = RnnClassifier(3, fused_lstm=False, **hparams)
+    fused = RnnClassifier(3, **hparams)
+    assert [w.path for w in fused.weights] == [w.path for w in plain.weights]
+    fused.set_weights(plain.get_weights())
+    x, _ = _inputs()
+    inputs = {"ink": x[:, :, :3], "length": tf.constant(LENGTHS)}
+    results = []
+    for model in (plain, fused):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            loss = tf.reduce_sum(logits * _weights_like(logits))
+        results.append([logits, *tape.gradient(loss, model.trainable_variables)])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, rtol=0)

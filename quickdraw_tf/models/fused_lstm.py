@@ -13,20 +13,27 @@ float32. Otherwise it is plain `keras.layers.LSTM`. Like the cuDNN path, the fus
 right-padded mask (the first `length` steps valid), which is asserted at run time.
 
 Masked steps give what Keras gives: zeros (inside Bidirectional, `zero_output_for_mask`) or the last
-valid output, and the state after the last valid step; `go_backwards` reverses each sequence within its own length
-(as Keras' cuDNN path does) and returns the outputs in Keras' reversed order.
-BlockLSTMV2 has no XLA kernel: do not put this layer inside a jit_compile'd function on CPU.
+valid output, and the state after the last valid step; `go_backwards` reverses each sequence within
+its own length (as Keras' cuDNN path does) and returns the outputs in Keras' reversed order.
+BlockLSTMV2 has no XLA kernel: traced inside a jit_compile'd tf.function, the layer takes Keras' loop.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
+from tensorflow.python.ops import control_flow_util
 
 
 def fused_lstm_available() -> bool:
     """True where the fused kernel replaces Keras' loop: TensorFlow backend and no GPU."""
     return keras.backend.backend() == "tensorflow" and not tf.config.list_logical_devices("GPU")
+
+
+def _in_xla_context() -> bool:
+    """True while tracing inside tf.function(jit_compile=True), where BlockLSTMV2 cannot compile."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 @tf.custom_gradient
@@ -56,7 +63,16 @@ def _block_lstm(x, cs_prev, h_prev, w, b):
         cs_grad = tf.zeros_like(cs) if cs_grad is None else cs_grad
         h_grad = tf.zeros_like(h) if h_grad is None else h_grad
         x_grad, cs_prev_grad, h_prev_grad, w_grad, _, _, _, b_grad = tf.raw_ops.BlockLSTMGradV2(
-            **args, i=i, cs=cs, f=f, o=o, ci=ci, co=co, h=h, cs_grad=cs_grad, h_grad=h_grad,
+            **args,
+            i=i,
+            cs=cs,
+            f=f,
+            o=o,
+            ci=ci,
+            co=co,
+            h=h,
+            cs_grad=cs_grad,
+            h_grad=h_grad,
             use_peephole=False,
         )
         return x_grad, cs_prev_grad, h_prev_grad, w_grad, b_grad
@@ -92,12 +108,24 @@ def block_lstm_sequence(
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")
 class FusedLSTM(keras.layers.LSTM):
-    """keras.layers.LSTM whose inner loop is BlockLSTMV2 when `fused_lstm_available()` (see module doc)."""
+    """keras.layers.LSTM whose inner loop is BlockLSTMV2 when `fused_lstm_available()` (see module doc).
+
+    fused=False: always Keras' own inner loop (for comparisons; the weights are the same either way).
+    """
+
+    def __init__(self, units: int, fused: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.fused = fused
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "fused": self.fused}
 
     def _fused_eligible(self, sequences) -> bool:
         cell = self.cell
         return (
-            fused_lstm_available()
+            self.fused
+            and fused_lstm_available()
+            and not _in_xla_context()
             and cell.activation in (keras.activations.tanh, tf.tanh)
             and cell.recurrent_activation in (keras.activations.sigmoid, tf.sigmoid)
             and cell.use_bias
