@@ -84,9 +84,15 @@ def ours(data_dir: str, batch_size: int, steps: int, hparams: dict | None = None
         return common.logged_examples_per_second(model_dir)
 
 
-def peer(drawings: str, batch_size: int, steps: int) -> float:
+def peer(drawings: str, batch_size: int, steps: int, threads: int) -> float:
+    args = [
+        f"--drawings={drawings}",
+        f"--batch_size={batch_size}",
+        f"--steps={steps}",
+        f"--threads={threads}",
+    ]
     result = subprocess.run(
-        [sys.executable, PEER, f"--drawings={drawings}", f"--batch_size={batch_size}", f"--steps={steps}"],
+        [sys.executable, PEER, *args],
         check=True,
         capture_output=True,
         text=True,
@@ -101,6 +107,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch_sizes", default="8,64")
     parser.add_argument("--examples", type=int, default=2560, help="examples per measurement (ours x4)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--peer_threads",
+        type=int,
+        default=1,
+        help="torch threads (0: torch's default, one per core; on a shared CPU its OpenMP barriers stall)",
+    )
     parser.add_argument("--keras_lstm", action="store_true", help="also ours with Keras' LSTM loop")
     return parser.parse_args()
 
@@ -128,7 +140,9 @@ def main() -> None:
                     runs["ours, Keras LSTM loop"] = lambda b=batch, s=steps: ours(
                         args.data_dir, b, s, {"fused_lstm": False}
                     )
-                runs["PyTorch peer"] = lambda b=batch: peer(drawings, b, max(8, args.examples // b))
+                runs["PyTorch peer"] = lambda b=batch: peer(
+                    drawings, b, max(8, args.examples // b), args.peer_threads
+                )
                 for name, run in runs.items():
                     speed = run()
                     rows.setdefault((name, batch), []).append(speed)

@@ -9,7 +9,7 @@ DRAWINGS.npz (written by train_vs_peers.py from a make_tfrecords train split, ex
 linear) → 3-layer bidirectional LSTM-128 over pack_padded_sequence → sum over the valid steps → linear;
 dropout 0.3 before every conv but the first, before the LSTM and between its layers, and before the
 logits; Adam 1e-4, gradient norm clipped at 9.0. Batches: random drawings, padded to their longest.
-Prints one JSON line: {"examples_per_second": ..., "steps": ..., "batch_size": ...}.
+Prints one JSON line: {"examples_per_second": ..., "steps": ..., "batch_size": ..., "threads": ...}.
 """
 
 from __future__ import annotations
@@ -101,9 +101,13 @@ def main() -> None:
     parser.add_argument("--drawings", required=True)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     speed = examples_per_second(args.drawings, args.batch_size, args.steps)
-    print(json.dumps({"examples_per_second": speed, "steps": args.steps, "batch_size": args.batch_size}))
+    result = {"examples_per_second": speed, "steps": args.steps, "batch_size": args.batch_size}
+    print(json.dumps({**result, "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":
