@@ -92,7 +92,7 @@ DEFAULT_INPUTS = (
     os.path.join(REPO_ROOT, "data", "sample", "raw", "*", "*.ndjson"),
     os.path.join(REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson"),
 )
-DEFAULT_OUTPUT_DIR = "data/tfrecords"
+DEFAULT_OUTPUT_DIR = splits.DEFAULT_DATA_DIR
 DATASET_NAME = "quickdraw"
 STATS_FILE = "stats.json"
 IMAGE_FORMATS = ("npy", "bitmap_raw")

@@ -2,7 +2,7 @@ r"""Raster speed on CPU: the TF renderer in tf.data versus PIL through tf.py_fun
 training examples/s of each raster model through the real training loop.
 
   .venv/bin/python benchmarks/raster_bench.py --stroke_data_dir=runs/raster/data24 \
-      --image_data_dir=runs/raster/bitmap10
+      --image_data_dir=data/bitmap10
 
 Render rows, on the same real drawings (the train split of --stroke_data_dir, parsed and cached in
 memory first so that neither side pays for reading), 64x64 greyscale with stroke-order colouring:

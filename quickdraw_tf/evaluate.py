@@ -1,6 +1,8 @@
 r"""Evaluates a trained model on one split: top-1/3/5, MAP@3, per-class accuracy, confusion matrix.
 
-  python -m quickdraw_tf.evaluate --model_dir=runs/demo --data_dir=data/tfrecords --split=test
+  python -m quickdraw_tf.evaluate --model_dir=runs/rnn --split=test
+
+--data_dir defaults to the one the run trained on (model_dir/config.json; data/tfrecords by default).
 
 Writes model_dir/eval_results.json (keys top1, top3, top5, map3, num_examples, per_class, ...),
 model_dir/confusion_matrix_<split>.png and TensorBoard summaries under model_dir/eval_<split>/.
@@ -83,11 +85,20 @@ def _accumulate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) 
 
 
 def evaluate(
-    model_dir: str, data_dir: str, split: str = "test", checkpoint: str = "best", batch_size: int = 256
+    model_dir: str,
+    data_dir: str | None = None,
+    split: str = "test",
+    checkpoint: str = "best",
+    batch_size: int = 256,
 ) -> dict:
-    """Evaluates, writes eval_results.json, the confusion matrix PNG and summaries; returns the results."""
-    classes = input_pipeline.read_classes(data_dir)
+    """Evaluates, writes eval_results.json, the confusion matrix PNG and summaries; returns the results.
+
+    data_dir None: the data_dir the run trained on, from its config.json.
+    """
     config = dataclasses.replace(read_run_config(model_dir), model_dir=model_dir)
+    data_dir = data_dir or config.data_dir
+    input_pipeline.check_data_dir(data_dir)
+    classes = input_pipeline.read_classes(data_dir)
     model, path, step = load_model(config, len(classes), checkpoint)
     # The run's own input config (truncation, static shapes), as its eval during training read it.
     input_config = dataclasses.replace(config.input, batch_size=batch_size)
@@ -97,7 +108,7 @@ def evaluate(
     if not count:
         raise ValueError(f"split '{split}' in {data_dir} has no drawings")
     results = {key: totals[key] / count for key in ("top1", "top3", "top5", "map3")}
-    results.update(num_examples=count, split=split, checkpoint=path, step=step)
+    results.update(num_examples=count, split=split, checkpoint=path, step=step, data_dir=data_dir)
     per_class_count = confusion.sum(axis=1)
     results["per_class"] = {
         word: {"accuracy": float(confusion[i, i] / n) if n else None, "count": int(n)}
@@ -125,11 +136,11 @@ def _write_summaries(model_dir: str, split: str, step: int, results: dict, png: 
 def _define_flags() -> None:
     """Only when run as a program: importing evaluate() must not claim --model_dir and --data_dir."""
     flags.DEFINE_string("model_dir", None, "The training run's model_dir.")
-    flags.DEFINE_string("data_dir", None, "make_tfrecords output dir.")
+    flags.DEFINE_string("data_dir", None, "make_tfrecords output dir (default: the run's, from config.json).")
     flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to evaluate.")
     flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
     flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.")
-    flags.mark_flags_as_required(["model_dir", "data_dir"])
+    flags.mark_flags_as_required(["model_dir"])
 
 
 def main(argv: list[str]) -> None:

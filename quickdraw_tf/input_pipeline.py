@@ -17,7 +17,7 @@ import os
 import tensorflow as tf
 
 from quickdraw_tf import features
-from quickdraw_tf.splits import CLASSES_FILE, SPLITS
+from quickdraw_tf.splits import CLASSES_FILE, DEFAULT_DATA_DIR, SPLITS
 
 KINDS = ("auto", "stroke", "image")
 PARSE_BATCH = 64  # records parsed per parse op
@@ -79,6 +79,17 @@ def split_files(data_dir: str, split: str) -> list[str]:
     if not files:
         raise FileNotFoundError(f"no TFRecords for split '{split}': nothing matches {pattern}")
     return files
+
+
+def check_data_dir(data_dir: str) -> None:
+    """Raises FileNotFoundError, in one line that names the conversion to run, if data_dir is missing."""
+    if tf.io.gfile.isdir(data_dir):
+        return
+    if os.path.normpath(data_dir) == os.path.normpath(DEFAULT_DATA_DIR):
+        how = "`python -m beam_jobs.make_tfrecords --runner=DirectRunner` (converts the embedded sample)"
+    else:
+        how = f"`python -m beam_jobs.make_tfrecords --output_dir={data_dir}` (image configs: their header's)"
+    raise FileNotFoundError(f"--data_dir {data_dir} is not a directory: make it first with {how}")
 
 
 def read_classes(data_dir: str) -> list[str]:

@@ -10,6 +10,7 @@ import hashlib
 
 SPLITS = ("train", "eval", "test")
 CLASSES_FILE = "classes.txt"  # in a make_tfrecords output directory: the class words, by class index
+DEFAULT_DATA_DIR = "data/tfrecords"  # where make_tfrecords writes and train/evaluate read by default
 
 _TWO_TO_64 = float(2**64)
 

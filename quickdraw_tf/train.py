@@ -1,7 +1,11 @@
 r"""Trains a model on make_tfrecords output: `python -m quickdraw_tf.train --flagfile=configs/rnn.flags`.
 
-  python -m quickdraw_tf.train --flagfile=configs/rnn_small.flags \
-      --data_dir=data/tfrecords --model_dir=runs/demo
+  python -m beam_jobs.make_tfrecords --runner=DirectRunner      # writes data/tfrecords
+  python -m quickdraw_tf.train --flagfile=configs/rnn.flags      # reads it, writes runs/rnn
+  tensorboard --logdir runs
+
+--data_dir defaults to data/tfrecords (make_tfrecords' default --output_dir) and --model_dir to
+runs/<name of the last --flagfile>, or runs/<model name> without a flagfile.
 
 Model hyper-parameters go through the repeatable --hparams=key=value flag (values are Python literals:
 --hparams=num_conv=48,64,96 --hparams=batch_norm=true --hparams=conv_activation=relu); the model's
@@ -11,15 +15,21 @@ constructor defaults apply to the rest and an unknown key is an error that lists
 
 from __future__ import annotations
 
+import sys
+
 from absl import app, flags, logging
 
-from quickdraw_tf import cli, input_pipeline, models, trainer
+from quickdraw_tf import cli, input_pipeline, models, splits, trainer
 
 # Flag defaults are the config classes' defaults, so a library call and the CLI agree.
 _TRAIN, _INPUT = trainer.TrainConfig(data_dir="", model_dir=""), input_pipeline.InputConfig()
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "make_tfrecords output dir (classes.txt + TFRecords).")
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and exports go here.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", splits.DEFAULT_DATA_DIR, "make_tfrecords output dir (classes.txt + TFRecords)."
+)
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Checkpoints, TensorBoard logs and exports (default: runs/<flagfile name>)."
+)
 _MODEL = flags.DEFINE_string("model", _TRAIN.model, f"Model name, one of: {', '.join(models.MODEL_NAMES)}.")
 _HPARAMS = flags.DEFINE_multi_string("hparams", [], "Model hyper-parameter key=value; repeat the flag.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES, "tf.distribute strategy.")
@@ -56,6 +66,9 @@ _MIXED_PRECISION = flags.DEFINE_enum(
     trainer.MIXED_PRECISION,
     "float16 (GPU, with loss scaling) or bfloat16 (TPU).",
 )
+_JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", _TRAIN.jit_compile, "XLA-compile the training step (needs --static_shapes)."
+)
 _SHUFFLE_BUFFER = flags.DEFINE_integer(
     "shuffle_buffer", _INPUT.shuffle_buffer, "Shuffle buffer, in drawings."
 )
@@ -81,11 +94,9 @@ _AUGMENT_ROTATION = flags.DEFINE_float(
 )
 _SEED = flags.DEFINE_integer("seed", _TRAIN.seed, "Initialization and shuffling seed.")
 
-flags.mark_flags_as_required(["data_dir", "model_dir"])
 
-
-def config_from_flags() -> trainer.TrainConfig:
-    """The TrainConfig the parsed flags describe."""
+def config_from_flags(argv: list[str] | None = None) -> trainer.TrainConfig:
+    """The TrainConfig the parsed flags describe; argv (default sys.argv) names the default model_dir."""
     input_config = input_pipeline.InputConfig(
         batch_size=_BATCH_SIZE.value,
         shuffle_buffer=_SHUFFLE_BUFFER.value,
@@ -98,7 +109,7 @@ def config_from_flags() -> trainer.TrainConfig:
     )
     return trainer.TrainConfig(
         data_dir=_DATA_DIR.value,
-        model_dir=_MODEL_DIR.value,
+        model_dir=_MODEL_DIR.value or cli.default_model_dir(argv or sys.argv, _MODEL.value),
         model=_MODEL.value,
         hparams=models.parse_hparams(_HPARAMS.value),
         input=input_config,
@@ -112,6 +123,7 @@ def config_from_flags() -> trainer.TrainConfig:
         log_every=_LOG_EVERY.value,
         keep_checkpoints=_KEEP_CHECKPOINTS.value,
         mixed_precision=_MIXED_PRECISION.value,
+        jit_compile=_JIT_COMPILE.value,
         seed=_SEED.value,
     )
 
@@ -124,8 +136,14 @@ def main(argv: list[str]) -> None:
         trainer.validate(config, strategy.num_replicas_in_sync)
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
+    print(f"data_dir:    {config.data_dir}", flush=True)
+    print(f"model_dir:   {config.model_dir}", flush=True)
+    print(f"TensorBoard: tensorboard --logdir {config.model_dir}", flush=True)
     logging.info("training %s on %d replica(s)", config.model, strategy.num_replicas_in_sync)
-    trainer.train(config, strategy)
+    try:
+        trainer.train(config, strategy)
+    except trainer.JitUnsupportedError as error:  # known only once the model is built
+        cli.fail(error)
 
 
 if __name__ == "__main__":

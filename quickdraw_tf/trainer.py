@@ -53,6 +53,7 @@ class TrainConfig:
     log_every: int = 100
     keep_checkpoints: int = 3
     mixed_precision: str = "off"
+    jit_compile: bool = False  # XLA-compile the training step; needs input.static_shapes
     num_summary_drawings: int = 8
     seed: int = 0
 
@@ -159,8 +160,9 @@ def validate(config: TrainConfig, num_replicas: int = 1) -> None:
         raise ValueError(
             f"batch_size {config.input.batch_size} must be a multiple of the {num_replicas} replicas"
         )
-    if not tf.io.gfile.isdir(config.data_dir):
-        raise FileNotFoundError(f"--data_dir {config.data_dir} is not a directory")
+    if config.jit_compile and not config.input.static_shapes:
+        raise ValueError("--jit_compile needs --static_shapes: XLA compiles the step once per input shape")
+    input_pipeline.check_data_dir(config.data_dir)
     input_pipeline.read_classes(config.data_dir)
     input_pipeline.split_files(config.data_dir, "train")
     config_path = os.path.join(config.model_dir, CONFIG_FILE)
@@ -237,7 +239,26 @@ def _train_step_fn(state: _State, config: TrainConfig):
         sums["loss"] = tf.reduce_sum(per_example)
         return sums, norm
 
+    if config.jit_compile:
+        # The step (forward, backward, clipping, optimizer update) as one XLA program; the loop
+        # around it and the iterator stay outside, since XLA cannot compile dataset ops.
+        return tf.function(step_fn, jit_compile=True)
     return step_fn
+
+
+class JitUnsupportedError(ValueError):
+    """--jit_compile with a model that holds layers XLA cannot compile."""
+
+
+def check_jit_support(model: keras.Model) -> None:
+    """Raises JitUnsupportedError when a layer cannot be XLA-compiled (Keras marks its cuDNN LSTMs so
+    when a GPU is visible)."""
+    unsupported = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
+    if unsupported:
+        raise JitUnsupportedError(
+            f"--jit_compile: XLA cannot compile layers {', '.join(unsupported)} of this model here "
+            "(cuDNN LSTMs on GPU): drop --jit_compile"
+        )
 
 
 def _eval_step_fn(state: _State):
@@ -434,6 +455,8 @@ def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, f
         _write_config(config)
     with strategy.scope():
         state = _State(config, len(classes))
+    if config.jit_compile:
+        check_jit_support(state.model)
     _restore(state, os.path.join(config.model_dir, "checkpoints"))
     manager, best_manager = _checkpoint_managers(state, config, strategy)
     train_writer, eval_writer = _summary_writers(config, chief)

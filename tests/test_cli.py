@@ -22,7 +22,10 @@ def _run(module, *args):
         ),
         (["--data_dir={tmp}/nowhere", "--model_dir={tmp}/m"], "--data_dir {tmp}/nowhere is not a directory"),
         (["--data_dir={data}", "--model_dir={tmp}/m", "--strategy=gpu"], "value should be one of"),
-        (["--model_dir={tmp}/m"], "--data_dir must have a value"),
+        (
+            ["--data_dir={tmp}/none", "--model_dir={tmp}/m"],
+            "make it first with `python -m beam_jobs.make_tfrecords",
+        ),
     ],
 )
 def test_train_reports_bad_flags_in_one_line(tfrecord_dir, tmp_path, args, message):
