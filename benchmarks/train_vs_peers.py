@@ -8,8 +8,10 @@ Data: the train split of a make_tfrecords output (--data_dir); by default the 10
 drawings under ../shared/data/quickdraw/simplified, converted by the Beam job on first use into
 runs/peers/simplified. The peer trains on exactly the stored inks (written once to an .npz) and runs in
 its own process (its thread pool never competes with TensorFlow's). Each round runs, for each batch
-size: ours, [ours with Keras' LSTM loop (--keras_lstm)], the peer. Ours is `trainer.train` on the
-flagfile's config (batch size and step count overridden), its first logged chunk (the tracing) left out.
+size: ours, [ours with Keras' LSTM loop (--keras_lstm)], [ours XLA-compiled with static bucket shapes
+(--xla; the fused kernel has no XLA kernel, so that is Keras' loop compiled)], the peer. Ours is
+`trainer.train` on the flagfile's config (batch size and step count overridden), its first logged chunk
+(the tracing) left out.
 Needs torch (`pip install -e .[bench]`).
 """
 
@@ -66,13 +68,15 @@ def write_drawings(data_dir: str, path: str) -> int:
     return len(inks)
 
 
-def ours(data_dir: str, batch_size: int, steps: int, hparams: dict | None = None) -> float:
-    """Examples/s of `python -m quickdraw_tf.train --flagfile=configs/rnn.flags --batch_size=B`."""
+def ours(data_dir: str, batch_size: int, steps: int, hparams: dict | None = None, xla: bool = False) -> float:
+    """Examples/s of `python -m quickdraw_tf.train --flagfile=configs/rnn.flags --batch_size=B`
+    (xla: plus --jit_compile --static_shapes)."""
     with tempfile.TemporaryDirectory() as model_dir:
         config = common.flagfile_config(RNN_FLAGFILE, data_dir, model_dir)
         config = dataclasses.replace(
             config,
-            input=dataclasses.replace(config.input, batch_size=batch_size),
+            input=dataclasses.replace(config.input, batch_size=batch_size, static_shapes=xla),
+            jit_compile=xla,
             hparams={**config.hparams, **(hparams or {})},
             train_steps=steps,
             eval_every=steps,
@@ -114,6 +118,7 @@ def parse_args() -> argparse.Namespace:
         help="torch threads (0: torch's default, one per core; on a shared CPU its OpenMP barriers stall)",
     )
     parser.add_argument("--keras_lstm", action="store_true", help="also ours with Keras' LSTM loop")
+    parser.add_argument("--xla", action="store_true", help="also ours with --jit_compile --static_shapes")
     return parser.parse_args()
 
 
@@ -139,6 +144,10 @@ def main() -> None:
                 if args.keras_lstm:
                     runs["ours, Keras LSTM loop"] = lambda b=batch, s=steps: ours(
                         args.data_dir, b, s, {"fused_lstm": False}
+                    )
+                if args.xla:
+                    runs["ours, XLA static shapes"] = lambda b=batch, s=steps: ours(
+                        args.data_dir, b, s, xla=True
                     )
                 runs["PyTorch peer"] = lambda b=batch: peer(
                     drawings, b, max(8, args.examples // b), args.peer_threads
