@@ -8,8 +8,8 @@ Data: the train split of a make_tfrecords output (--data_dir); by default the 10
 drawings under ../shared/data/quickdraw/simplified, converted by the Beam job on first use into
 runs/peers/simplified. The peer trains on exactly the stored inks (written once to an .npz) and runs in
 its own process (its thread pool never competes with TensorFlow's). Each round runs, for each batch
-size: ours, [ours with Keras' LSTM loop (--keras_lstm)], [ours XLA-compiled with static bucket shapes
-(--xla; the fused kernel has no XLA kernel, so that is Keras' loop compiled)], the peer. Ours is
+size: ours, the peer, [ours with Keras' LSTM loop (--keras_lstm)], [ours XLA-compiled with static bucket shapes
+(--xla; the fused kernel has no XLA kernel, so that is Keras' loop compiled)]. Ours is
 `trainer.train` on the flagfile's config (batch size and step count overridden), its first logged chunk
 (the tracing) left out.
 Needs torch (`pip install -e .[bench]`).
@@ -95,8 +95,12 @@ def peer(drawings: str, batch_size: int, steps: int, threads: int) -> float:
         f"--steps={steps}",
         f"--threads={threads}",
     ]
+    # Passive OpenMP waits: with torch's spinning barriers, a CPU shared with other jobs stalls the peer
+    # (20-50x slower steps measured here); passive, it runs both threads like TensorFlow does.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     result = subprocess.run(
         [sys.executable, PEER, *args],
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -114,8 +118,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--peer_threads",
         type=int,
-        default=1,
-        help="torch threads (0: torch's default, one per core; on a shared CPU its OpenMP barriers stall)",
+        default=0,
+        help="torch threads (0: torch's default, one per core, as TensorFlow uses)",
     )
     parser.add_argument("--keras_lstm", action="store_true", help="also ours with Keras' LSTM loop")
     parser.add_argument("--xla", action="store_true", help="also ours with --jit_compile --static_shapes")
@@ -140,7 +144,12 @@ def main() -> None:
             for batch in batch_sizes:
                 # Ours logs 4 equal chunks and the first (tracing) is dropped: 3 chunks are measured.
                 steps = 4 * max(2, args.examples // (3 * batch))
-                runs = {"ours": lambda b=batch, s=steps: ours(args.data_dir, b, s)}
+                runs = {
+                    "ours": lambda b=batch, s=steps: ours(args.data_dir, b, s),
+                    "PyTorch peer": lambda b=batch: peer(
+                        drawings, b, max(8, args.examples // b), args.peer_threads
+                    ),
+                }
                 if args.keras_lstm:
                     runs["ours, Keras LSTM loop"] = lambda b=batch, s=steps: ours(
                         args.data_dir, b, s, {"fused_lstm": False}
@@ -149,9 +158,6 @@ def main() -> None:
                     runs["ours, XLA static shapes"] = lambda b=batch, s=steps: ours(
                         args.data_dir, b, s, xla=True
                     )
-                runs["PyTorch peer"] = lambda b=batch: peer(
-                    drawings, b, max(8, args.examples // b), args.peer_threads
-                )
                 for name, run in runs.items():
                     speed = run()
                     rows.setdefault((name, batch), []).append(speed)
