@@ -8,10 +8,10 @@ Data: the train split of a make_tfrecords output (--data_dir); by default the 10
 drawings under ../shared/data/quickdraw/simplified, converted by the Beam job on first use into
 runs/peers/simplified. The peer trains on exactly the stored inks (written once to an .npz) and runs in
 its own process (its thread pool never competes with TensorFlow's). Each round runs, for each batch
-size: ours, the peer, [ours with Keras' LSTM loop (--keras_lstm)], [ours XLA-compiled with static bucket shapes
-(--xla; the fused kernel has no XLA kernel, so that is Keras' loop compiled)]. Ours is
-`trainer.train` on the flagfile's config (batch size and step count overridden), its first logged chunk
-(the tracing) left out.
+size: ours, the peer, [ours with Keras' LSTM loop (--keras_lstm)], [ours XLA-compiled with static
+bucket shapes (--xla; the fused kernel has no XLA kernel, so that is Keras' loop compiled)]. Ours is
+`trainer.train` on the flagfile's config (batch size and step count overridden), its first logged
+chunk (the tracing) left out.
 Needs torch (`pip install -e .[bench]`).
 """
 
