@@ -28,5 +28,10 @@ setup(
         "prometheus-client>=0.20",
         "httpx>=0.27",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2", "playwright>=1.44"]},
+    extras_require={
+        "test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2", "playwright>=1.44"],
+        # benchmarks/train_vs_peers.py's PyTorch peer only (never needed by the tests); on a CPU-only machine
+        # install PyTorch's CPU build rather than the default CUDA one.
+        "bench": ["torch>=2.4"],
+    },
 )

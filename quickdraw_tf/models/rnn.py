@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import keras
 
+from quickdraw_tf.models.fused_lstm import FusedLSTM
 from quickdraw_tf.models.layers import AtLeastOneStep, MaskedSum, SequenceMask, ZeroPadding
 
 
@@ -30,6 +31,8 @@ class RnnClassifier(keras.Model):
       dropout: dropout rate before every convolution but the first, before every LSTM layer and
         before the logits (0 disables it).
       conv_activation: activation of the convolutions; None (linear) as in the tutorial.
+      fused_lstm: on CPU, run each LSTM as TensorFlow's fused kernel (models/fused_lstm.py: same
+        weights, same results within float rounding); False: Keras' per-step loop. No effect on GPU.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class RnnClassifier(keras.Model):
         batch_norm: bool = False,
         dropout: float = 0.3,
         conv_activation: str | None = None,
+        fused_lstm: bool = True,
         **kwargs,
     ):
         num_conv, conv_len = tuple(num_conv), tuple(conv_len)
@@ -64,7 +68,8 @@ class RnnClassifier(keras.Model):
         for i in range(num_layers):
             if dropout:
                 x = keras.layers.Dropout(dropout, name=f"lstm_dropout_{i}")(x)
-            lstm = keras.layers.LSTM(num_nodes, return_sequences=True, name=f"lstm_{i}")
+            # Keras' LSTM, with one fused kernel per sequence on CPU (cuDNN on GPU as before).
+            lstm = FusedLSTM(num_nodes, fused=fused_lstm, return_sequences=True, name=f"lstm_{i}")
             x = keras.layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
         x = MaskedSum(name="sum_over_time")(x, mask)
         if dropout:
@@ -80,6 +85,7 @@ class RnnClassifier(keras.Model):
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.conv_activation = conv_activation
+        self.fused_lstm = fused_lstm
 
     def get_config(self) -> dict:
         return {
@@ -93,6 +99,7 @@ class RnnClassifier(keras.Model):
             "batch_norm": self.batch_norm,
             "dropout": self.dropout,
             "conv_activation": self.conv_activation,
+            "fused_lstm": self.fused_lstm,
         }
 
     @classmethod
