@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import plots
+from quickdraw_tf import input_pipeline, plots
 from quickdraw_tf.models import sketch_rnn_loss
 from quickdraw_tf.models.sketch_rnn import START_TOKEN, SketchRnn
 
@@ -25,6 +25,18 @@ class Sample:
     ink: np.ndarray
     strokes: list[np.ndarray]  # [k, 2] points per stroke, the first at the origin
     prefix_length: int = 0  # rows of `ink` given (completion), not sampled
+
+
+def load_generator(model_dir: str, checkpoint: str = "best", data_dir: str | None = None):
+    """(model, classes, step) of a Sketch-RNN training run; classes from the run's data_dir (or data_dir)."""
+    from quickdraw_tf import evaluate  # imports the trainer: only when a model is loaded
+
+    config = dataclasses.replace(evaluate.read_run_config(model_dir), model_dir=model_dir)
+    if config.model != "sketch_rnn":
+        raise ValueError(f"{model_dir} holds a {config.model} model, not sketch_rnn")
+    classes = input_pipeline.read_classes(data_dir or config.data_dir)
+    model, _, step = evaluate.load_model(config, len(classes), checkpoint)
+    return model, classes, step
 
 
 def _choose(rng: np.random.Generator, logits: np.ndarray, temperature: float) -> np.ndarray:

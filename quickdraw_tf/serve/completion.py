@@ -41,9 +41,7 @@ class Generator:
 
     @classmethod
     def load(cls, model_dir: str) -> Generator:
-        from quickdraw_tf import generate
-
-        model, classes, step = generate.load_generator(model_dir)
+        model, classes, step = sketch_sampling.load_generator(model_dir)
         return cls(model=model, classes=list(classes), step=int(step), name=f"sketch_rnn@{step}")
 
     def complete(
