@@ -9,6 +9,7 @@ the model's scale_factor, i.e. in the units of the training ink (the drawing's l
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -115,12 +116,19 @@ def sample(
     return [_to_sample(np.concatenate([prefix, drawing]), scale, len(prefix)) for drawing in sampled]
 
 
-def _step_function(model: SketchRnn):
-    @tf.function(reduce_retracing=True)
-    def step(point, context, state):
-        return model.decode_step(point, context, state)
+# One traced step per model, kept across calls: tracing costs ~1 s, which a server answering clicks
+# (serve's /v1/complete) would otherwise pay on every request.
+_STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    return step
+
+def _step_function(model: SketchRnn):
+    if model not in _STEP_FUNCTIONS:
+        @tf.function(reduce_retracing=True)
+        def step(point, context, state):
+            return model.decode_step(point, context, state)
+
+        _STEP_FUNCTIONS[model] = step
+    return _STEP_FUNCTIONS[model]
 
 
 def _to_sample(stroke5: np.ndarray, scale: float, prefix_length: int) -> Sample:
