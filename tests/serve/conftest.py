@@ -147,8 +147,9 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(model_dir):
-    process, url = start_server([model_dir], "--max_wait_ms=2")
+def server(model_dir, sketch_model_dir):
+    """One real server for every test: the classifier, and the Sketch-RNN for 'Finish my drawing'."""
+    process, url = start_server([model_dir], "--max_wait_ms=2", f"--generator_dir={sketch_model_dir}")
     yield url
     stop_server(process)
 
@@ -163,14 +164,6 @@ def sketch_model_dir(tfrecord_dir, tmp_path_factory) -> str:
     trainer.train(common.flagfile_config(flagfile, tfrecord_dir, out, train_steps=30, eval_every=30,
                                          checkpoint_every=30, log_every=30, num_summary_drawings=0))
     return out
-
-
-@pytest.fixture(scope="session")
-def generator_server(model_dir, sketch_model_dir):
-    """A server with the classifier and the Sketch-RNN generator ('Finish my drawing')."""
-    process, url = start_server([model_dir], "--max_wait_ms=2", f"--generator_dir={sketch_model_dir}")
-    yield url
-    stop_server(process)
 
 
 def as_request(drawing: Drawing) -> dict:

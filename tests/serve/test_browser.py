@@ -143,9 +143,9 @@ def test_touch_drawing_at_phone_width(browser, server, predictor, drawing):
     context.close()
 
 
-def test_finish_my_drawing_streams_new_strokes_onto_the_canvas(browser, generator_server, predictor, drawing):
+def test_finish_my_drawing_streams_new_strokes_onto_the_canvas(browser, server, drawing):
     page = browser.new_page(viewport={"width": 1000, "height": 760})
-    page.goto(generator_server)
+    page.goto(server)
     page.wait_for_selector("body[data-ready=true]")
     assert page.is_visible("#finish")
     box = page.locator("#canvas").bounding_box()
