@@ -4,13 +4,16 @@ same way), and every refusal is one JSON message with its status."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from quickdraw_tf.serve.app import create_app
 from quickdraw_tf.serve.completion import Generator
-from tests.serve.conftest import as_request, held_out_raw_drawings
+from tests.serve.conftest import REPO, as_request, held_out_raw_drawings
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +95,13 @@ def test_invalid_json_is_400_and_no_generator_is_404(client, predictor):
         response = plain.post("/v1/complete", json={"drawing": [[[1, 2], [3, 4]]], "word": "cat"})
         assert response.status_code == 404
         assert response.json() == {"error": "no generator loaded: start serve with --generator_dir"}
+
+
+def test_cli_refuses_a_missing_generator_dir_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "quickdraw_tf.serve", f"--model_dir={tmp_path}",
+         f"--generator_dir={tmp_path}/none"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "--generator_dir" in result.stderr
