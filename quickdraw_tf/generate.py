@@ -11,26 +11,14 @@ Beam job), W_grid.png, W_grid.svg and W_NN.gif. In completions the given strokes
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 from absl import app, flags
 
-from quickdraw_tf import cli, formats, ink, input_pipeline, sketch_draw, sketch_sampling
+from quickdraw_tf import cli, formats, ink, sketch_draw, sketch_sampling
 from quickdraw_tf.drawing import Drawing
-
-
-def load_generator(model_dir: str, checkpoint: str = "best", data_dir: str | None = None):
-    """(model, classes, step) of a Sketch-RNN training run; classes from the run's data_dir (or data_dir)."""
-    from quickdraw_tf import evaluate  # imports the trainer: only when a model is loaded
-
-    config = dataclasses.replace(evaluate.read_run_config(model_dir), model_dir=model_dir)
-    if config.model != "sketch_rnn":
-        raise ValueError(f"{model_dir} holds a {config.model} model, not sketch_rnn")
-    classes = input_pipeline.read_classes(data_dir or config.data_dir)
-    model, _, step = evaluate.load_model(config, len(classes), checkpoint)
-    return model, classes, step
+from quickdraw_tf.sketch_sampling import load_generator
 
 
 def prefix_ink(path: str) -> np.ndarray:

@@ -9,11 +9,12 @@ the model's scale_factor, i.e. in the units of the training ink (the drawing's l
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import plots
+from quickdraw_tf import input_pipeline, plots
 from quickdraw_tf.models import sketch_rnn_loss
 from quickdraw_tf.models.sketch_rnn import START_TOKEN, SketchRnn
 
@@ -25,6 +26,18 @@ class Sample:
     ink: np.ndarray
     strokes: list[np.ndarray]  # [k, 2] points per stroke, the first at the origin
     prefix_length: int = 0  # rows of `ink` given (completion), not sampled
+
+
+def load_generator(model_dir: str, checkpoint: str = "best", data_dir: str | None = None):
+    """(model, classes, step) of a Sketch-RNN training run; classes from the run's data_dir (or data_dir)."""
+    from quickdraw_tf import evaluate  # imports the trainer: only when a model is loaded
+
+    config = dataclasses.replace(evaluate.read_run_config(model_dir), model_dir=model_dir)
+    if config.model != "sketch_rnn":
+        raise ValueError(f"{model_dir} holds a {config.model} model, not sketch_rnn")
+    classes = input_pipeline.read_classes(data_dir or config.data_dir)
+    model, _, step = evaluate.load_model(config, len(classes), checkpoint)
+    return model, classes, step
 
 
 def _choose(rng: np.random.Generator, logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -103,12 +116,19 @@ def sample(
     return [_to_sample(np.concatenate([prefix, drawing]), scale, len(prefix)) for drawing in sampled]
 
 
-def _step_function(model: SketchRnn):
-    @tf.function(reduce_retracing=True)
-    def step(point, context, state):
-        return model.decode_step(point, context, state)
+# One traced step per model, kept across calls: tracing costs ~1 s, which a server answering clicks
+# (serve's /v1/complete) would otherwise pay on every request.
+_STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    return step
+
+def _step_function(model: SketchRnn):
+    if model not in _STEP_FUNCTIONS:
+        @tf.function(reduce_retracing=True)
+        def step(point, context, state):
+            return model.decode_step(point, context, state)
+
+        _STEP_FUNCTIONS[model] = step
+    return _STEP_FUNCTIONS[model]
 
 
 def _to_sample(stroke5: np.ndarray, scale: float, prefix_length: int) -> Sample:

@@ -1,4 +1,4 @@
-"""python -m quickdraw_tf.serve --model_dir=M [--model_dir=M2 ...]: the model server and drawing page.
+"""python -m quickdraw_tf.serve --model_dir=M [--generator_dir=G]: the model server and drawing page.
 
 Loads the model(s) once (several model dirs are an ensemble), warms them up, then opens the port.
 """
@@ -16,6 +16,9 @@ from quickdraw_tf import cli  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
     "model_dir", None, "Trained model dir (train.py's --model_dir); repeat for an ensemble."
+)
+flags.DEFINE_string(
+    "generator_dir", None, "Optional Sketch-RNN model_dir: enables /v1/complete and 'Finish my drawing'."
 )
 flags.DEFINE_list("weights", None, "Ensemble weights, one per --model_dir (default: equal).")
 flags.DEFINE_string("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for every interface).")
@@ -39,17 +42,22 @@ def main(argv: list[str]) -> None:
     for model_dir in FLAGS.model_dir:
         if not os.path.isdir(model_dir):
             cli.fail(f"--model_dir={model_dir}: no such directory")
+    if FLAGS.generator_dir and not os.path.isdir(FLAGS.generator_dir):
+        cli.fail(f"--generator_dir={FLAGS.generator_dir}: no such directory")
     import uvicorn
 
     from quickdraw_tf.predictor import Predictor
     from quickdraw_tf.serve.app import create_app
+    from quickdraw_tf.serve.completion import Generator
 
     try:
         weights = [float(w) for w in FLAGS.weights] if FLAGS.weights else None
         predictor = Predictor.load(FLAGS.model_dir, weights=weights)
+        generator = Generator.load(FLAGS.generator_dir) if FLAGS.generator_dir else None
     except (ValueError, OSError) as error:
         cli.fail(error)
-    server_app = create_app(predictor, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms)
+    server_app = create_app(predictor, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
+                            generator=generator)
     uvicorn.run(server_app, host=FLAGS.host, port=FLAGS.port, log_level=FLAGS.log_level,
                 access_log=FLAGS.access_log)
 

@@ -1,4 +1,4 @@
-"""The FastAPI app: /v1/predict, /v1/classes, /healthz, /metrics and the drawing page at /.
+"""The FastAPI app: /v1/predict, /v1/complete, /v1/classes, /healthz, /metrics and the drawing page at /.
 
 The model is warmed up in the lifespan start-up, which uvicorn completes before it opens the port, so
 the first person to draw never waits for TensorFlow's tracing. Request bodies are read and checked by
@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from quickdraw_tf.drawing import Drawing
 from quickdraw_tf.serve import metrics, schemas
 from quickdraw_tf.serve.batcher import Batcher
+from quickdraw_tf.serve.completion import UnknownWord
 
 STATIC_DIR = importlib.resources.files("quickdraw_tf.serve") / "static"
 
@@ -48,14 +49,17 @@ def warm_up(predictor, max_batch: int) -> None:
 
 
 def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
-               max_body_bytes: int = schemas.MAX_BODY_BYTES) -> FastAPI:
-    """The app serving `predictor` (a quickdraw_tf.Predictor); max_batch=1 turns batching off."""
+               max_body_bytes: int = schemas.MAX_BODY_BYTES, generator=None) -> FastAPI:
+    """The app serving `predictor` (a quickdraw_tf.Predictor); max_batch=1 turns batching off;
+    `generator` (a serve.completion.Generator, optional) answers /v1/complete."""
     registry = metrics.Metrics()
     batcher = Batcher(_probabilities(predictor), max_batch, max_wait_ms / 1000.0, registry.observe_batch)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await asyncio.to_thread(warm_up, predictor, max_batch)
+        if generator is not None:  # trace the sampler's step now, not on the first click
+            await asyncio.to_thread(generator.complete, _WARMUP_STROKES, generator.classes[0], 0.5, 0)
         await batcher.start()
         app.state.ready = True
         yield
@@ -91,10 +95,28 @@ def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
             "batch_size": result.batch_size,
         })
 
+    @app.post("/v1/complete")
+    async def complete(request: Request) -> JSONResponse:
+        if generator is None:
+            raise schemas.RequestError(404, "no generator loaded: start serve with --generator_dir")
+        length = request.headers.get("content-length")
+        body = await schemas.read_body(request.stream(), length, max_body_bytes)
+        strokes, word, temperature, seed = schemas.parse_complete_request(schemas.parse_json(body))
+        start = time.perf_counter()
+        try:
+            new_strokes = await asyncio.to_thread(generator.complete, strokes, word, temperature, seed)
+        except UnknownWord as error:
+            raise schemas.RequestError(409, _one_line(error)) from None
+        except ValueError as error:
+            raise schemas.RequestError(422, _one_line(error)) from None
+        return JSONResponse({"strokes": new_strokes, "word": word, "model": generator.name,
+                             "timing_ms": round((time.perf_counter() - start) * 1000.0, 3)})
+
     @app.get("/v1/classes")
     async def get_classes() -> dict:
         accepts = {"strokes": bool(predictor.accepts_strokes), "images": bool(predictor.accepts_images)}
-        return {"classes": classes, "model": predictor.name, "accepts": accepts}
+        drawer = None if generator is None else {"classes": generator.classes, "model": generator.name}
+        return {"classes": classes, "model": predictor.name, "accepts": accepts, "generator": drawer}
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""The /v1/predict request body: read within a size limit, parsed, and checked into a Drawing.
+"""The /v1/predict and /v1/complete bodies: read within a size limit, parsed, and checked.
 
 Every problem becomes a RequestError with the HTTP status the API promises (400 unreadable JSON,
 413 too large, 422 well-formed JSON that is not a usable drawing) and one line naming the problem.
@@ -22,6 +22,8 @@ MAX_POINTS = 20_000
 IMAGE_PIXELS = 28 * 28
 DEFAULT_TOP_K = 3
 _KNOWN_FIELDS = {"drawing", "image", "top_k"}
+_COMPLETE_FIELDS = {"drawing", "word", "temperature", "seed"}
+DEFAULT_TEMPERATURE = 0.5
 
 
 class RequestError(Exception):
@@ -77,6 +79,27 @@ def parse_request(value: object, num_classes: int) -> tuple[Drawing, int]:
     if "image" in value:
         return Drawing(key_id=0, word="", image=_image(value["image"])), top_k
     return Drawing(key_id=0, word="", strokes=_strokes(value["drawing"])), top_k
+
+
+def parse_complete_request(value: object) -> tuple[tuple, str, float, int | None]:
+    """A parsed /v1/complete body → (strokes, word, temperature, seed); RequestError(422) if unusable."""
+    if not isinstance(value, dict):
+        raise _unprocessable(f"the body is a JSON {_json_type(value)}, not an object")
+    unknown = sorted(set(value) - _COMPLETE_FIELDS)
+    if unknown:
+        raise _unprocessable(f"unknown field {unknown[0]!r}; expected drawing, word, temperature and seed")
+    if "drawing" not in value or "word" not in value:
+        raise _unprocessable("give 'drawing' (strokes) and 'word' (what to draw)")
+    word = value["word"]
+    if not isinstance(word, str) or not word:
+        raise _unprocessable(f"word is a JSON {_json_type(word)}, not a non-empty string")
+    temperature = value.get("temperature", DEFAULT_TEMPERATURE)
+    if type(temperature) not in (int, float) or not _finite(temperature) or not 0 < temperature <= 2:
+        raise _unprocessable(f"temperature {_short(temperature)} is not a number in (0, 2]")
+    seed = value.get("seed")
+    if seed is not None and (type(seed) is not int or not 0 <= seed < 2**32):
+        raise _unprocessable(f"seed {_short(seed)} is not an integer in 0..2**32-1")
+    return _strokes(value["drawing"]), word, float(temperature), seed
 
 
 def _top_k(value: object, num_classes: int) -> int:

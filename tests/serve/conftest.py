@@ -147,10 +147,23 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(model_dir):
-    process, url = start_server([model_dir], "--max_wait_ms=2")
+def server(model_dir, sketch_model_dir):
+    """One real server for every test: the classifier, and the Sketch-RNN for 'Finish my drawing'."""
+    process, url = start_server([model_dir], "--max_wait_ms=2", f"--generator_dir={sketch_model_dir}")
     yield url
     stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def sketch_model_dir(tfrecord_dir, tmp_path_factory) -> str:
+    """configs/sketch_rnn_tiny.flags trained for a few dozen steps: it draws badly, but it draws."""
+    from benchmarks import common
+
+    out = str(tmp_path_factory.mktemp("sketch_model"))
+    flagfile = os.path.join(REPO, "configs", "sketch_rnn_tiny.flags")
+    trainer.train(common.flagfile_config(flagfile, tfrecord_dir, out, train_steps=30, eval_every=30,
+                                         checkpoint_every=30, log_every=30, num_summary_drawings=0))
+    return out
 
 
 def as_request(drawing: Drawing) -> dict:

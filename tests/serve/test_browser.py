@@ -141,3 +141,34 @@ def test_touch_drawing_at_phone_width(browser, server, predictor, drawing):
         button_box = page.locator(button).bounding_box()
         assert button_box["x"] + button_box["width"] <= 390
     context.close()
+
+
+def test_finish_my_drawing_streams_new_strokes_onto_the_canvas(browser, server, drawing):
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    page.goto(server)
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.is_visible("#finish")
+    box = page.locator("#canvas").bounding_box()
+    strokes = [(xs, ys, [0.0] * len(xs)) for xs, ys, _ in browser_helpers.to_canvas(drawing, box)]
+    given = strokes[: max(1, len(strokes) // 2)]
+    browser_helpers.draw(page, given, *browser_helpers.mouse_actions(page))  # as fast as it goes
+    browser_helpers.wait_for_newest_answer(page)
+    updates = int(page.get_attribute("#guesses", "data-updates"))
+    page.click("#finish")  # the word: the top guess (no pictionary target)
+    page.wait_for_function("() => !window.quickdraw.finishing", timeout=15_000)
+    browser_helpers.wait_for_newest_answer(page)
+    added = page.evaluate("window.quickdraw.strokes")[len(given):]
+    assert added, page.text_content("#timing")
+    assert all(len(s[0]) == len(s[1]) == len(s[2]) >= 1 for s in added)
+    assert int(page.get_attribute("#guesses", "data-updates")) > updates  # guessed again after it
+    # the new points that fall on the canvas were drawn there: their pixels are ink
+    inside = [[x, y] for s in added for x, y in zip(s[0], s[1], strict=True)
+              if 2 <= x < box["width"] - 6 and 2 <= y < box["height"] - 6]
+    inked = page.evaluate("""points => {
+        const canvas = document.getElementById("canvas"), ratio = window.devicePixelRatio || 1;
+        const ctx = canvas.getContext("2d");
+        return points.filter(([x, y]) =>
+            ctx.getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1).data[3] > 0).length;
+    }""", inside)
+    assert inked == len(inside)
+    page.close()

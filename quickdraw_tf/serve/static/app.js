@@ -20,6 +20,8 @@ const state = {
   classes: [],
   game: null,         // {target, endsAt, interval, over}
   pointerTypes: new Set(),
+  generator: null,    // {classes, model} when the server can finish drawings (/v1/complete)
+  finishing: false,   // a completion is being fetched or drawn: the canvas and Undo/Clear wait
 };
 
 // ---- drawing ------------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ function addPoint(event) {
 }
 
 canvas.addEventListener("pointerdown", (event) => {
-  if (state.current || (event.pointerType === "mouse" && event.button !== 0)) return;
+  if (state.current || state.finishing || (event.pointerType === "mouse" && event.button !== 0)) return;
   event.preventDefault();
   canvas.setPointerCapture(event.pointerId);
   state.pointerId = event.pointerId;
@@ -173,13 +175,14 @@ function forgetGuesses() {
 // ---- buttons ------------------------------------------------------------------------------------
 
 function undo() {
-  if (state.current) return;
+  if (state.current || state.finishing) return;
   state.strokes.pop();
   redraw();
   if (state.strokes.length) predictNow(); else forgetGuesses();
 }
 
 function clearDrawing() {
+  if (state.finishing) return;
   state.strokes = [];
   state.current = null;
   state.t0 = null;
@@ -209,6 +212,61 @@ function download() {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+// ---- finish my drawing: the server's Sketch-RNN continues the strokes ----------------------------
+
+const POINTS_PER_FRAME = 1;  // the continuation appears at ~60 points a second, stroke by stroke
+
+async function finishDrawing() {
+  if (state.current || state.finishing || !state.strokes.length || !state.generator) return;
+  const top = guessList.querySelector("li");
+  const word = state.game ? state.game.target : (top ? top.dataset.word : "");
+  const timing = document.getElementById("timing");
+  if (!state.generator.classes.includes(word)) {
+    timing.textContent = word ? `the generator cannot draw ${word}` : "draw something first";
+    return;
+  }
+  state.finishing = true;
+  document.getElementById("finish").disabled = true;
+  try {
+    const response = await fetch("/v1/complete", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({drawing: state.strokes, word, temperature: 0.5}),
+    });
+    const answer = await response.json();
+    if (!response.ok) { timing.textContent = answer.error || "error"; return; }
+    timing.textContent = `${answer.model} finished a ${word} in ${answer.timing_ms.toFixed(0)} ms`;
+    await animate(answer.strokes);
+  } catch (error) {
+    timing.textContent = "the server did not answer";
+  } finally {
+    state.finishing = false;
+    document.getElementById("finish").disabled = false;
+  }
+  predictNow();
+}
+
+// Appends the new strokes point by point on animation frames, with t at the time each appears, so the
+// drawing (and its download) stays in the raw format.
+function animate(strokes) {
+  return new Promise((resolve) => {
+    let s = 0, i = 0;
+    function frame() {
+      for (let n = 0; n < POINTS_PER_FRAME && s < strokes.length; n++) {
+        if (i === 0) state.strokes.push([[], [], []]);
+        const stroke = state.strokes[state.strokes.length - 1];
+        stroke[0].push(strokes[s][0][i]);
+        stroke[1].push(strokes[s][1][i]);
+        stroke[2].push(Math.max(0, Math.round(performance.now() - state.t0)));
+        drawStroke(stroke, stroke[0].length - 1);
+        if (++i >= strokes[s][0].length) { s++; i = 0; }
+      }
+      if (s < strokes.length) requestAnimationFrame(frame); else resolve();
+    }
+    requestAnimationFrame(frame);
+  });
 }
 
 // ---- pictionary ---------------------------------------------------------------------------------
@@ -254,6 +312,7 @@ document.getElementById("undo").addEventListener("click", undo);
 document.getElementById("clear").addEventListener("click", clearDrawing);
 document.getElementById("download").addEventListener("click", download);
 document.getElementById("play").addEventListener("click", startGame);
+document.getElementById("finish").addEventListener("click", finishDrawing);
 document.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); }
 });
@@ -261,8 +320,10 @@ window.addEventListener("resize", resizeCanvas);
 window.quickdraw = state;  // for the browser tests and the curious: the strokes and request counters
 resizeCanvas();
 
-fetch("/v1/classes").then((r) => r.json()).then(({classes, model}) => {
+fetch("/v1/classes").then((r) => r.json()).then(({classes, model, generator}) => {
   state.classes = classes;
+  state.generator = generator || null;
+  document.getElementById("finish").hidden = !state.generator;
   document.getElementById("model").textContent = `model ${model}: ${classes.length} words`;
   document.body.dataset.ready = "true";
 });

@@ -1,0 +1,83 @@
+"""The "finish my drawing" generator: a person's canvas strokes continued by a Sketch-RNN.
+
+The canvas strokes go through the training data's own path (Google's simplification, then the
+normalized delta ink) into sketch_sampling.sample, the sampler `generate --complete` uses (decoder
+primed with the drawing). The sampled strokes come back in the units of that ink; this module maps
+them back through the two scalings (ink: /largest side of the simplified drawing; simplification:
+x 255/largest side of the canvas drawing), so they land on the canvas where the drawing continues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from quickdraw_tf import ink, plots, sketch_sampling
+from quickdraw_tf.drawing import Stroke
+
+# How many moves a completion may add beyond the model's max_seq_len, as a share of it: a drawing
+# already as long as the model's training drawings still gets this much more.
+MIN_EXTRA_SHARE = 0.25
+
+
+class UnknownWord(ValueError):
+    """A word the generator was not trained on."""
+
+
+@dataclasses.dataclass
+class Generator:
+    """A loaded Sketch-RNN and its classes; complete() is safe to call from several threads."""
+
+    model: object
+    classes: list[str]
+    step: int
+    name: str
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # the sampler's Python loop is not worth running twice at once
+
+    @classmethod
+    def load(cls, model_dir: str) -> Generator:
+        model, classes, step = sketch_sampling.load_generator(model_dir)
+        return cls(model=model, classes=list(classes), step=int(step), name=f"sketch_rnn@{step}")
+
+    def complete(
+        self, strokes: Sequence[Stroke], word: str, temperature: float, seed: int | None = None
+    ) -> list[list[list[float]]]:
+        """The continuation of canvas `strokes` as new strokes [[xs], [ys]] in the canvas' coordinates."""
+        if word not in self.classes:
+            raise UnknownWord(f"the generator does not draw {word!r}; it draws: {', '.join(self.classes)}")
+        xs = np.concatenate([np.asarray(s[0], np.float64) for s in strokes])
+        ys = np.concatenate([np.asarray(s[1], np.float64) for s in strokes])
+        extent = max(np.ptp(xs), np.ptp(ys))
+        if extent == 0:
+            raise ValueError("the drawing is a single point; draw a little more first")
+        simplified = ink.simplify(strokes)
+        prefix = ink.to_ink(simplified)
+        max_len = int(self.model.data_max_seq_len.numpy())
+        max_steps = len(prefix) + max(max_len - len(prefix), int(max_len * MIN_EXTRA_SHARE))
+        with self._lock:
+            sample = sketch_sampling.sample(
+                self.model, self.classes.index(word), 1, temperature, seed, prefix, max_steps=max_steps
+            )[0]
+        points = ink.stroke_points(simplified)[:, :2]
+        side = max(float(np.ptp(points[:, 0])), float(np.ptp(points[:, 1]))) or 1.0  # to_ink's scale
+        # ink unit u → simplified s = first point + u * side → canvas = min + s * extent / 255
+        origin, to_canvas = points[0], extent / ink.SIMPLIFIED_MAX
+        lower = np.array([xs.min(), ys.min()])
+        return [
+            [np.round(lower[axis] + (origin[axis] + stroke[:, axis] * side) * to_canvas, 2).tolist()
+             for axis in (0, 1)]
+            for stroke in continuation(sample)
+        ]
+
+
+def continuation(sample: sketch_sampling.Sample) -> list[np.ndarray]:
+    """The strokes of `sample` after its given prefix ([k, 2] points each, in ink units)."""
+    strokes = plots.ink_strokes(sample.ink, len(sample.ink)) if len(sample.ink) else []
+    # the prefix's last row ends its last stroke, so its strokes are exactly the first ones
+    given = int((sample.ink[: sample.prefix_length, 2] > 0.5).sum())
+    return strokes[given:] if sample.prefix_length < len(sample.ink) else []
