@@ -13,7 +13,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, ink, layout, splits
+from quickdraw_tf import features, ink, layout, preprocess, splits
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample", "simplified")
 PER_CLASS = 40
@@ -68,7 +68,12 @@ def write_manifest(out_dir: str, kind: str, num_shards: int, num_classes: int) -
         return sum(1 for _ in tf.data.TFRecordDataset(path))
 
     lengths = {split: [records(split, i) for i in range(num_shards)] for split in layout.SPLITS}
-    stats = {"kind": kind, "num_classes": num_classes, "shard_lengths": lengths}
+    stats = {
+        "kind": kind,
+        "num_classes": num_classes,
+        "shard_lengths": lengths,
+        "preprocessing": preprocess.job_record(kind, "uniform", True),  # the job's defaults
+    }
     with open(os.path.join(out_dir, layout.STATS_FILE), "w", encoding="utf-8") as f:
         json.dump(stats, f)
     names = set(os.listdir(out_dir)) - {layout.MANIFEST_FILE}

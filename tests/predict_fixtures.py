@@ -7,16 +7,15 @@ each model is trained once per test session.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import bitmap, features, preprocess, splits, trainer
+from quickdraw_tf import bitmap, features, layout, splits, trainer
 from quickdraw_tf.drawing import Drawing
 from quickdraw_tf.input_pipeline import InputConfig
-from tests.conftest import sample_drawings, write_tfrecord_dir
+from tests.conftest import sample_drawings, write_manifest, write_tfrecord_dir
 
 TINY_RNN = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
 TINY_CNN = {"filters": (4, 8), "dense_units": 16, "dropout": 0.0}
@@ -36,16 +35,10 @@ def as_drawing(record: dict) -> Drawing:
     )
 
 
-def write_stats(data_dir: str, kind: str) -> None:
-    stats = {"kind": kind, "preprocessing": preprocess.job_record(kind, "uniform", True)}
-    with open(os.path.join(data_dir, "stats.json"), "w") as f:
-        json.dump(stats, f)
-
-
 def write_bitmap_dir(out_dir: str, records: list[dict]) -> None:
     classes = sorted({record["word"] for record in records})
     writers = {
-        split: tf.io.TFRecordWriter(os.path.join(out_dir, f"quickdraw-{split}.tfrecord-00000-of-00001"))
+        split: tf.io.TFRecordWriter(os.path.join(out_dir, layout.shard_name(split, 0, 1)))
         for split in splits.SPLITS
     }
     for record in records:
@@ -57,9 +50,9 @@ def write_bitmap_dir(out_dir: str, records: list[dict]) -> None:
         writers[split_of(key_id)].write(example)
     for writer in writers.values():
         writer.close()
-    with open(os.path.join(out_dir, splits.CLASSES_FILE), "w") as f:
-        f.write("".join(f"{word}\n" for word in classes))
-    write_stats(out_dir, "images")
+    with open(os.path.join(out_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:
+        f.write(layout.classes_text(classes))
+    write_manifest(out_dir, "images", 1, len(classes))
 
 
 def _train(data_dir: str, model_dir: str, model: str, hparams: dict) -> None:
@@ -84,7 +77,6 @@ def stroke_run(tmp_path_factory) -> tuple[str, str]:
     """(data_dir, model_dir) of a tiny rnn trained on real sample drawings."""
     data_dir, model_dir = (str(tmp_path_factory.mktemp(name)) for name in ("strokes", "rnn"))
     write_tfrecord_dir(data_dir, sample_drawings())
-    write_stats(data_dir, "strokes")
     _train(data_dir, model_dir, "rnn", TINY_RNN)
     return data_dir, model_dir
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, formats, splits, trainer
+from quickdraw_tf import features, formats, layout, splits, trainer
 from quickdraw_tf.drawing import Drawing
 from quickdraw_tf.input_pipeline import InputConfig
-from tests.conftest import sample_drawings
+from tests.conftest import sample_drawings, write_manifest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 RAW = os.path.join(REPO, "data", "sample", "raw")
@@ -60,12 +60,13 @@ def bitmap_model_dir(tmp_path_factory) -> str:
     words, eyes = ["eye", "eye transposed"], eye_bitmaps(96)
     images = [(image, 0) for image in eyes[:48]] + [(image.T, 1) for image in eyes[48:]]
     for split, part in (("train", images[::2]), ("eval", images[1::4]), ("test", images[3::4])):
-        path = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-00000-of-00001")
+        path = os.path.join(data_dir, layout.shard_name(split, 0, 1))
         with tf.io.TFRecordWriter(path) as writer:
             for i, (image, label) in enumerate(part):
                 writer.write(features.image_example(image, label, i, words[label]).SerializeToString())
-    with open(os.path.join(data_dir, splits.CLASSES_FILE), "w", encoding="utf-8") as f:
-        f.write("".join(f"{word}\n" for word in words))
+    with open(os.path.join(data_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:
+        f.write(layout.classes_text(words))
+    write_manifest(data_dir, "images", 1, len(words))
     trainer.train(trainer.TrainConfig(
         data_dir=data_dir, model_dir=out, model="bitmap_cnn", hparams={"filters": (4, 8), "dense_units": 8},
         input=InputConfig(batch_size=8, shuffle_buffer=50), train_steps=6, eval_every=6, checkpoint_every=6,
