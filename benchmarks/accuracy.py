@@ -1,6 +1,6 @@
 r"""Accuracy on real held-out drawings, end to end and reproducibly:
 
-  .venv/bin/python benchmarks/accuracy.py [--source=/work/shared/data/quickdraw] [--work_dir=runs/accuracy]
+  .venv/bin/python benchmarks/accuracy.py [--source=../shared/data/quickdraw] [--work_dir=runs/accuracy]
 
 1. counts distinct key_ids per word over raw ∪ simplified ndjson and keeps the words with >= 100
    (classes.txt, alphabetical);
@@ -84,7 +84,7 @@ def run(command: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="/work/shared/data/quickdraw")
+    parser.add_argument("--source", default="../shared/data/quickdraw")
     parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "accuracy"))
     parser.add_argument("--flagfile", default=os.path.join(REPO, "configs", "rnn_cpu.flags"))
     parser.add_argument("--skip_conversion", action="store_true", help="reuse work_dir/tfrecords")

@@ -1,6 +1,6 @@
 r"""How exactly quickdraw_tf.ink.simplify reproduces Google's simplified drawings, and how fast it is:
 
-  .venv/bin/python -m benchmarks.simplify_fidelity [--data_dir=/work/shared/data/quickdraw] [--ablations]
+  .venv/bin/python -m benchmarks.simplify_fidelity [--data_dir=../shared/data/quickdraw] [--ablations]
 
 Pairs every raw drawing (<data_dir>/raw/*/*.ndjson) with the simplified drawing of the same key_id
 (<data_dir>/simplified/*/*.ndjson): Google's own simplification of that very drawing. Prints the pairs

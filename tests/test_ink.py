@@ -166,7 +166,7 @@ def test_sample_has_raw_and_simplified_twins(pairs):
 
 
 def test_simplify_reproduces_googles_simplified_drawings(pairs, simplified_by_us):
-    # Measured: 245/245 identical on data/sample, 7992/7995 (99.96%) on all of /work/shared's pairs
+    # Measured: 245/245 identical on data/sample, 7992/7995 (99.96%) on all of ../shared's pairs
     # (benchmarks/simplify_fidelity.py). The margin only allows for another platform's float rounding.
     identical = same_counts = 0
     for (_, google), ours in zip(pairs, simplified_by_us, strict=True):
