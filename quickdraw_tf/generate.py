@@ -73,26 +73,27 @@ def generate(
     return {"ndjson": [stem + ".ndjson"], "grid": [stem + "_grid.png", stem + "_grid.svg"], "gif": gifs}
 
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A sketch_rnn training run's model_dir.")
-_WORD = flags.DEFINE_string("word", None, "The class to draw (one the model was trained on).")
-_NUM = flags.DEFINE_integer("num", 16, "How many drawings.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.5, "Sampling temperature (> 0; lower: tidier).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the ndjson, grids and GIFs go.")
-_COMPLETE = flags.DEFINE_string("complete", None, "A drawing file: continue its first drawing.")
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Where classes.txt is, if not the run's data_dir.")
+def _define_flags() -> None:
+    """Only when run as a program: importing generate() must not claim --model_dir and --data_dir."""
+    flags.DEFINE_string("model_dir", None, "A sketch_rnn training run's model_dir.")
+    flags.DEFINE_string("word", None, "The class to draw (one the model was trained on).")
+    flags.DEFINE_integer("num", 16, "How many drawings.")
+    flags.DEFINE_float("temperature", 0.5, "Sampling temperature (> 0; lower: tidier).")
+    flags.DEFINE_string("output_dir", None, "Where the ndjson, grids and GIFs go.")
+    flags.DEFINE_string("complete", None, "A drawing file: continue its first drawing.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
+    flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
+    flags.DEFINE_string("data_dir", None, "Where classes.txt is, if not the run's data_dir.")
+    flags.mark_flags_as_required(["model_dir", "word", "output_dir"])
 
 
 def main(argv: list[str]) -> None:
     del argv
+    f = flags.FLAGS
     try:
-        prefix = prefix_ink(_COMPLETE.value) if _COMPLETE.value else None
-        model, classes, step = load_generator(_MODEL_DIR.value, _CHECKPOINT.value, _DATA_DIR.value)
-        written = generate(
-            model, classes, _WORD.value, _NUM.value, _TEMPERATURE.value, _OUTPUT_DIR.value, _SEED.value,
-            prefix,
-        )
+        prefix = prefix_ink(f.complete) if f.complete else None
+        model, classes, step = load_generator(f.model_dir, f.checkpoint, f.data_dir)
+        written = generate(model, classes, f.word, f.num, f.temperature, f.output_dir, f.seed, prefix)
     except (ValueError, FileNotFoundError, OSError) as error:
         cli.fail(error)
     grids = ", ".join(written["grid"])
@@ -100,5 +101,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["model_dir", "word", "output_dir"])
+    _define_flags()
     app.run(main, flags_parser=cli.flags_parser(flags.FLAGS))
