@@ -16,6 +16,7 @@ top-1 on the same drawings, which must agree.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from quickdraw_tf import features, formats, prediction_io, preprocess  # noqa: E402
+from quickdraw_tf import features, formats, layout, prediction_io, preprocess  # noqa: E402
 
 
 def load_drawings(patterns: list[str], fmt: str | None, classes: list[str], minimum: int) -> list:
@@ -65,7 +66,7 @@ def write_inputs(
     os.makedirs(data_dir)
     with open(os.path.join(data_dir, "classes.txt"), "w", encoding="utf-8") as f:
         f.write("".join(f"{word}\n" for word in classes))
-    with tf.io.TFRecordWriter(os.path.join(data_dir, "quickdraw-test.tfrecord-00000-of-00001")) as writer:
+    with tf.io.TFRecordWriter(os.path.join(data_dir, layout.shard_name("test", 0, 1))) as writer:
         for d in drawings:
             index = classes.index(d.word)
             if d.image is not None:
@@ -73,6 +74,8 @@ def write_inputs(
             else:
                 ink = preprocess.stroke_ink(d.strokes, prep.normalize, prep.simplify)
                 writer.write(features.serialize_stroke_example(ink, index, d.key_id, d.word, d.countrycode))
+    kind = "images" if drawings[0].image is not None else "strokes"
+    write_manifest(data_dir, len(drawings), len(classes), kind)
     if drawings[0].image is not None:
         by_word: dict = {}
         for d in drawings:
@@ -84,6 +87,21 @@ def write_inputs(
     with open(path, "w", encoding="utf-8") as f:
         formats.write_ndjson(drawings, f)
     return path, data_dir
+
+
+def write_manifest(data_dir: str, count: int, num_classes: int, kind: str) -> None:
+    """stats.json and manifest.json (last), as make_tfrecords writes them: evaluate reads only the shards
+    a manifest lists."""
+    stats = {
+        "kind": kind,
+        "num_classes": num_classes,
+        "shard_lengths": {"train": [], "eval": [], "test": [count]},
+    }
+    with open(os.path.join(data_dir, layout.STATS_FILE), "w", encoding="utf-8") as f:
+        json.dump(stats, f)
+    manifest = layout.build_manifest(data_dir, sorted(os.listdir(data_dir)), stats, lambda p: open(p, "rb"))
+    with open(os.path.join(data_dir, layout.MANIFEST_FILE), "w", encoding="utf-8") as f:
+        f.write(layout.manifest_text(manifest))
 
 
 def timed(command: list[str]) -> tuple[float, str]:
