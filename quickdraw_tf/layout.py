@@ -23,6 +23,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
+from quickdraw_tf.drawing import word_problem
+
 SPLITS = ("train", "eval", "test")
 KINDS = ("strokes", "images")  # stats.json's and manifest.json's "kind"
 DATASET_NAME = "quickdraw"
@@ -37,7 +39,6 @@ OUTPUT_NAME = re.compile(
     r"(quickdraw-(train|eval|test)\.tfrecord-\d{5}-of-\d{5}|rejected-\d{5}-of-\d{5}\.ndjson"
     r"|classes\.txt|stats\.json|manifest\.json|dataset_info\.json|features\.json)"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CHUNK = 1 << 20
 
 
@@ -63,12 +64,13 @@ def rejected_name(index: int, num_files: int) -> str:
 
 
 def check_word(word: str) -> None:
-    """A class word must survive a round trip through classes.txt: not blank, no control character
-    (a newline would split it into two classes), no leading or trailing whitespace."""
-    if not isinstance(word, str) or not word.strip():
+    """A class word must survive a round trip through classes.txt: a word by drawing.word_problem's rules
+    (a newline would split it into two classes), and not empty."""
+    if not isinstance(word, str) or word == "":
         raise ValueError(f"class word {word!r} is empty")
-    if _CONTROL.search(word) or word != word.strip():
-        raise ValueError(f"class word {word!r} has a control character or leading/trailing whitespace")
+    problem = word_problem(word)
+    if problem:
+        raise ValueError(f"class {problem}")
 
 
 def classes_text(words: Sequence[str]) -> str:

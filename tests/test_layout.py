@@ -191,5 +191,5 @@ def test_classes_file_word_that_classes_txt_cannot_hold_is_a_usage_error(tmp_pat
 
     path = tmp_path / "classes"
     path.write_text("cat\ndog\tbig\n")
-    with pytest.raises(make_tfrecords.UsageError, match="has a control character"):
+    with pytest.raises(make_tfrecords.UsageError, match="holds the control character"):
         make_tfrecords.read_classes_file(str(path))
