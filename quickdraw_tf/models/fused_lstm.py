@@ -93,6 +93,9 @@ def block_lstm_sequence(
     last h [B, U], last c [B, U]); a sequence of length 0 keeps (h0, c0)."""
     steps = tf.shape(x)[1]
     w = tf.concat([kernel, recurrent_kernel], axis=0)
+    # Read the bias here, as a tensor: a (distributed) variable read inside the custom-gradient function
+    # would need a grad_fn taking `variables` (seen under MirroredStrategy in eager mode).
+    bias = tf.convert_to_tensor(bias)
     c, h = _block_lstm(tf.transpose(x, [1, 0, 2]), c0, h0, w, bias)  # the kernel is time-major
     h = tf.transpose(h, [1, 0, 2])
     c = tf.transpose(c, [1, 0, 2])
