@@ -42,9 +42,10 @@ serve: $(INSTALLED)
 	@test -f $(MODEL_DIR)/model.keras || { echo "no trained model in $(MODEL_DIR): run make demo first"; exit 2; }
 	$(PY) -m quickdraw_tf.serve --model_dir=$(MODEL_DIR) --port=$(PORT)
 
+# Two pytest workers (one per core of a CI machine); each test file runs whole on one worker.
 test: $(INSTALLED) sysdeps
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
