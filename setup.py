@@ -29,7 +29,13 @@ setup(
         "httpx>=0.27",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "ruff>=0.6", "cairocffi>=1.6,<2", "playwright>=1.44", "pytest-xdist>=3.5,<4"],
+        "test": [
+            "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",
+            "ruff>=0.6",
+            "cairocffi>=1.6,<2",
+            "playwright>=1.44",
+        ],
         # benchmarks/train_vs_peers.py's PyTorch peer only (never needed by the tests); on a CPU-only machine
         # install PyTorch's CPU build rather than the default CUDA one.
         "bench": ["torch>=2.4"],
