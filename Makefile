@@ -6,6 +6,10 @@ INSTALLED := $(VENV)/.installed
 DATA_DIR ?= data/tfrecords
 MODEL_DIR ?= runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# The sample is 74% monkey (1,000 of 1,354 distinct drawings), so the demo converts a balanced subset: 30% of
+# each class held out for test and 15% for eval, then at most 30 train / 5 eval / 10 test drawings a class
+# (the lowest key_id hashes: the same subset on every run). data/sample itself is unchanged.
+DEMO_SPLIT ?= --test_fraction=0.3 --eval_fraction=0.15 --train_per_class=30 --eval_per_class=5 --test_per_class=10
 
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
@@ -18,9 +22,9 @@ $(INSTALLED): setup.py
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(INSTALLED)
 
-# convert the embedded sample -> train configs/rnn_small.flags -> evaluate on the test split
+# convert a balanced subset of the embedded sample -> train configs/rnn_small.flags -> evaluate on its test split
 demo: $(INSTALLED)
-	$(PY) -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=$(DATA_DIR) --overwrite
+	$(PY) -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=$(DATA_DIR) --overwrite $(DEMO_SPLIT)
 	rm -rf $(MODEL_DIR)
 	$(PY) -m quickdraw_tf.train --flagfile=configs/rnn_small.flags --data_dir=$(DATA_DIR) --model_dir=$(MODEL_DIR)
 	$(PY) -m quickdraw_tf.evaluate --model_dir=$(MODEL_DIR) --data_dir=$(DATA_DIR) --split=test

@@ -1,10 +1,11 @@
-r"""Evaluates a trained model on one split: top-1/3/5, MAP@3, per-class accuracy, confusion matrix.
+r"""Evaluates a trained model on one split: top-1/3/5, MAP@3, per-class recall, confusion matrix.
 
   python -m quickdraw_tf.evaluate --model_dir=runs/rnn --split=test
 
 --data_dir defaults to the one the run trained on (model_dir/config.json; data/tfrecords by default).
 
-Writes model_dir/eval_results.json (keys top1, top3, top5, map3, num_examples, per_class, ...),
+Writes model_dir/eval_results.json (keys top1, top3, top5, map3, balanced_top1, num_examples, per_class,
+...),
 model_dir/confusion_matrix_<split>.png and TensorBoard summaries under model_dir/eval_<split>/.
 Only the shards data_dir's manifest.json lists are read, after checking their sizes and counts
 (input_pipeline.split_files); any mismatch, or a corrupt record, is a one-line error naming the file.
@@ -86,6 +87,32 @@ def _accumulate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) 
     return totals, confusion
 
 
+def balanced_top1(confusion: np.ndarray) -> float:
+    """Mean over classes of their recall (the diagonal over the row sums): balanced accuracy.
+
+    Classes with no example in the split are left out of the mean. Unlike top-1, one large class
+    cannot carry it: "always predict the largest class" scores 1 / (number of classes present).
+    """
+    counts = confusion.sum(axis=1)
+    present = counts > 0
+    if not present.any():
+        raise ValueError("the confusion matrix holds no example")
+    return float(np.mean(np.diag(confusion)[present] / counts[present]))
+
+
+def per_class_lines(results: dict, max_classes: int = 20) -> list[str]:
+    """The balanced top-1 line, then one line per class (recall, right/count) when there are few classes."""
+    per_class = {word: c for word, c in results["per_class"].items() if c["count"]}
+    balanced = results["balanced_top1"]
+    lines = [f"balanced top-1 (mean per-class recall) {balanced:.4f} over {len(per_class)} classes"]
+    if len(per_class) <= max_classes:
+        width = max(len(word) for word in per_class)
+        for word, c in per_class.items():
+            right = round(c["accuracy"] * c["count"])
+            lines.append(f"  {word:<{width}}  recall {c['accuracy']:.2f}  ({right}/{c['count']})")
+    return lines
+
+
 def evaluate(
     model_dir: str,
     data_dir: str | None = None,
@@ -115,6 +142,7 @@ def evaluate(
         raise ValueError(f"split '{split}' in {data_dir} has no drawings")
     results = {key: totals[key] / count for key in ("top1", "top3", "top5", "map3")}
     results.update(num_examples=count, split=split, checkpoint=path, step=step, data_dir=data_dir)
+    results["balanced_top1"] = balanced_top1(confusion)
     per_class_count = confusion.sum(axis=1)
     results["per_class"] = {
         word: {"accuracy": float(confusion[i, i] / n) if n else None, "count": int(n)}
@@ -133,7 +161,7 @@ def evaluate(
 def _write_summaries(model_dir: str, split: str, step: int, results: dict, png: bytes) -> None:
     writer = tf.summary.create_file_writer(os.path.join(model_dir, f"eval_{split}"))
     with writer.as_default(step=step):
-        for key in ("top1", "top3", "top5", "map3"):
+        for key in ("top1", "top3", "top5", "map3", "balanced_top1"):
             tf.summary.scalar(key, results[key])
         tf.summary.image("confusion_matrix", plots.png_summary_image(png))
     writer.close()
@@ -158,6 +186,7 @@ def main(argv: list[str]) -> None:
         cli.fail(error)
     summary = " ".join(f"{key} {results[key]:.4f}" for key in ("top1", "top3", "top5", "map3"))
     print(f"{results['split']}: {summary} on {results['num_examples']} drawings (step {results['step']})")
+    print("\n".join(per_class_lines(results)))
     print(f"wrote {os.path.join(FLAGS.model_dir, RESULTS_FILE)} and {results['confusion_matrix_png']}")
 
 
