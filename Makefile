@@ -3,12 +3,13 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-DATA_DIR ?= data/tfrecords
+DATA_DIR ?= data/demo
 MODEL_DIR ?= runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-# The sample is 74% monkey (1,000 of 1,354 distinct drawings), so the demo converts a balanced subset: 30% of
-# each class held out for test and 15% for eval, then at most 30 train / 5 eval / 10 test drawings a class
-# (the lowest key_id hashes: the same subset on every run). data/sample itself is unchanged.
+# The sample is 74% monkey (1,000 of 1,354 distinct drawings), so the demo converts a balanced subset into its
+# own DATA_DIR: 30% of each class held out for test and 15% for eval, then at most 30 train / 5 eval / 10 test
+# drawings a class (the lowest key_id hashes: the same subset on every run). data/sample itself is unchanged,
+# and data/tfrecords stays free for the full conversion (python -m beam_jobs.make_tfrecords).
 DEMO_SPLIT ?= --test_fraction=0.3 --eval_fraction=0.15 --train_per_class=30 --eval_per_class=5 --test_per_class=10
 
 PORT ?= 8000
@@ -55,4 +56,4 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(DATA_DIR) $(dir $(DATA_DIR)).$(notdir $(DATA_DIR)).* runs
+	rm -rf $(DATA_DIR) $(dir $(DATA_DIR)).$(notdir $(DATA_DIR)).* data/tfrecords data/.tfrecords.* runs
