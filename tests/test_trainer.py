@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import evaluate, export, input_pipeline, trainer
+from quickdraw_tf import distribute, evaluate, export, input_pipeline, optimization, trainer
 from quickdraw_tf.input_pipeline import InputConfig
 
 TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
@@ -185,23 +185,23 @@ def test_validate_names_the_bad_hparam_and_the_known_ones(tfrecord_dir, tmp_path
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG"):
-        trainer.make_strategy("multi_worker")
+        distribute.make_strategy("multi_worker")
     with pytest.raises(ValueError, match="unknown strategy 'gpu'; known: default, mirrored"):
-        trainer.make_strategy("gpu")
+        distribute.make_strategy("gpu")
 
 
 def test_learning_rate_warmup_then_cosine():
-    schedule = trainer.LearningRate(1.0, total_steps=110, warmup_steps=10, decay="cosine")
+    schedule = optimization.LearningRate(1.0, total_steps=110, warmup_steps=10, decay="cosine")
     rates = [float(schedule(step)) for step in (0, 4, 9, 10, 60, 110)]
     np.testing.assert_allclose(rates, [0.1, 0.5, 1.0, 1.0, 0.5, 0.0], atol=1e-6)
-    assert float(trainer.LearningRate(0.3, 100)(50)) == pytest.approx(0.3)
+    assert float(optimization.LearningRate(0.3, 100)(50)) == pytest.approx(0.3)
 
 
 def test_gradients_are_clipped_by_their_global_norm():
     grads = [tf.constant([3.0, 4.0]), tf.constant([[12.0]])]  # global norm 13
-    clipped, norm = trainer._clipped_gradients(grads, tf.constant(1.0), clip_norm=6.5)
+    clipped, norm = optimization.clipped_gradients(grads, tf.constant(1.0), clip_norm=6.5)
     assert float(norm) == pytest.approx(13.0)
     assert float(tf.linalg.global_norm(clipped)) == pytest.approx(6.5)
-    unclipped, norm = trainer._clipped_gradients(grads, tf.constant(2.0), clip_norm=0.0)
+    unclipped, norm = optimization.clipped_gradients(grads, tf.constant(2.0), clip_norm=0.0)
     assert unclipped is grads
     assert float(norm) == pytest.approx(6.5)  # the norm is reported without the loss scale
