@@ -29,6 +29,7 @@ PARSE_BATCH = 64  # records parsed per parse op
 @dataclasses.dataclass(frozen=True)
 class InputConfig:
     """How to read one split. `batch_size` is GLOBAL: tf.distribute splits it over the replicas.
+    The fields declared with setting() are also flags of `python -m quickdraw_tf.train` (config_flags.py).
 
     bucket_boundaries: sequence lengths that separate the length buckets; every batch holds drawings
       of one bucket, padded to its longest drawing. Empty: plain padded batches of mixed lengths.
