@@ -56,8 +56,8 @@ def write_dir(model_dir: str, name: str, strategy: tf.distribute.Strategy) -> st
     return os.path.join(model_dir, WORKER_DIR, f"{name}_{task_id}")
 
 
-def remove_worker_dirs(model_dir: str, strategy: tf.distribute.Strategy) -> None:
-    """The throw-away directories of write_dir, on a worker that is not the chief."""
+def remove_worker_dirs(model_dir: str) -> None:
+    """The throw-away directories of write_dir (called on the workers that are not the chief)."""
     path = os.path.join(model_dir, WORKER_DIR)
-    if not is_chief(strategy) and tf.io.gfile.exists(path):
+    if tf.io.gfile.exists(path):
         tf.io.gfile.rmtree(path)

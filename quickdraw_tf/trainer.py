@@ -269,12 +269,12 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     strategy = strategy or tf.distribute.get_strategy()
     validate(config, strategy.num_replicas_in_sync)
     with _dtype_policy(config.mixed_precision):
-        # ---- setup: the run's files (chief), then model and optimizer, seeded, under the strategy
+        # ---- setup: model and optimizer, seeded, under the strategy; the run's files (chief)
         classes = input_pipeline.read_classes(config.data_dir)
         keras.utils.set_random_seed(config.seed)
-        if distribute.is_chief(strategy):
-            train_outputs.write_run_files(config)
         state = TrainState.create(config, len(classes), strategy)
+        if state.chief:
+            train_outputs.write_run_files(config)
         if config.jit_compile:
             check_jit_support(state.model)
         train_writer, eval_writer = train_outputs.summary_writers(config.model_dir, state.chief)
@@ -340,7 +340,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
                 state.last.save(checkpoint_number=step)
 
         # ---- export: the best weights (when an eval ran), else the final ones
-        distribute.remove_worker_dirs(config.model_dir, strategy)
+        if not state.chief:
+            distribute.remove_worker_dirs(config.model_dir)
         best = tf.train.latest_checkpoint(os.path.join(config.model_dir, "best"))
         if best:
             tf.train.Checkpoint(model=state.model).restore(best).expect_partial()
