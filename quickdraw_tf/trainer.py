@@ -63,7 +63,7 @@ class TrainState:
     def create(
         cls, config: TrainConfig, num_classes: int, strategy: tf.distribute.Strategy | None = None
     ) -> TrainState:
-        """A new model and optimizer under the strategy's scope (restore() fills them from a checkpoint)."""
+        """A new model and optimizer under the strategy's scope (train() then restores a checkpoint)."""
         strategy = strategy or tf.distribute.get_strategy()
         with strategy.scope():
             model = build_model(config, num_classes)
