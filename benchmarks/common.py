@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import input_pipeline, train, trainer
+from quickdraw_tf import input_pipeline, train_config, trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RNN_CPU_FLAGFILE = os.path.join(REPO, "configs", "rnn_cpu.flags")
 
 
 def flagfile_config(flagfile: str, data_dir: str, model_dir: str, **overrides) -> trainer.TrainConfig:
-    """The TrainConfig that `python -m quickdraw_tf.train --flagfile=F` trains, with `overrides`."""
-    flags.FLAGS.unparse_flags()  # every flag back to its default: one process may read several flagfiles
-    flags.FLAGS([sys.argv[0], f"--flagfile={flagfile}", f"--data_dir={data_dir}", f"--model_dir={model_dir}"])
-    return dataclasses.replace(train.config_from_flags(), **overrides)
+    """The TrainConfig that `python -m quickdraw_tf.train --flagfile=F` trains, with `overrides`; read
+    straight into the dataclass (absl's global flags are not touched)."""
+    return train_config.config_from_flagfile(flagfile, data_dir=data_dir, model_dir=model_dir, **overrides)
 
 
 def rnn_cpu_input() -> input_pipeline.InputConfig:

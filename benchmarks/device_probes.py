@@ -1,5 +1,5 @@
 """The measurements of benchmarks/device_check.py, each on the trainer's own code: the model, optimizer
-and training step of quickdraw_tf.trainer (its _State, _train_step_fn and _make_train_loop, the loop
+and training step of quickdraw_tf.trainer (its TrainState, train_step_fn and make_train_loop, the loop
 `python -m quickdraw_tf.train` runs), fed by quickdraw_tf.input_pipeline.
 
 Every function takes a TrainConfig and returns a dict of plain values for the JSON; none catches errors
@@ -64,10 +64,10 @@ def row_session(mixed_precision: str):
         keras.config.set_dtype_policy(previous)
 
 
-def _fresh_state(config: trainer.TrainConfig, num_classes: int) -> trainer._State:
+def _fresh_state(config: trainer.TrainConfig, num_classes: int) -> trainer.TrainState:
     """A new model + optimizer, seeded as trainer.train seeds them."""
     keras.utils.set_random_seed(config.seed)
-    return trainer._State(config, num_classes)
+    return trainer.TrainState.create(config, num_classes)
 
 
 @contextlib.contextmanager
@@ -101,7 +101,7 @@ def cudnn_probe(config: trainer.TrainConfig, num_classes: int) -> dict:
     """
     with row_session(config.mixed_precision):
         state = _fresh_state(config, num_classes)
-        step = tf.function(trainer._train_step_fn(state, config))
+        step = tf.function(trainer.train_step_fn(state, config))
         inputs = {
             "ink": tf.TensorSpec([None, None, 3], tf.float32),
             "length": tf.TensorSpec([None], tf.int32),
@@ -173,7 +173,7 @@ def one_step_on_each_device(config: trainer.TrainConfig, num_classes: int, batch
     }
 
 
-def _sync(state: trainer._State) -> int:
+def _sync(state: trainer.TrainState) -> int:
     return int(state.step.numpy())  # reading the step waits for the steps before it
 
 
@@ -192,7 +192,7 @@ def _train_dataset(config: trainer.TrainConfig, strategy, cached_batches: int):
     """The trainer's distributed training input, or (cached_batches > 0) that many of its batches
     held in memory and repeated: the same model fed without any input work."""
     if not cached_batches:
-        return trainer._distributed_dataset(strategy, config, config.input, "train", training=True)
+        return trainer.distributed_dataset(strategy, config, config.input, "train", training=True)
     real = input_pipeline.make_dataset(config.data_dir, "train", config.input, training=True)
     cached = real.take(cached_batches).cache().repeat().prefetch(tf.data.AUTOTUNE)
     return strategy.experimental_distribute_dataset(cached)
@@ -218,7 +218,7 @@ def throughput(
         if config.jit_compile:
             trainer.check_jit_support(state.model)
         iterator = iter(_train_dataset(config, strategy, cached_batches))
-        loop = trainer._make_train_loop(strategy, state, config)
+        loop = trainer.make_train_loop(strategy, state, config)
         _reset_peak_memory()
         started = time.perf_counter()
         loop(iterator, tf.constant(max(warmup_steps, cached_batches), tf.int32))
@@ -255,7 +255,7 @@ def finite_losses(config: trainer.TrainConfig, num_classes: int, steps: int, chu
         state = _fresh_state(config, num_classes)
         compute_dtype = state.model.dtype_policy.compute_dtype
         iterator = iter(_train_dataset(config, strategy, 0))
-        loop = trainer._make_train_loop(strategy, state, config)
+        loop = trainer.make_train_loop(strategy, state, config)
         losses = []
         per_chunk = max(1, steps // chunks)
         while _sync(state) < steps:

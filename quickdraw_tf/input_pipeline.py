@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import tensorflow as tf
 
 from quickdraw_tf import features, layout
+from quickdraw_tf.config_flags import setting
 from quickdraw_tf.layout import DEFAULT_DATA_DIR, SPLITS
 
 KINDS = ("auto", "stroke", "image")
@@ -28,6 +29,7 @@ PARSE_BATCH = 64  # records parsed per parse op
 @dataclasses.dataclass(frozen=True)
 class InputConfig:
     """How to read one split. `batch_size` is GLOBAL: tf.distribute splits it over the replicas.
+    The fields declared with setting() are also flags of `python -m quickdraw_tf.train` (config_flags.py).
 
     bucket_boundaries: sequence lengths that separate the length buckets; every batch holds drawings
       of one bucket, padded to its longest drawing. Empty: plain padded batches of mixed lengths.
@@ -41,14 +43,18 @@ class InputConfig:
     augment_rotation: training only: the drawing is rotated by a random angle in +-this many degrees.
     """
 
-    batch_size: int = 64
-    shuffle_buffer: int = 10_000
-    bucket_boundaries: tuple[int, ...] = (32, 48, 64, 96, 128, 192)
-    static_shapes: bool = False
-    max_length: int = 0
-    augment_scale: float = 0.0
-    augment_drop_prob: float = 0.0
-    augment_rotation: float = 0.0
+    batch_size: int = setting(64, "GLOBAL batch size.")
+    shuffle_buffer: int = setting(10_000, "Shuffle buffer, in drawings.")
+    bucket_boundaries: tuple[int, ...] = setting(
+        (32, 48, 64, 96, 128, 192), "Length bucket boundaries; empty: no bucketing."
+    )
+    static_shapes: bool = setting(
+        False, "Pad to bucket boundaries, drop partial batches, truncate to the largest (TPU/XLA)."
+    )
+    max_length: int = setting(0, "Truncate longer drawings (0: never).")
+    augment_scale: float = setting(0.0, "Random x/y scale in [1-s, 1+s] (training only).")
+    augment_drop_prob: float = setting(0.0, "sketch-rnn point dropping probability.")
+    augment_rotation: float = setting(0.0, "Random rotation in +-degrees (training only).")
     interleave_cycle: int = 8
     kind: str = "auto"
     seed: int | None = None

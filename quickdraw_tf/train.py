@@ -19,128 +19,27 @@ import sys
 
 from absl import app, flags, logging
 
-from quickdraw_tf import cli, input_pipeline, layout, models, trainer
+from quickdraw_tf import cli, config_flags, distribute, input_pipeline, layout, trainer
+from quickdraw_tf.train_config import TrainConfig
 
-# Flag defaults are the config classes' defaults, so a library call and the CLI agree.
-_TRAIN, _INPUT = trainer.TrainConfig(data_dir="", model_dir=""), input_pipeline.InputConfig()
-
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", layout.DEFAULT_DATA_DIR, "make_tfrecords output dir (classes.txt + TFRecords)."
-)
-_MODEL_DIR = flags.DEFINE_string(
-    "model_dir", None, "Checkpoints, TensorBoard logs and exports (default: runs/<flagfile name>)."
-)
-_MODEL = flags.DEFINE_string("model", _TRAIN.model, f"Model name, one of: {', '.join(models.MODEL_NAMES)}.")
-_HPARAMS = flags.DEFINE_multi_string("hparams", [], "Model hyper-parameter key=value; repeat the flag.")
-_STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES, "tf.distribute strategy.")
+# Every TrainConfig / InputConfig field with a help text is a flag (quickdraw_tf/config_flags.py).
+config_flags.define_flags(TrainConfig)
+_STRATEGY = flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES, "tf.distribute strategy.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
-_TRAIN_STEPS = flags.DEFINE_integer(
-    "train_steps", _TRAIN.train_steps, "Total optimizer steps (a restart continues to it)."
-)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", _INPUT.batch_size, "GLOBAL batch size.")
-_LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", _TRAIN.learning_rate, "Adam learning rate (peak after warmup)."
-)
-_LR_SCHEDULE = flags.DEFINE_enum(
-    "lr_schedule", _TRAIN.lr_schedule, trainer.LR_SCHEDULES, "Decay after warmup."
-)
-_WARMUP_STEPS = flags.DEFINE_integer(
-    "warmup_steps", _TRAIN.warmup_steps, "Linear learning-rate warmup steps."
-)
-_LR_DECAY_RATE = flags.DEFINE_float(
-    "lr_decay_rate", _TRAIN.lr_decay_rate, "exponential schedule: rate per step (sketch-rnn: 0.9999)."
-)
-_MIN_LEARNING_RATE = flags.DEFINE_float(
-    "min_learning_rate", _TRAIN.min_learning_rate, "exponential schedule: the rate it decays towards."
-)
-_CLIP_NORM = flags.DEFINE_float(
-    "clip_norm", _TRAIN.clip_norm, "Clip the global gradient norm to this (0: no clipping)."
-)
-_EVAL_EVERY = flags.DEFINE_integer(
-    "eval_every", _TRAIN.eval_every, "Evaluate on the eval split every N steps."
-)
-_CHECKPOINT_EVERY = flags.DEFINE_integer(
-    "checkpoint_every", _TRAIN.checkpoint_every, "Checkpoint every N steps."
-)
-_LOG_EVERY = flags.DEFINE_integer("log_every", _TRAIN.log_every, "Write train summaries every N steps.")
-_KEEP_CHECKPOINTS = flags.DEFINE_integer(
-    "keep_checkpoints", _TRAIN.keep_checkpoints, "Keep the last N checkpoints (plus the best)."
-)
-_MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision",
-    _TRAIN.mixed_precision,
-    trainer.MIXED_PRECISION,
-    "float16 (GPU, with loss scaling) or bfloat16 (TPU).",
-)
-_JIT_COMPILE = flags.DEFINE_bool(
-    "jit_compile", _TRAIN.jit_compile, "XLA-compile the training step (needs --static_shapes)."
-)
-_SHUFFLE_BUFFER = flags.DEFINE_integer(
-    "shuffle_buffer", _INPUT.shuffle_buffer, "Shuffle buffer, in drawings."
-)
-_BUCKET_BOUNDARIES = flags.DEFINE_list(
-    "bucket_boundaries",
-    [str(b) for b in _INPUT.bucket_boundaries],
-    "Length bucket boundaries; empty: no bucketing.",
-)
-_STATIC_SHAPES = flags.DEFINE_bool(
-    "static_shapes",
-    _INPUT.static_shapes,
-    "Pad to bucket boundaries, drop partial batches, truncate to the largest (TPU/XLA).",
-)
-_MAX_LENGTH = flags.DEFINE_integer("max_length", _INPUT.max_length, "Truncate longer drawings (0: never).")
-_AUGMENT_SCALE = flags.DEFINE_float(
-    "augment_scale", _INPUT.augment_scale, "Random x/y scale in [1-s, 1+s] (training only)."
-)
-_AUGMENT_DROP_PROB = flags.DEFINE_float(
-    "augment_drop_prob", _INPUT.augment_drop_prob, "sketch-rnn point dropping probability."
-)
-_AUGMENT_ROTATION = flags.DEFINE_float(
-    "augment_rotation", _INPUT.augment_rotation, "Random rotation in +-degrees (training only)."
-)
-_SEED = flags.DEFINE_integer("seed", _TRAIN.seed, "Initialization and shuffling seed.")
+FLAGS = flags.FLAGS
 
 
-def config_from_flags(argv: list[str] | None = None) -> trainer.TrainConfig:
+def config_from_flags(argv: list[str] | None = None) -> TrainConfig:
     """The TrainConfig the parsed flags describe; argv (default sys.argv) names the default model_dir."""
-    input_config = input_pipeline.InputConfig(
-        batch_size=_BATCH_SIZE.value,
-        shuffle_buffer=_SHUFFLE_BUFFER.value,
-        bucket_boundaries=tuple(int(b) for b in _BUCKET_BOUNDARIES.value),
-        static_shapes=_STATIC_SHAPES.value,
-        max_length=_MAX_LENGTH.value,
-        augment_scale=_AUGMENT_SCALE.value,
-        augment_drop_prob=_AUGMENT_DROP_PROB.value,
-        augment_rotation=_AUGMENT_ROTATION.value,
-    )
-    return trainer.TrainConfig(
-        data_dir=_DATA_DIR.value,
-        model_dir=_MODEL_DIR.value or cli.default_model_dir(argv or sys.argv, _MODEL.value),
-        model=_MODEL.value,
-        hparams=models.parse_hparams(_HPARAMS.value),
-        input=input_config,
-        train_steps=_TRAIN_STEPS.value,
-        learning_rate=_LEARNING_RATE.value,
-        lr_schedule=_LR_SCHEDULE.value,
-        warmup_steps=_WARMUP_STEPS.value,
-        lr_decay_rate=_LR_DECAY_RATE.value,
-        min_learning_rate=_MIN_LEARNING_RATE.value,
-        clip_norm=_CLIP_NORM.value,
-        eval_every=_EVAL_EVERY.value,
-        checkpoint_every=_CHECKPOINT_EVERY.value,
-        log_every=_LOG_EVERY.value,
-        keep_checkpoints=_KEEP_CHECKPOINTS.value,
-        mixed_precision=_MIXED_PRECISION.value,
-        jit_compile=_JIT_COMPILE.value,
-        seed=_SEED.value,
-    )
+    model_dir = FLAGS.model_dir or cli.default_model_dir(argv or sys.argv, FLAGS.model)
+    return config_flags.config_from_flags(TrainConfig, FLAGS, model_dir=model_dir)
 
 
 def main(argv: list[str]) -> None:
     del argv
     try:
         config = config_from_flags()
-        strategy = trainer.make_strategy(_STRATEGY.value, _TPU.value)
+        strategy = distribute.make_strategy(_STRATEGY.value, _TPU.value)
         trainer.validate(config, strategy.num_replicas_in_sync)
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)

@@ -1,6 +1,7 @@
 """The training loop: ONE custom loop for every tf.distribute strategy (default, mirrored,
 multi_worker, tpu). Keras 3's model.fit does not run under MultiWorkerMirroredStrategy
 (keras-team/keras#20585), so the loop is written out: strategy.run inside a tf.function.
+train() reads top to bottom: setup, restore, data, loop, export.
 
 model_dir after a run:
   config.json             the run's TrainConfig (evaluate.py rebuilds the model from it)
@@ -21,163 +22,66 @@ hooks: `adapt_to_data(train dataset) -> dict` runs once before step 0 (written t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
+from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from quickdraw_tf import export, input_pipeline, metrics, models, plots, preprocess
+from quickdraw_tf import distribute, input_pipeline, metrics, models, optimization, train_outputs
+from quickdraw_tf.train_config import CONFIG_FILE, TrainConfig
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-LR_SCHEDULES = ("constant", "cosine", "exponential")
-MIXED_PRECISION = ("off", "float16", "bfloat16")
-CONFIG_FILE = "config.json"
 DATA_STATS_FILE = "data_stats.json"
 METRIC_KEYS = ("loss", "top1", "top3", "map3", "count")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run needs; train.py fills it from flags, tests build it directly."""
+class JitUnsupportedError(ValueError):
+    """--jit_compile with a model that holds layers XLA cannot compile."""
 
-    data_dir: str
-    model_dir: str
-    model: str = "rnn"
-    hparams: dict = dataclasses.field(default_factory=dict)
-    input: input_pipeline.InputConfig = input_pipeline.InputConfig()
-    train_steps: int = 1000
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    lr_decay_rate: float = 0.9999  # exponential only: min + (peak - min) * rate ** step, as sketch-rnn
-    min_learning_rate: float = 1e-5  # exponential only
-    clip_norm: float = 9.0  # on the global gradient norm; 0 disables clipping
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    log_every: int = 100
-    keep_checkpoints: int = 3
-    mixed_precision: str = "off"
-    jit_compile: bool = False  # XLA-compile the training step; needs input.static_shapes
-    num_summary_drawings: int = 8
-    seed: int = 0
 
-    def __post_init__(self):
-        for name in ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(
-                f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}"
-            )
-        if self.learning_rate <= 0 or self.clip_norm < 0 or self.warmup_steps < 0:
-            raise ValueError("learning_rate must be > 0, clip_norm and warmup_steps >= 0")
-        if not 0 < self.lr_decay_rate <= 1 or not 0 <= self.min_learning_rate <= self.learning_rate:
-            raise ValueError("lr_decay_rate must be in (0, 1] and min_learning_rate in [0, learning_rate]")
+@dataclasses.dataclass
+class TrainState:
+    """What a run holds. model, optimizer, step and best_score are what a checkpoint saves; the two
+    checkpoint managers write into model_dir on the chief, into throw-away dirs on the other workers."""
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+    best_score: tf.Variable  # eval MAP@3, or minus the eval loss for a model with its own loss (_score)
+    checkpoint: tf.train.Checkpoint
+    last: tf.train.CheckpointManager  # the last keep_checkpoints checkpoints
+    best: tf.train.CheckpointManager  # the one with the best eval score
+    chief: bool  # the worker that writes model_dir: summaries, run files, exports
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        values = json.loads(text)
-        values["input"] = input_pipeline.InputConfig(
-            **{**values["input"], "bucket_boundaries": tuple(values["input"]["bucket_boundaries"])}
-        )
-        return cls(**values)
+    def create(
+        cls, config: TrainConfig, num_classes: int, strategy: tf.distribute.Strategy | None = None
+    ) -> TrainState:
+        """A new model and optimizer under the strategy's scope (train() then restores a checkpoint)."""
+        strategy = strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            model = build_model(config, num_classes)
+            optimizer = optimization.build_optimizer(config)
+            # Create the slots now so that a restore fills them instead of deferring.
+            optimizer.build(model.trainable_variables)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            best_score = tf.Variable(-math.inf, dtype=tf.float32, trainable=False, name="best_map3")
+            checkpoint = tf.train.Checkpoint(
+                model=model, optimizer=optimizer, step=step, best_map3=best_score
+            )
 
+        def manager(name: str, keep: int) -> tf.train.CheckpointManager:
+            directory = distribute.write_dir(config.model_dir, name, strategy)
+            return tf.train.CheckpointManager(checkpoint, directory, keep)
 
-@keras.saving.register_keras_serializable(package="quickdraw_tf")
-class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup over warmup_steps, then constant, cosine decay to 0 at total_steps, or exponential
-    decay towards min_rate (sketch-rnn's: min + (base - min) * decay_rate ** step)."""
-
-    def __init__(
-        self,
-        base_rate: float,
-        total_steps: int,
-        warmup_steps: int = 0,
-        decay: str = "constant",
-        decay_rate: float = 0.9999,
-        min_rate: float = 1e-5,
-    ):
-        self.base_rate = base_rate
-        self.total_steps = total_steps
-        self.warmup_steps = warmup_steps
-        self.decay = decay
-        self.decay_rate = decay_rate
-        self.min_rate = min_rate
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        rate = tf.constant(self.base_rate, tf.float32)
-        if self.warmup_steps:
-            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
-        if self.decay == "cosine":
-            decay_steps = max(self.total_steps - self.warmup_steps, 1)
-            progress = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
-            rate *= 0.5 * (1.0 + tf.cos(math.pi * progress))
-        if self.decay == "exponential":
-            rate = self.min_rate + (rate - self.min_rate) * tf.pow(self.decay_rate, step)
-        return rate
-
-    def get_config(self) -> dict:
-        return dict(
-            base_rate=self.base_rate,
-            total_steps=self.total_steps,
-            warmup_steps=self.warmup_steps,
-            decay=self.decay,
-            decay_rate=self.decay_rate,
-            min_rate=self.min_rate,
-        )
-
-
-def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
-    """default: one device; mirrored: all local GPUs (or CPU); multi_worker: the cluster in TF_CONFIG."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown strategy '{name}'; known: {', '.join(STRATEGIES)}")
-
-
-def _cluster(strategy: tf.distribute.Strategy) -> tuple[str | None, int, dict]:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
-        return None, 0, {}
-    return resolver.task_type, resolver.task_id or 0, resolver.cluster_spec().as_dict()
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """The worker that writes summaries, the real checkpoints and the exports (TF's convention)."""
-    task_type, task_id, spec = _cluster(strategy)
-    if task_type in (None, "chief"):
-        return True
-    return task_type == "worker" and task_id == 0 and "chief" not in spec
-
-
-def _write_dir(model_dir: str, name: str, strategy: tf.distribute.Strategy) -> str:
-    """Non-chief workers must save too (saving runs collectives) but into a throw-away dir."""
-    if is_chief(strategy):
-        return os.path.join(model_dir, name)
-    _, task_id, _ = _cluster(strategy)
-    return os.path.join(model_dir, "workertemp", f"{name}_{task_id}")
+        last, best = manager("checkpoints", config.keep_checkpoints), manager("best", 1)
+        return cls(model, optimizer, step, best_score, checkpoint, last, best, distribute.is_chief(strategy))
 
 
 def validate(config: TrainConfig, num_replicas: int = 1) -> None:
@@ -208,52 +112,15 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
     return models.get_model(config.model, num_classes, **config.hparams)
 
 
-def _build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    schedule = LearningRate(
-        config.learning_rate,
-        config.train_steps,
-        config.warmup_steps,
-        config.lr_schedule,
-        config.lr_decay_rate,
-        config.min_learning_rate,
-    )
-    optimizer = keras.optimizers.Adam(learning_rate=schedule)
-    if config.mixed_precision == "float16":  # bfloat16 has float32's range: no loss scaling needed
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-class _State:
-    """What the checkpoint holds, created under the strategy's scope."""
-
-    def __init__(self, config: TrainConfig, num_classes: int):
-        self.model = build_model(config, num_classes)
-        self.optimizer = _build_optimizer(config)
-        # Create the slots now so that a restore fills them instead of deferring.
-        self.optimizer.build(self.model.trainable_variables)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        # The best eval score: MAP@3, or minus the loss for a model with its own loss (_score).
-        self.best_map3 = tf.Variable(-math.inf, dtype=tf.float32, trainable=False, name="best_map3")
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, step=self.step, best_map3=self.best_map3
+def check_jit_support(model: keras.Model) -> None:
+    """Raises JitUnsupportedError when a layer cannot be XLA-compiled (Keras marks its cuDNN LSTMs so
+    when a GPU is visible)."""
+    unsupported = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
+    if unsupported:
+        raise JitUnsupportedError(
+            f"--jit_compile: XLA cannot compile layers {', '.join(unsupported)} of this model here "
+            "(cuDNN LSTMs on GPU): drop --jit_compile"
         )
-
-
-def _clipped_gradients(grads, loss_scale, clip_norm: float):
-    """Clips by the norm of the GLOBAL gradient (summed over replicas) and returns it unscaled.
-
-    Keras 3 optimizers sum the replicas' gradients themselves after their own clipping, which would
-    clip each replica's share. So the global gradient is all-reduced here only to get its norm; the
-    local gradients are multiplied by the same factor, and their sum, done by the optimizer, is the
-    clipped global gradient. A non-finite norm makes the gradients non-finite, which the
-    LossScaleOptimizer catches (the step is skipped and the loss scale lowered).
-    """
-    summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-    norm = tf.linalg.global_norm(summed) / loss_scale
-    if not clip_norm:
-        return grads, norm
-    factor = clip_norm / tf.maximum(norm, clip_norm)
-    return [g * tf.cast(factor, g.dtype) for g in grads], norm
 
 
 def _has_own_loss(model: keras.Model) -> bool:
@@ -269,84 +136,40 @@ def _score(model: keras.Model, values: dict[str, float]) -> float:
     return -values["loss"] if _has_own_loss(model) else values["map3"]
 
 
-def _loss_and_sums(state: _State, inputs, labels, training: bool):
-    """(per-example loss [B], summed metrics): cross-entropy and top-k, or the model's own loss_sums."""
+def loss_and_sums(state: TrainState, inputs, labels, training: bool) -> tuple[tf.Tensor, dict]:
+    """(per-example loss [B], summed metrics with the summed loss as "loss"), for the train and the eval
+    step alike: cross-entropy and top-k, or the model's own loss_sums."""
     if _has_own_loss(state.model):
-        return state.model.loss_sums(inputs, labels, step=state.step, training=training)
-    logits = state.model(inputs, training=training)
-    per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-    return per_example, metrics.classification_sums(logits, labels)
+        per_example, sums = state.model.loss_sums(inputs, labels, step=state.step, training=training)
+    else:
+        logits = state.model(inputs, training=training)
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        sums = metrics.classification_sums(logits, labels)
+    return per_example, {**sums, "loss": tf.reduce_sum(per_example)}
 
 
-def _train_step_fn(state: _State, config: TrainConfig):
+def train_step_fn(state: TrainState, config: TrainConfig):
+    """One replica's step: (summed metrics, global gradient norm); jit_compile makes it one XLA program."""
     optimizer = state.optimizer
 
     def step_fn(inputs, labels):
         with tf.GradientTape() as tape:
-            per_example, sums = _loss_and_sums(state, inputs, labels, training=True)
+            per_example, sums = loss_and_sums(state, inputs, labels, training=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.input.batch_size)
             scaled_loss = optimizer.scale_loss(loss)
         variables = state.model.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         loss_scale = tf.cast(getattr(optimizer, "dynamic_scale", 1.0), tf.float32)
-        grads, norm = _clipped_gradients(grads, loss_scale, config.clip_norm)
+        grads, norm = optimization.clipped_gradients(grads, loss_scale, config.clip_norm)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
-        sums["loss"] = tf.reduce_sum(per_example)
         return sums, norm
 
-    if config.jit_compile:
-        # The step (forward, backward, clipping, optimizer update) as one XLA program; the loop
-        # around it and the iterator stay outside, since XLA cannot compile dataset ops.
-        return tf.function(step_fn, jit_compile=True)
-    return step_fn
+    # XLA compiles the step (forward, backward, clipping, update), not the loop and iterator around it.
+    return tf.function(step_fn, jit_compile=True) if config.jit_compile else step_fn
 
 
-class JitUnsupportedError(ValueError):
-    """--jit_compile with a model that holds layers XLA cannot compile."""
-
-
-def check_jit_support(model: keras.Model) -> None:
-    """Raises JitUnsupportedError when a layer cannot be XLA-compiled (Keras marks its cuDNN LSTMs so
-    when a GPU is visible)."""
-    unsupported = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
-    if unsupported:
-        raise JitUnsupportedError(
-            f"--jit_compile: XLA cannot compile layers {', '.join(unsupported)} of this model here "
-            "(cuDNN LSTMs on GPU): drop --jit_compile"
-        )
-
-
-def _eval_step_fn(state: _State):
-    def batch_sums(inputs, labels):
-        per_example, sums = _loss_and_sums(state, inputs, labels, training=False)
-        sums["loss"] = tf.reduce_sum(per_example)
-        return sums
-
-    def step_fn(inputs, labels):
-        # A replica left without drawings by the last partial batch gets an empty [0, 0, 3] batch, on
-        # which CPU convolutions return the wrong shape: skip the model there.
-        return tf.cond(
-            tf.size(labels) > 0,
-            lambda: batch_sums(inputs, labels),
-            lambda: {key: tf.constant(0.0) for key in _metric_keys(state.model)},
-        )
-
-    return step_fn
-
-
-def _sum_over_replicas(strategy, per_replica: dict) -> dict:
-    return {
-        key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-        for key, value in per_replica.items()
-    }
-
-
-def _zeros(keys: tuple[str, ...]) -> dict:
-    return {key: tf.constant(0.0) for key in (*keys, "grad_norm")}
-
-
-def _make_train_loop(strategy, state: _State, config: TrainConfig):
-    step_fn = _train_step_fn(state, config)
+def make_train_loop(strategy: tf.distribute.Strategy, state: TrainState, config: TrainConfig):
+    step_fn = train_step_fn(state, config)
 
     @tf.function
     def train_loop(iterator, num_steps):
@@ -363,18 +186,38 @@ def _make_train_loop(strategy, state: _State, config: TrainConfig):
     return train_loop
 
 
-def _make_eval_pass(strategy, state: _State):
-    step_fn = _eval_step_fn(state)
+def make_eval_pass(strategy: tf.distribute.Strategy, state: TrainState):
+    keys = _metric_keys(state.model)
+
+    def step_fn(inputs, labels):
+        # A replica left without drawings by the last partial batch gets an empty [0, 0, 3] batch, on
+        # which CPU convolutions return the wrong shape: skip the model there.
+        return tf.cond(
+            tf.size(labels) > 0,
+            lambda: loss_and_sums(state, inputs, labels, training=False)[1],
+            lambda: {key: tf.constant(0.0) for key in keys},
+        )
 
     @tf.function
     def eval_pass(dataset):
-        totals = {key: tf.constant(0.0) for key in _metric_keys(state.model)}
+        totals = {key: tf.constant(0.0) for key in keys}
         for batch in dataset:
             sums = _sum_over_replicas(strategy, strategy.run(step_fn, args=batch))
             totals = {key: totals[key] + sums[key] for key in totals}
         return totals
 
     return eval_pass
+
+
+def _sum_over_replicas(strategy, per_replica: dict) -> dict:
+    return {
+        key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        for key, value in per_replica.items()
+    }
+
+
+def _zeros(keys: tuple[str, ...]) -> dict:
+    return {key: tf.constant(0.0) for key in (*keys, "grad_norm")}
 
 
 def _means(totals: dict, num_steps: int) -> dict[str, float]:
@@ -385,7 +228,7 @@ def _means(totals: dict, num_steps: int) -> dict[str, float]:
     return means
 
 
-def _distributed_dataset(strategy, config: TrainConfig, input_config, split: str, training: bool):
+def distributed_dataset(strategy, config: TrainConfig, input_config, split: str, training: bool):
     """Each input pipeline (one per worker) reads its own shard and batches per replica.
 
     distribute_datasets_from_function rather than experimental_distribute_dataset: tf.data's
@@ -405,205 +248,106 @@ def _distributed_dataset(strategy, config: TrainConfig, input_config, split: str
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def _write_scalars(writer, step: int, values: dict[str, float]) -> None:
-    with writer.as_default(step=step):
-        for key, value in values.items():
-            tf.summary.scalar(key, value)
-    writer.flush()
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision: str) -> Iterator[None]:
+    """Keras' global dtype policy for the run (mixed_float16 / mixed_bfloat16), restored afterwards."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision != "off":
+        keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
-def _summary_batch(config: TrainConfig) -> tuple[dict, tf.Tensor]:
-    """The first num_summary_drawings eval drawings: read once, drawn with the predictions at each eval."""
-    eval_dataset = input_pipeline.make_dataset(config.data_dir, "eval", config.input, training=False)
-    inputs, labels = next(iter(eval_dataset))
-    count = config.num_summary_drawings
-    return {key: value[:count] for key, value in inputs.items()}, labels[:count]
-
-
-def _drawings_png(state: _State, batch: tuple[dict, tf.Tensor], classes: list[str]) -> bytes:
-    """The summary drawings, titled with their true and predicted class."""
-    inputs, labels = batch
-    predicted = tf.argmax(state.model(inputs, training=False), axis=-1).numpy()
-    titles = [
-        f"true: {classes[t]} / pred: {classes[p]}" for t, p in zip(labels.numpy(), predicted, strict=True)
-    ]
-    if "ink" in inputs:
-        return plots.drawings_png(inputs["ink"].numpy(), inputs["length"].numpy(), titles)
-    return plots.bitmaps_png(inputs["image"].numpy(), titles)
-
-
-def _restore(state: _State, checkpoint_dir: str) -> None:
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest:
-        state.checkpoint.restore(latest).assert_existing_objects_matched()
-        logging.info("restored checkpoint at step %d from %s", int(state.step.numpy()), latest)
-
-
-def _save_final_model(state: _State, config: TrainConfig, classes: list[str], strategy) -> None:
-    """model.keras and export/ with the best weights (when an eval ran), else the final ones."""
-    best = tf.train.latest_checkpoint(os.path.join(config.model_dir, "best"))
-    if best:
-        tf.train.Checkpoint(model=state.model).restore(best).expect_partial()
-        logging.info(
-            "exporting the best checkpoint %s (eval score %.4f)", best, float(state.best_map3.numpy())
-        )
-    chief = is_chief(strategy)
-    out_dir = config.model_dir if chief else tempfile.mkdtemp()
-    state.model.save(os.path.join(out_dir, "model.keras"))
-    if not _has_own_loss(state.model):  # the serving signature returns class probabilities
-        export.export_saved_model(state.model, classes, os.path.join(out_dir, "export"))
-    if not chief:
-        tf.io.gfile.rmtree(out_dir)
-
-
-def _next_boundary(step: int, config: TrainConfig) -> int:
-    intervals = (config.log_every, config.eval_every, config.checkpoint_every)
-    return min(config.train_steps, *((step // n + 1) * n for n in intervals))
+def _format(values: dict[str, float], spec: str) -> str:
+    return " ".join(f"{key} {value:{spec}}" for key, value in values.items())
 
 
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict[str, float]:
     """Trains to config.train_steps (resuming from model_dir) and returns the last eval metrics."""
     strategy = strategy or tf.distribute.get_strategy()
     validate(config, strategy.num_replicas_in_sync)
-    previous_policy = keras.config.dtype_policy()
-    if config.mixed_precision != "off":
-        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
-    try:
-        return _train(config, strategy)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with _dtype_policy(config.mixed_precision):
+        # ---- setup: model and optimizer, seeded, under the strategy; the run's files (chief)
+        classes = input_pipeline.read_classes(config.data_dir)
+        keras.utils.set_random_seed(config.seed)
+        state = TrainState.create(config, len(classes), strategy)
+        if state.chief:
+            train_outputs.write_run_files(config)
+        if config.jit_compile:
+            check_jit_support(state.model)
+        train_writer, eval_writer = train_outputs.summary_writers(config.model_dir, state.chief)
 
+        # ---- restore the latest checkpoint (the chief's, on every worker), or initialize from the data
+        latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+        if latest:
+            state.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("restored checkpoint at step %d from %s", int(state.step.numpy()), latest)
+        step = int(state.step.numpy())
+        if step == 0 and hasattr(state.model, "adapt_to_data"):
+            # The model's data-dependent constants from one pass over the training split (no augmentation).
+            dataset = input_pipeline.make_dataset(config.data_dir, "train", config.input, training=False)
+            stats = state.model.adapt_to_data(dataset)
+            logging.info("adapted to the training data: %s", stats)
+            if state.chief:
+                with tf.io.gfile.GFile(os.path.join(config.model_dir, DATA_STATS_FILE), "w") as f:
+                    f.write(json.dumps(stats, indent=2))
 
-def _write_config(config: TrainConfig) -> None:
-    """Atomically (rename), so that another worker's validate() never reads half a file."""
-    tf.io.gfile.makedirs(config.model_dir)
-    path = os.path.join(config.model_dir, CONFIG_FILE)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        f.write(config.to_json())
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        # ---- data: after the restore, since re-seeding with the step keeps a resumed run from replaying
+        # the batches it already trained on
+        input_config = dataclasses.replace(config.input, seed=config.seed + step)
+        iterator = iter(distributed_dataset(strategy, config, input_config, "train", training=True))
+        distributed_eval = distributed_dataset(strategy, config, config.input, "eval", training=False)
+        train_loop, eval_pass = make_train_loop(strategy, state, config), make_eval_pass(strategy, state)
+        summary_batch = None  # drawn at each eval: the model's own images, or eval drawings predicted
+        if state.chief and config.num_summary_drawings:
+            own_images = hasattr(state.model, "summary_images")
+            summary_batch = () if own_images else train_outputs.summary_batch(config)
 
+        # ---- loop: chunks of steps up to the next log, eval or checkpoint boundary
+        eval_metrics: dict[str, float] = {}
+        totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
+        while step < config.train_steps:
+            intervals = (config.log_every, config.eval_every, config.checkpoint_every)
+            boundary = min(config.train_steps, *((step // n + 1) * n for n in intervals))
+            steps_since_log += boundary - step
+            started = time.perf_counter()
+            chunk = train_loop(iterator, tf.constant(boundary - step, tf.int32))
+            step = int(state.step.numpy())  # also waits for the chunk to finish
+            train_seconds += time.perf_counter() - started  # examples/s leaves out eval and checkpoints
+            totals = {key: totals[key] + chunk[key] for key in totals}
+            done = step >= config.train_steps
+            if step % config.log_every == 0 or done:
+                values = _means(totals, steps_since_log)
+                values["learning_rate"] = float(state.optimizer.learning_rate.numpy())
+                values["examples_per_second"] = float(totals["count"]) / max(train_seconds, 1e-9)
+                train_outputs.write_scalars(train_writer, step, values)
+                logging.info("step %d: %s", step, _format(values, ".4g"))
+                totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
+            if step % config.eval_every == 0 or done:
+                eval_metrics = _means(eval_pass(distributed_eval), 0)
+                logging.info("eval at step %d: %s", step, _format(eval_metrics, ".4f"))
+                train_outputs.write_scalars(eval_writer, step, eval_metrics)
+                if summary_batch is not None:
+                    train_outputs.write_drawings(
+                        eval_writer, state.model, summary_batch, classes, step, config.num_summary_drawings
+                    )
+                if _score(state.model, eval_metrics) > float(state.best_score.numpy()):
+                    state.best_score.assign(_score(state.model, eval_metrics))
+                    state.best.save(checkpoint_number=step)
+            if step % config.checkpoint_every == 0 or done:
+                state.last.save(checkpoint_number=step)
 
-def _summary_writers(config: TrainConfig, chief: bool):
-    if not chief:
-        return tf.summary.create_noop_writer(), tf.summary.create_noop_writer()
-    return (
-        tf.summary.create_file_writer(os.path.join(config.model_dir, "train")),
-        tf.summary.create_file_writer(os.path.join(config.model_dir, "eval")),
-    )
-
-
-def _checkpoint_managers(state: _State, config: TrainConfig, strategy):
-    """The last keep_checkpoints checkpoints, and (separately) the best one by eval MAP@3."""
-    last = tf.train.CheckpointManager(
-        state.checkpoint, _write_dir(config.model_dir, "checkpoints", strategy), config.keep_checkpoints
-    )
-    best = tf.train.CheckpointManager(state.checkpoint, _write_dir(config.model_dir, "best", strategy), 1)
-    return last, best
-
-
-def _train(config: TrainConfig, strategy: tf.distribute.Strategy) -> dict[str, float]:
-    chief = is_chief(strategy)
-    classes = input_pipeline.read_classes(config.data_dir)
-    keras.utils.set_random_seed(config.seed)
-    if chief:
-        _write_config(config)
-        # How the inputs were made, and the classes, beside the model: what a Predictor needs.
-        max_points = preprocess.run_max_points(dataclasses.asdict(config.input))
-        preprocess.record_in_model_dir(config.data_dir, config.model_dir, max_points)
-    with strategy.scope():
-        state = _State(config, len(classes))
-    if config.jit_compile:
-        check_jit_support(state.model)
-    _restore(state, os.path.join(config.model_dir, "checkpoints"))
-    manager, best_manager = _checkpoint_managers(state, config, strategy)
-    train_writer, eval_writer = _summary_writers(config, chief)
-
-    step = int(state.step.numpy())
-    if step == 0 and hasattr(state.model, "adapt_to_data"):
-        _adapt_to_data(state, config, chief)
-    # Re-seeding with the step keeps a resumed run from replaying the batches it already trained on.
-    input_config = dataclasses.replace(config.input, seed=config.seed + step)
-    iterator = iter(_distributed_dataset(strategy, config, input_config, "train", training=True))
-    distributed_eval = _distributed_dataset(strategy, config, config.input, "eval", training=False)
-    train_loop = _make_train_loop(strategy, state, config)
-    eval_pass = _make_eval_pass(strategy, state)
-    summary_batch = None
-    if chief and config.num_summary_drawings:
-        summary_batch = () if hasattr(state.model, "summary_images") else _summary_batch(config)
-
-    eval_metrics: dict[str, float] = {}
-    totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
-    while step < config.train_steps:
-        boundary = _next_boundary(step, config)
-        steps_since_log += boundary - step
-        started = time.perf_counter()
-        chunk = train_loop(iterator, tf.constant(boundary - step, tf.int32))
-        step = int(state.step.numpy())  # also waits for the chunk to finish
-        train_seconds += time.perf_counter() - started  # examples/s leaves out eval and checkpoints
-        totals = {key: totals[key] + chunk[key] for key in totals}
-        done = step >= config.train_steps
-        if step % config.log_every == 0 or done:
-            _log_train(train_writer, state, step, totals, steps_since_log, train_seconds)
-            totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
-        if step % config.eval_every == 0 or done:
-            eval_metrics = _evaluate(state, eval_pass, distributed_eval)
-            _write_scalars(eval_writer, step, eval_metrics)
-            if summary_batch is not None:
-                _write_drawings(eval_writer, state, summary_batch, classes, step, config.num_summary_drawings)
-            if _score(state.model, eval_metrics) > float(state.best_map3.numpy()):
-                state.best_map3.assign(_score(state.model, eval_metrics))
-                best_manager.save(checkpoint_number=step)
-        if step % config.checkpoint_every == 0 or done:
-            manager.save(checkpoint_number=step)
-    _remove_worker_dirs(config, strategy)
-    _save_final_model(state, config, classes, strategy)
-    logging.info("finished at step %d", int(state.step.numpy()))
-    return eval_metrics
-
-
-def _adapt_to_data(state: _State, config: TrainConfig, chief: bool) -> None:
-    """The model's data-dependent constants from one pass over the training split (no augmentation)."""
-    dataset = input_pipeline.make_dataset(config.data_dir, "train", config.input, training=False)
-    stats = state.model.adapt_to_data(dataset)
-    logging.info("adapted to the training data: %s", stats)
-    if chief:
-        with tf.io.gfile.GFile(os.path.join(config.model_dir, DATA_STATS_FILE), "w") as f:
-            f.write(json.dumps(stats, indent=2))
-
-
-def _log_train(writer, state: _State, step: int, totals: dict, num_steps: int, seconds: float) -> None:
-    values = _means(totals, num_steps)
-    values["learning_rate"] = float(state.optimizer.learning_rate.numpy())
-    values["examples_per_second"] = float(totals["count"]) / max(seconds, 1e-9)
-    _write_scalars(writer, step, values)
-    logging.info("step %d: %s", step, " ".join(f"{k} {v:.4g}" for k, v in values.items()))
-
-
-def _write_drawings(
-    writer, state: _State, batch: tuple[dict, tf.Tensor], classes: list[str], step: int, count: int
-) -> None:
-    """The summary drawings rendered with their true and predicted class (or the model's own summary
-    images, e.g. a generator's samples per class), as image summaries."""
-    if hasattr(state.model, "summary_images"):
-        images = state.model.summary_images(classes, count)
-    else:
-        images = {"drawings": _drawings_png(state, batch, classes)}
-    with writer.as_default(step=step):
-        for name, png in images.items():
-            tf.summary.image(name, plots.png_summary_image(png))
-    writer.flush()
-
-
-def _evaluate(state: _State, eval_pass, distributed_eval) -> dict[str, float]:
-    values = _means(eval_pass(distributed_eval), 0)
-    logging.info(
-        "eval at step %d: %s", int(state.step.numpy()), " ".join(f"{k} {v:.4f}" for k, v in values.items())
-    )
-    return values
-
-
-def _remove_worker_dirs(config: TrainConfig, strategy) -> None:
-    if not is_chief(strategy):
-        path = os.path.join(config.model_dir, "workertemp")
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
+        # ---- export: the best weights (when an eval ran), else the final ones
+        if not state.chief:
+            distribute.remove_worker_dirs(config.model_dir)
+        best = tf.train.latest_checkpoint(os.path.join(config.model_dir, "best"))
+        if best:
+            tf.train.Checkpoint(model=state.model).restore(best).expect_partial()
+            score = float(state.best_score.numpy())
+            logging.info("exporting the best checkpoint %s (eval score %.4f)", best, score)
+        serving = not _has_own_loss(state.model)  # the serving signature returns class probabilities
+        train_outputs.save_model(state.model, classes, config.model_dir, state.chief, serving)
+        logging.info("finished at step %d", int(state.step.numpy()))
+        return eval_metrics

@@ -34,8 +34,8 @@ def _config(data_dir: str, model_dir: str, **overrides) -> trainer.TrainConfig:
 def _two_steps(config: trainer.TrainConfig, batch) -> list[tuple[float, float]]:
     """(loss sum, gradient norm) of two training steps on the same batch, from the same initial weights."""
     keras.utils.set_random_seed(0)
-    state = trainer._State(config, num_classes=10)
-    step = tf.function(trainer._train_step_fn(state, config))
+    state = trainer.TrainState.create(config, num_classes=10)
+    step = tf.function(trainer.train_step_fn(state, config))
     results = []
     for _ in range(2):
         sums, norm = step(*batch)
@@ -62,9 +62,9 @@ def test_training_with_jit_compile_runs_to_the_end(tfrecord_dir, tmp_path):
 
 def test_jit_compile_step_is_an_xla_function(tfrecord_dir, tmp_path):
     config = _config(tfrecord_dir, str(tmp_path), jit_compile=True)
-    state = trainer._State(config, num_classes=10)
-    assert trainer._train_step_fn(state, config)._jit_compile is True
-    plain = trainer._train_step_fn(state, dataclasses.replace(config, jit_compile=False))
+    state = trainer.TrainState.create(config, num_classes=10)
+    assert trainer.train_step_fn(state, config)._jit_compile is True
+    plain = trainer.train_step_fn(state, dataclasses.replace(config, jit_compile=False))
     assert not hasattr(plain, "_jit_compile")
 
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import ink, input_pipeline, models, sketch_sampling, trainer
+from quickdraw_tf import ink, input_pipeline, models, optimization, sketch_sampling, trainer
 from quickdraw_tf.models import sketch_rnn_loss
 from tests.conftest import sample_drawings
 
@@ -124,7 +124,7 @@ def test_adapt_to_data_sets_the_std_scale_and_max_seq_len(tfrecord_dir):
 def test_kl_weight_and_learning_rate_follow_magentas_schedules():
     assert float(sketch_rnn_loss.kl_weight(0, 0.01, 0.5, 0.99995)) == pytest.approx(0.01)
     assert float(sketch_rnn_loss.kl_weight(10**6, 0.01, 0.5, 0.99995)) == pytest.approx(0.5)
-    rate = trainer.LearningRate(1e-3, 10, decay="exponential", decay_rate=0.9999, min_rate=1e-5)
+    rate = optimization.LearningRate(1e-3, 10, decay="exponential", decay_rate=0.9999, min_rate=1e-5)
     assert float(rate(0)) == pytest.approx(1e-3)
     assert float(rate(1000)) == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.9999**1000, rel=1e-4)
     assert float(rate(10**6)) == pytest.approx(1e-5)

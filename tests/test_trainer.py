@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import evaluate, export, input_pipeline, trainer
+from quickdraw_tf import distribute, evaluate, export, input_pipeline, optimization, trainer
 from quickdraw_tf.input_pipeline import InputConfig
 
 TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
@@ -47,6 +47,7 @@ def _tags(log_dir):
     return accumulator
 
 
+@pytest.mark.integration
 def test_tensorboard_holds_train_and_eval_scalars_and_drawings(trained):
     model_dir, _ = trained
     train_log = _tags(os.path.join(model_dir, "train"))
@@ -60,6 +61,7 @@ def test_tensorboard_holds_train_and_eval_scalars_and_drawings(trained):
     assert [event.step for event in eval_log.Tensors("map3")] == [6, 12]
 
 
+@pytest.mark.integration
 def test_checkpoints_keep_the_last_n_and_the_best(trained):
     model_dir, eval_metrics = trained
     state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
@@ -68,6 +70,7 @@ def test_checkpoints_keep_the_last_n_and_the_best(trained):
     assert 0.0 <= eval_metrics["top1"] <= eval_metrics["map3"] <= eval_metrics["top3"] <= 1.0
 
 
+@pytest.mark.integration
 def test_model_keras_and_export_serve_a_real_drawing(trained, tfrecord_dir):
     model_dir, _ = trained
     classes = input_pipeline.read_classes(tfrecord_dir)
@@ -87,6 +90,7 @@ def test_model_keras_and_export_serve_a_real_drawing(trained, tfrecord_dir):
     assert 0 <= int(label) < len(classes)
 
 
+@pytest.mark.integration
 def test_evaluate_writes_sane_results(trained, tfrecord_dir):
     model_dir, _ = trained
     results = evaluate.evaluate(model_dir, tfrecord_dir, split="test", batch_size=32)
@@ -107,6 +111,7 @@ def test_evaluate_writes_sane_results(trained, tfrecord_dir):
     )
 
 
+@pytest.mark.integration
 def test_evaluate_reads_the_split_as_the_runs_own_eval_did(tfrecord_dir, tmp_path):
     # Truncation to 10 points changes what the model sees: evaluate must apply it as training's eval did.
     truncating = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(), max_length=10)
@@ -127,6 +132,7 @@ class _Messages(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@pytest.mark.integration
 def test_restart_restores_and_continues_to_train_steps(tfrecord_dir, tmp_path):
     handler, logger = _Messages(), logging.getLogger("absl")
     logger.addHandler(handler)
@@ -147,6 +153,7 @@ def test_restart_restores_and_continues_to_train_steps(tfrecord_dir, tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-12")
 
 
+@pytest.mark.integration
 def test_float16_mixed_precision_trains_with_loss_scaling(tfrecord_dir, tmp_path):
     config = tiny_config(
         tfrecord_dir,
@@ -167,6 +174,7 @@ def test_float16_mixed_precision_trains_with_loss_scaling(tfrecord_dir, tmp_path
     assert logits.dtype == tf.float32 and np.isfinite(logits).all()
 
 
+@pytest.mark.integration
 def test_model_dir_of_another_model_is_refused(tfrecord_dir, tmp_path):
     trainer.train(
         tiny_config(tfrecord_dir, str(tmp_path), train_steps=2, eval_every=2, num_summary_drawings=0)
@@ -185,23 +193,23 @@ def test_validate_names_the_bad_hparam_and_the_known_ones(tfrecord_dir, tmp_path
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG"):
-        trainer.make_strategy("multi_worker")
+        distribute.make_strategy("multi_worker")
     with pytest.raises(ValueError, match="unknown strategy 'gpu'; known: default, mirrored"):
-        trainer.make_strategy("gpu")
+        distribute.make_strategy("gpu")
 
 
 def test_learning_rate_warmup_then_cosine():
-    schedule = trainer.LearningRate(1.0, total_steps=110, warmup_steps=10, decay="cosine")
+    schedule = optimization.LearningRate(1.0, total_steps=110, warmup_steps=10, decay="cosine")
     rates = [float(schedule(step)) for step in (0, 4, 9, 10, 60, 110)]
     np.testing.assert_allclose(rates, [0.1, 0.5, 1.0, 1.0, 0.5, 0.0], atol=1e-6)
-    assert float(trainer.LearningRate(0.3, 100)(50)) == pytest.approx(0.3)
+    assert float(optimization.LearningRate(0.3, 100)(50)) == pytest.approx(0.3)
 
 
 def test_gradients_are_clipped_by_their_global_norm():
     grads = [tf.constant([3.0, 4.0]), tf.constant([[12.0]])]  # global norm 13
-    clipped, norm = trainer._clipped_gradients(grads, tf.constant(1.0), clip_norm=6.5)
+    clipped, norm = optimization.clipped_gradients(grads, tf.constant(1.0), clip_norm=6.5)
     assert float(norm) == pytest.approx(13.0)
     assert float(tf.linalg.global_norm(clipped)) == pytest.approx(6.5)
-    unclipped, norm = trainer._clipped_gradients(grads, tf.constant(2.0), clip_norm=0.0)
+    unclipped, norm = optimization.clipped_gradients(grads, tf.constant(2.0), clip_norm=0.0)
     assert unclipped is grads
     assert float(norm) == pytest.approx(6.5)  # the norm is reported without the loss scale
