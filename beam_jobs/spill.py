@@ -27,6 +27,7 @@ SPILL_DIR = ".spill"
 RUN_BYTES = 32 << 20  # buffered record bytes per worker before a run is written
 _LENGTH = struct.Struct("<I")
 _READ_BYTES = 1 << 16
+FAN_IN = 128  # runs merged at once
 
 
 class Run(NamedTuple):
@@ -39,9 +40,9 @@ class Run(NamedTuple):
 class RunWriter:
     """Collects packed records per bucket; flush() writes them as one run, each bucket sorted."""
 
-    def __init__(self, spill_dir: str, run_bytes: int = RUN_BYTES):
+    def __init__(self, spill_dir: str, run_bytes: int | None = None):
         self._spill_dir = spill_dir
-        self._run_bytes = run_bytes
+        self._run_bytes = RUN_BYTES if run_bytes is None else run_bytes
         self._buckets: dict = {}
         self._size = 0
 
@@ -94,8 +95,27 @@ def read_bucket(run: Run, bucket) -> Iterator[bytes]:
 
 
 def merged(runs: Iterable[Run], bucket) -> Iterator[bytes]:
-    """Every record of `bucket` over all runs, in byte order."""
-    return heapq.merge(*(read_bucket(run, bucket) for run in runs if bucket in run.buckets))
+    """Every record of `bucket` over all runs, in byte order.
+
+    At most FAN_IN runs are read at once (open files): beyond that, groups of runs are first merged
+    into one run each, in the directory of the first.
+    """
+    runs = [run for run in runs if bucket in run.buckets]
+    while len(runs) > FAN_IN:
+        runs = [_merge_into_run(runs[i : i + FAN_IN], bucket) for i in range(0, len(runs), FAN_IN)]
+    return heapq.merge(*(read_bucket(run, bucket) for run in runs))
+
+
+def _merge_into_run(runs: list[Run], bucket) -> Run:
+    path = FileSystems.join(FileSystems.split(runs[0].path)[0], f"merged-{uuid.uuid4().hex}")
+    length = count = 0
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        for record in heapq.merge(*(read_bucket(run, bucket) for run in runs)):
+            data = _LENGTH.pack(len(record)) + record
+            out.write(data)
+            length += len(data)
+            count += 1
+    return Run(path, {bucket: (0, length, count)})
 
 
 def count(runs: Iterable[Run], bucket) -> int:
