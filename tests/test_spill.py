@@ -3,7 +3,6 @@ many runs its drawings were spilled in."""
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 
