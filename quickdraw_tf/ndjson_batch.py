@@ -1,0 +1,247 @@
+"""A batch fast path for ndjson lines in Google's simplified layout: parse, validate and ink many at once.
+
+`parse_simplified_batch(payloads, normalize)` takes ndjson lines exactly as `formats.read_source_records`
+yields them (`SourceRecord.payload`) and returns, per line, either a `FastDrawing` or None. A FastDrawing
+is a promise about the slow path on the same record:
+
+  d = formats.parse_record(record)                      succeeds, with the same key_id, word,
+                                                        countrycode, recognized and timestamp;
+  d.word != ""                                          (the job's check_labelled passes);
+  preprocess.drawing_data(d, normalize, simplify)       == fast.ink.tobytes(), for simplify True and False.
+
+None means "not sure": the caller runs the slow path, which accepts or rejects the record with its reason.
+So the fast path only ever takes the common case, and proves each line belongs to it:
+
+  text     bytes, ASCII, no backslash (so no escapes: every string is its own bytes), no longer than
+           max_record_bytes - 1 (a line cut at the cap is the reader's too_large);
+  JSON     parsed by orjson (C). For ASCII text without escapes, orjson and Python's json give the same
+           values wherever orjson gives an int, str, bool, list or dict; the checks below accept only those.
+           Where the two differ (NaN/Infinity, integers past 64 bits, which orjson turns into floats, deep
+           nesting, invalid UTF-8) orjson fails or gives a float, and the line goes to the slow path;
+  fields   only the six keys of Google's files, each at most once (the count of '"' in the line must be
+           exactly the quotes of the keys and string values parsed: a repeated key, whose earlier value
+           Python's json would have to parse too, shows up as extra quotes); word, countrycode and
+           timestamp strings, key_id a string of 1-19 digits or an int, in 0..2**63-1; recognized a bool;
+           a non-empty word that formats would accept (drawing.word_problem);
+  drawing  a non-empty list of [xs, ys] strokes, xs and ys lists of equal, non-zero length, of ints
+           (never bools) in 0..255, within limits' point caps, 2 points at least.
+
+Such a drawing is not raw (preprocess.is_raw is False), so both simplify settings give ink.to_ink of its
+strokes; that is computed here for the whole batch in one numpy pass, with the same float32 operations
+per element as ink.to_ink, so the bytes are the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import orjson
+
+from quickdraw_tf import formats, ink, limits
+from quickdraw_tf.drawing import word_problem
+
+_FIELDS = frozenset(("word", "countrycode", "timestamp", "recognized", "key_id", "drawing"))
+_MAX_KEY_ID_DIGITS = 19  # 2**63 - 1 has 19 digits; longer strings of digits go to the slow path
+
+
+class FastDrawing(NamedTuple):
+    """A simplified drawing the slow path would accept, with its delta ink (float32 [n, 3])."""
+
+    key_id: int
+    word: str
+    countrycode: str
+    recognized: bool
+    timestamp: int
+    ink: np.ndarray
+
+
+class _Candidate(NamedTuple):
+    """A line whose fields passed; its drawing is checked with the rest of the batch."""
+
+    index: int
+    fields: tuple  # key_id, word, countrycode, recognized, timestamp
+    strokes: object  # the "drawing" value as parsed
+
+
+class _Strokes(NamedTuple):
+    """The checked drawings of some candidates: values (uint8, each stroke's xs then ys, in order),
+    points per stroke and strokes per drawing."""
+
+    values: bytes
+    lengths: list
+    strokes_per_drawing: list
+
+
+def parse_simplified_batch(
+    payloads: Sequence[bytes], normalize: str, max_record_bytes: int = limits.MAX_RECORD_BYTES
+) -> list[FastDrawing | None]:
+    """Per payload, a FastDrawing (see the module docstring for what it promises) or None (slow path)."""
+    if normalize not in ink.NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {ink.NORMALIZATIONS}, got {normalize!r}")
+    out: list[FastDrawing | None] = [None] * len(payloads)
+    candidates = []
+    for index, payload in enumerate(payloads):
+        candidate = _candidate(index, payload, max_record_bytes)
+        if candidate is not None:
+            candidates.append(candidate)
+    candidates, strokes = _checked(candidates)
+    if candidates:
+        for candidate, rows in zip(candidates, _batch_ink(strokes, normalize), strict=True):
+            out[candidate.index] = FastDrawing(*candidate.fields, rows)
+    return out
+
+
+def _candidate(index: int, payload: object, max_record_bytes: int) -> _Candidate | None:
+    if type(payload) is not bytes or len(payload) >= max_record_bytes or not payload.isascii():
+        return None
+    if b"\\" in payload:
+        return None
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or not obj.keys() <= _FIELDS:
+        return None
+    fields = _fields(obj)
+    if fields is None:
+        return None
+    # Every '"' of the line must be a quote of a key or string value parsed: a repeated key (whose earlier
+    # value Python's json would parse too) or a string inside the drawing (refused below) has more.
+    strings = sum(type(value) is str for value in obj.values())
+    if payload.count(b'"') != 2 * (len(obj) + strings):
+        return None
+    return _Candidate(index, fields, obj["drawing"])
+
+
+def _fields(obj: dict) -> tuple | None:
+    """(key_id, word, countrycode, recognized, timestamp) as formats reads them, or None."""
+    if "drawing" not in obj:
+        return None
+    word, key_id = obj.get("word"), _key_id(obj.get("key_id"))
+    countrycode, recognized = obj.get("countrycode", ""), obj.get("recognized", True)
+    if type(word) is not str or not _labelled(word) or key_id is None:
+        return None
+    if type(countrycode) is not str or type(recognized) is not bool:
+        return None
+    timestamp = _timestamp(obj["timestamp"]) if "timestamp" in obj else 0
+    if timestamp is None:
+        return None
+    return key_id, word, countrycode, recognized, timestamp
+
+
+def _key_id(value: object) -> int | None:
+    if type(value) is str:
+        if 0 < len(value) <= _MAX_KEY_ID_DIGITS and value.isdigit():  # ASCII: isdigit means 0-9 only
+            key_id = int(value)
+        else:
+            return None
+    elif type(value) is int:
+        key_id = value
+    else:
+        return None
+    return key_id if 0 <= key_id <= formats.MAX_KEY_ID else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _labelled(word: str) -> bool:
+    """A word formats accepts (drawing.word_problem) and the job can learn (not empty)."""
+    return word != "" and word_problem(word) is None
+
+
+def _timestamp(value: object) -> int | None:
+    if type(value) is not str:
+        return None
+    try:
+        seconds = formats.parse_timestamp(value)
+    except (ValueError, OverflowError):
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _checked(candidates: list[_Candidate]) -> tuple[list[_Candidate], _Strokes | None]:
+    """The candidates whose drawings pass, and their strokes: checked for the whole batch at once, and
+    drawing by drawing only when the batch as a whole does not pass."""
+    strokes = _checked_strokes([candidate.strokes for candidate in candidates])
+    if strokes is not None or not candidates:
+        return candidates, strokes
+    kept, parts = [], []
+    for candidate in candidates:
+        own = _checked_strokes([candidate.strokes])
+        if own is not None:
+            kept.append(candidate)
+            parts.append(own)
+    if not kept:
+        return [], None
+    return kept, _Strokes(
+        b"".join(part.values for part in parts),
+        list(itertools.chain.from_iterable(part.lengths for part in parts)),
+        list(itertools.chain.from_iterable(part.strokes_per_drawing for part in parts)),
+    )
+
+
+def _checked_strokes(drawings: list) -> _Strokes | None:
+    """The drawings' strokes if EVERY drawing is a non-empty list of [xs, ys] lists of equal, non-zero
+    length within limits' caps, of ints (not bools) in 0..255, 2 points at least; else None.
+
+    Each check is one C-level pass (map, set, bytes) over all drawings, strokes, arrays or values."""
+    if not drawings or set(map(type, drawings)) != {list}:
+        return None
+    strokes_per_drawing = list(map(len, drawings))
+    if min(strokes_per_drawing) == 0:
+        return None
+    strokes = list(itertools.chain.from_iterable(drawings))
+    if set(map(type, strokes)) != {list} or set(map(len, strokes)) != {2}:
+        return None
+    arrays = list(itertools.chain.from_iterable(strokes))
+    if set(map(type, arrays)) != {list}:
+        return None
+    array_lengths = list(map(len, arrays))
+    lengths = array_lengths[0::2]
+    if lengths != array_lengths[1::2] or min(lengths) == 0 or max(lengths) > limits.MAX_POINTS_PER_STROKE:
+        return None
+    ends = np.cumsum(strokes_per_drawing)
+    points = np.add.reduceat(np.asarray(lengths, np.int64), ends - strokes_per_drawing)
+    if points.min() < 2 or points.max() > limits.MAX_POINTS_PER_DRAWING:
+        return None
+    flat = list(itertools.chain.from_iterable(arrays))
+    try:
+        values = bytes(flat)  # refuses floats, None, and ints outside 0..255 (in C)
+    except (TypeError, ValueError):
+        return None
+    if set(map(type, flat)) != {int}:  # bools, which bytes() would take as 0 and 1
+        return None
+    return _Strokes(values, lengths, strokes_per_drawing)
+
+
+def _batch_ink(strokes: _Strokes, normalize: str) -> list[np.ndarray]:
+    """ink.to_ink of every drawing's strokes, for all points at once (the same float32 operations)."""
+    values = np.frombuffer(strokes.values, np.uint8)
+    lengths = np.asarray(strokes.lengths, np.int64)
+    strokes_per_drawing = np.asarray(strokes.strokes_per_drawing, np.int64)
+    stroke_starts = np.cumsum(lengths) - lengths  # first point of each stroke
+    stroke_of_point = np.repeat(np.arange(len(lengths)), lengths)
+    # Stroke s's values are its xs then its ys, from 2 * stroke_starts[s]: point p's x is at
+    # p + stroke_starts[s], its y `length` further on.
+    x_at = np.arange(len(stroke_of_point)) + stroke_starts[stroke_of_point]
+    points = np.empty((len(stroke_of_point), 3), np.float32)
+    points[:, 0] = values[x_at]
+    points[:, 1] = values[x_at + lengths[stroke_of_point]]
+    points[:, 2] = 0.0
+    points[stroke_starts + lengths - 1, 2] = 1.0
+    # Per drawing: the points [first, last) and to_ink's lower corner and scale.
+    drawing_points = np.add.reduceat(lengths, np.cumsum(strokes_per_drawing) - strokes_per_drawing)
+    last = np.cumsum(drawing_points)
+    first = last - drawing_points
+    xy = points[:, :2]
+    lower = np.minimum.reduceat(xy, first, axis=0)
+    scale = np.maximum.reduceat(xy, first, axis=0) - lower
+    if normalize == "uniform":
+        scale = np.repeat(scale.max(axis=1, keepdims=True), 2, axis=1)
+    scale[scale == 0] = 1.0
+    xy[:] = (xy - np.repeat(lower, drawing_points, axis=0)) / np.repeat(scale, drawing_points, axis=0)
+    xy[1:] -= xy[:-1].copy()  # across a drawing boundary too: those rows are not part of any ink
+    return [points[a + 1 : b] for a, b in zip(first.tolist(), last.tolist(), strict=True)]
