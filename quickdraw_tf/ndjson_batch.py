@@ -33,6 +33,7 @@ per element as ink.to_ink, so the bytes are the same.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import itertools
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from quickdraw_tf import formats, ink, limits
 from quickdraw_tf.drawing import word_problem
 
 _FIELDS = frozenset(("word", "countrycode", "timestamp", "recognized", "key_id", "drawing"))
+_EPOCH = datetime.date(1970, 1, 1)
 _MAX_KEY_ID_DIGITS = 19  # 2**63 - 1 has 19 digits; longer strings of digits go to the slow path
 
 
@@ -114,6 +116,10 @@ def _candidate(index: int, payload: object, max_record_bytes: int) -> _Candidate
     strings = sum(type(value) is str for value in obj.values())
     if payload.count(b'"') != 2 * (len(obj) + strings):
         return None
+    # No bool in the drawing (bytes() in _checked_strokes would take True as 1): with no string but the
+    # parsed ones, each literal true or false is one match, and recognized accounts for all of them.
+    if payload.count(b"true") + payload.count(b"false") != ("recognized" in obj):
+        return None
     return _Candidate(index, fields, obj["drawing"])
 
 
@@ -153,13 +159,46 @@ def _labelled(word: str) -> bool:
 
 
 def _timestamp(value: object) -> int | None:
+    """formats' whole seconds of a timestamp string (None if it refuses it or the time is before 1970)."""
     if type(value) is not str:
         return None
-    try:
-        seconds = formats.parse_timestamp(value)
-    except (ValueError, OverflowError):
-        return None
+    seconds = _dataset_timestamp(value)
+    if seconds is None:  # another layout: formats.parse_timestamp itself decides
+        try:
+            seconds = formats.parse_timestamp(value)
+        except (ValueError, OverflowError):
+            return None
     return seconds if seconds >= 0 else None
+
+
+def _dataset_timestamp(value: str) -> int | None:
+    """The datasets' own layout only, "2017-03-26 07:09:16.54707 UTC" (1-6 fraction digits), read as
+    parse_timestamp reads it (its _TIMESTAMP_FAST branch: calendar.timegm of a valid datetime), in a few
+    slices; None for anything else. ASCII only (the line is), so isdigit() means 0-9."""
+    if not (25 <= len(value) <= 30 and value[10] == " " and value[19] == "." and value.endswith(" UTC")):
+        return None
+    if not (value[20:-4].isdigit() and value[13] == ":" and value[16] == ":"):
+        return None
+    hour, minute, second = value[11:13], value[14:16], value[17:19]
+    if not (hour.isdigit() and minute.isdigit() and second.isdigit()):
+        return None
+    hour, minute, second = int(hour), int(minute), int(second)
+    days = _days_since_epoch(value[:10])
+    if days is None or hour > 23 or minute > 59 or second > 59:
+        return None
+    return days * 86400 + hour * 3600 + minute * 60 + second
+
+
+@functools.lru_cache(maxsize=4096)
+def _days_since_epoch(date: str) -> int | None:
+    """Days from 1970-01-01 to a valid "YYYY-MM-DD" date (4-2-2 ASCII digits), else None."""
+    year, month, day = date[0:4], date[5:7], date[8:10]
+    if date[4] != "-" or date[7] != "-" or not (year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    try:
+        return (datetime.date(int(year), int(month), int(day)) - _EPOCH).days
+    except ValueError:
+        return None
 
 
 def _checked(candidates: list[_Candidate]) -> tuple[list[_Candidate], _Strokes | None]:
@@ -185,7 +224,7 @@ def _checked(candidates: list[_Candidate]) -> tuple[list[_Candidate], _Strokes |
 
 def _checked_strokes(drawings: list) -> _Strokes | None:
     """The drawings' strokes if EVERY drawing is a non-empty list of [xs, ys] lists of equal, non-zero
-    length within limits' caps, of ints (not bools) in 0..255, 2 points at least; else None.
+    length within limits' caps, of ints in 0..255 (bools: see _candidate), 2 points at least; else None.
 
     Each check is one C-level pass (map, set, bytes) over all drawings, strokes, arrays or values."""
     if not drawings or set(map(type, drawings)) != {list}:
@@ -207,12 +246,11 @@ def _checked_strokes(drawings: list) -> _Strokes | None:
     points = np.add.reduceat(np.asarray(lengths, np.int64), ends - strokes_per_drawing)
     if points.min() < 2 or points.max() > limits.MAX_POINTS_PER_DRAWING:
         return None
-    flat = list(itertools.chain.from_iterable(arrays))
     try:
-        values = bytes(flat)  # refuses floats, None, and ints outside 0..255 (in C)
+        # Refuses floats, None, and ints outside 0..255 (in C). Bools it would take as 0 and 1: _candidate
+        # lets no line with a bool in its drawing through.
+        values = bytes(itertools.chain.from_iterable(arrays))
     except (TypeError, ValueError):
-        return None
-    if set(map(type, flat)) != {int}:  # bools, which bytes() would take as 0 and 1
         return None
     return _Strokes(values, lengths, strokes_per_drawing)
 
