@@ -106,40 +106,32 @@ def _candidate(index: int, payload: object, max_record_bytes: int) -> _Candidate
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
-    if type(obj) is not dict or not obj.keys() <= _FIELDS:
+    if type(obj) is not dict or not obj.keys() <= _FIELDS or "drawing" not in obj:
         return None
-    fields = _fields(obj)
-    if fields is None:
+    word, key_id_value = obj.get("word"), obj.get("key_id")
+    countrycode, recognized = obj.get("countrycode", ""), obj.get("recognized", True)
+    if type(word) is not str or type(countrycode) is not str or type(recognized) is not bool:
+        return None
+    key_id = _key_id(key_id_value)
+    if key_id is None or not _labelled(word):
         return None
     # Every '"' of the line must be a quote of a key or string value parsed: a repeated key (whose earlier
-    # value Python's json would parse too) or a string inside the drawing (refused below) has more.
-    strings = sum(type(value) is str for value in obj.values())
+    # value Python's json would parse too) or a string inside the drawing (refused later) has more.
+    strings = 1 + ("countrycode" in obj) + ("timestamp" in obj) + (type(key_id_value) is str)
     if payload.count(b'"') != 2 * (len(obj) + strings):
         return None
     # No bool in the drawing (bytes() in _checked_strokes would take True as 1): with no string but the
     # parsed ones, each literal true or false is one match, and recognized accounts for all of them.
     if payload.count(b"true") + payload.count(b"false") != ("recognized" in obj):
         return None
-    return _Candidate(index, fields, obj["drawing"])
-
-
-def _fields(obj: dict) -> tuple | None:
-    """(key_id, word, countrycode, recognized, timestamp) as formats reads them, or None."""
-    if "drawing" not in obj:
-        return None
-    word, key_id = obj.get("word"), _key_id(obj.get("key_id"))
-    countrycode, recognized = obj.get("countrycode", ""), obj.get("recognized", True)
-    if type(word) is not str or not _labelled(word) or key_id is None:
-        return None
-    if type(countrycode) is not str or type(recognized) is not bool:
-        return None
     timestamp = _timestamp(obj["timestamp"]) if "timestamp" in obj else 0
     if timestamp is None:
         return None
-    return key_id, word, countrycode, recognized, timestamp
+    return _Candidate(index, (key_id, word, countrycode, recognized, timestamp), obj["drawing"])
 
 
 def _key_id(value: object) -> int | None:
+    """key_id as formats reads it (a string of digits, or an int), if in 0..2**63-1; else None."""
     if type(value) is str:
         if 0 < len(value) <= _MAX_KEY_ID_DIGITS and value.isdigit():  # ASCII: isdigit means 0-9 only
             key_id = int(value)
@@ -249,7 +241,7 @@ def _checked_strokes(drawings: list) -> _Strokes | None:
     try:
         # Refuses floats, None, and ints outside 0..255 (in C). Bools it would take as 0 and 1: _candidate
         # lets no line with a bool in its drawing through.
-        values = bytes(itertools.chain.from_iterable(arrays))
+        values = bytes(list(itertools.chain.from_iterable(arrays)))
     except (TypeError, ValueError):
         return None
     return _Strokes(values, lengths, strokes_per_drawing)
