@@ -12,23 +12,28 @@ is a promise about the slow path on the same record:
 None means "not sure": the caller runs the slow path, which accepts or rejects the record with its reason.
 So the fast path only ever takes the common case, and proves each line belongs to it:
 
-  text     bytes, ASCII, no backslash (so no escapes: every string is its own bytes), no longer than
-           max_record_bytes - 1 (a line cut at the cap is the reader's too_large);
+  text     bytes, ASCII, no backslash (so no escapes: every string is its own bytes), shorter than
+           max_record_bytes (pass the reader's: a line it cut at the cap, SourceRecord.skipped, is exactly
+           that long, and the slow path rejects it as too_large);
   JSON     parsed by orjson (C). For ASCII text without escapes, orjson and Python's json give the same
            values wherever orjson gives an int, str, bool, list or dict; the checks below accept only those.
-           Where the two differ (NaN/Infinity, integers past 64 bits, which orjson turns into floats, deep
-           nesting, invalid UTF-8) orjson fails or gives a float, and the line goes to the slow path;
-  fields   only the six keys of Google's files, each at most once (the count of '"' in the line must be
-           exactly the quotes of the keys and string values parsed: a repeated key, whose earlier value
-           Python's json would have to parse too, shows up as extra quotes); word, countrycode and
-           timestamp strings, key_id a string of 1-19 digits or an int, in 0..2**63-1; recognized a bool;
-           a non-empty word that formats would accept (drawing.word_problem);
-  drawing  a non-empty list of [xs, ys] strokes, xs and ys lists of equal, non-zero length, of ints
-           (never bools) in 0..255, within limits' point caps, 2 points at least.
+           Where the two differ (NaN/Infinity, integers past 64 bits, which orjson turns into floats,
+           nesting deeper than Python's recursion limit, invalid UTF-8, a byte order mark) orjson fails or
+           gives a float, or the line fails a check below, and it goes to the slow path;
+  fields   only the six keys of Google's files, each at most once: the count of '"' in the line must be
+           exactly the quotes of the keys and string values parsed (a repeated key, whose earlier value
+           Python's json would have parsed too, or a string in the drawing shows up as extra quotes), and
+           the count of "true"/"false" exactly recognized's (so no bool hides in the drawing); word,
+           countrycode and timestamp strings, key_id a string of 1-19 digits or an int, in 0..2**63-1,
+           recognized a bool, the word non-empty and one formats accepts (drawing.word_problem), the
+           timestamp one formats.parse_timestamp reads to 1970 or later;
+  drawing  a non-empty list of [xs, ys] strokes, xs and ys lists of equal, non-zero length, of ints in
+           0..255, within limits' point caps, 2 points at least.
 
 Such a drawing is not raw (preprocess.is_raw is False), so both simplify settings give ink.to_ink of its
 strokes; that is computed here for the whole batch in one numpy pass, with the same float32 operations
-per element as ink.to_ink, so the bytes are the same.
+per element as ink.to_ink, so the bytes are the same. Each FastDrawing.ink is a view of its rows in the
+batch's one array.
 """
 
 from __future__ import annotations
