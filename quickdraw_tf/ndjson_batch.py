@@ -129,10 +129,13 @@ def _candidate(index: int, payload: object, max_record_bytes: int) -> _Candidate
     # parsed ones, each literal true or false is one match, and recognized accounts for all of them.
     if payload.count(b"true") + payload.count(b"false") != ("recognized" in obj):
         return None
+    strokes = obj["drawing"]
+    if type(strokes) is not list or not strokes or type(strokes[0]) is not list or len(strokes[0]) != 2:
+        return None  # a raw drawing (times: [xs, ys, ts]) is told here, not by failing the batch check
     timestamp = _timestamp(obj["timestamp"]) if "timestamp" in obj else 0
     if timestamp is None:
         return None
-    return _Candidate(index, (key_id, word, countrycode, recognized, timestamp), obj["drawing"])
+    return _Candidate(index, (key_id, word, countrycode, recognized, timestamp), strokes)
 
 
 def _key_id(value: object) -> int | None:
@@ -199,23 +202,25 @@ def _days_since_epoch(date: str) -> int | None:
 
 
 def _checked(candidates: list[_Candidate]) -> tuple[list[_Candidate], _Strokes | None]:
-    """The candidates whose drawings pass, and their strokes: checked for the whole batch at once, and
-    drawing by drawing only when the batch as a whole does not pass."""
-    strokes = _checked_strokes([candidate.strokes for candidate in candidates])
-    if strokes is not None or not candidates:
-        return candidates, strokes
-    kept, parts = [], []
-    for candidate in candidates:
-        own = _checked_strokes([candidate.strokes])
-        if own is not None:
-            kept.append(candidate)
-            parts.append(own)
-    if not kept:
+    """The candidates whose drawings pass, and their strokes: checked for the whole batch at once and,
+    when some drawing fails, half by half, so that one bad drawing costs a few more passes, not one per
+    drawing."""
+    if not candidates:
         return [], None
-    return kept, _Strokes(
-        b"".join(part.values for part in parts),
-        list(itertools.chain.from_iterable(part.lengths for part in parts)),
-        list(itertools.chain.from_iterable(part.strokes_per_drawing for part in parts)),
+    strokes = _checked_strokes([candidate.strokes for candidate in candidates])
+    if strokes is not None:
+        return candidates, strokes
+    if len(candidates) == 1:
+        return [], None
+    middle = len(candidates) // 2
+    first, first_strokes = _checked(candidates[:middle])
+    second, second_strokes = _checked(candidates[middle:])
+    if first_strokes is None or second_strokes is None:
+        return (first, first_strokes) if second_strokes is None else (second, second_strokes)
+    return first + second, _Strokes(
+        first_strokes.values + second_strokes.values,
+        first_strokes.lengths + second_strokes.lengths,
+        first_strokes.strokes_per_drawing + second_strokes.strokes_per_drawing,
     )
 
 

@@ -238,6 +238,10 @@ def test_batch_sizes_and_arguments():
             ndjson_batch.parse_simplified_batch(lines[i : i + size], "uniform") for i in range(0, 300, size)
         ]
         assert [d.ink.tobytes() for part in parts for d in part] == [d.ink.tobytes() for d in whole]
+    # Drawings that fail only the batch-wide stroke checks, among good ones: each found, the rest kept.
+    bad = {0: "coordinate 256", 17: "coordinate 1.0", 18: "lengths differ", 99: "stroke not a list"}
+    mixed = [EDGE_CASES[bad[i]][0] if i in bad else line for i, line in enumerate(lines[:100])]
+    assert check_batch(mixed) == [i not in bad for i in range(100)]
     assert ndjson_batch.parse_simplified_batch([], "uniform") == []
     assert ndjson_batch.parse_simplified_batch([bytearray(LINE), LINE.decode()], "uniform") == [None, None]
     # A line as long as the reader's cap may have been cut there (SourceRecord.skipped): slow path.
