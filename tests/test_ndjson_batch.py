@@ -239,7 +239,7 @@ def test_batch_sizes_and_arguments():
         ]
         assert [d.ink.tobytes() for part in parts for d in part] == [d.ink.tobytes() for d in whole]
     # Drawings that fail only the batch-wide stroke checks, among good ones: each found, the rest kept.
-    bad = {0: "coordinate 256", 17: "coordinate 1.0", 18: "lengths differ", 99: "stroke not a list"}
+    bad = {0: "coordinate 256", 17: "float coordinate 1.0", 18: "lengths differ", 99: "stroke not a list"}
     mixed = [EDGE_CASES[bad[i]][0] if i in bad else line for i, line in enumerate(lines[:100])]
     assert check_batch(mixed) == [i not in bad for i in range(100)]
     assert ndjson_batch.parse_simplified_batch([], "uniform") == []
