@@ -23,6 +23,7 @@ setup(
         "matplotlib>=3.8,<4",
         "pillow>=10,<13",
         "google-crc32c>=1.5,<2",
+        "orjson>=3.9,<4",
         "fastapi>=0.110",
         "uvicorn>=0.29",
         "prometheus-client>=0.20",
