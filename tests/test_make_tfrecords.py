@@ -278,12 +278,12 @@ def test_tfds_features_encode_like_the_shared_schema(kind):
             "recognized": False,
             "timestamp": 1490000000,
         }
-        ours = features.stroke_example(**values)
+        ours = tf.train.Example.FromString(features.serialize_stroke_example(**values))
         tfds_values = dict(values, shape=values["ink"].shape, recognized=[0])
     else:
         image = np.arange(784, dtype=np.uint8).reshape(28, 28)
         values = {"image": image, "class_index": 1, "key_id": 42, "word": "eye"}
-        ours = features.image_example(**values)
+        ours = tf.train.Example.FromString(features.serialize_image_example(**values))
         tfds_values = dict(values, image=image.tobytes())
     tfds_values.update(
         {name: [tfds_values[name]] for name in ("class_index", "key_id", "timestamp") if name in tfds_values}
