@@ -8,10 +8,13 @@ logging is initialised and so whatever TF_CPP_MIN_LOG_LEVEL says:
 The first two come with `import tensorflow`, the last with the first use of a device. Importing this
 module imports TensorFlow and lists its devices with file descriptor 2 pointed at /dev/null (Python
 exceptions still print: they are raised after it is restored), and sets TF_CPP_MIN_LOG_LEVEL=2 unless
-it is set, so TensorFlow's C++ info and warning logs stay off too.
+it is set, so TensorFlow's C++ info and warning logs stay off too, and sets TensorFlow's Python logger
+to WARNING: its INFO lines ("Assets written to", "Sharding callback duration", "Writing fingerprint")
+are TensorFlow's bookkeeping, not the CLI's progress.
 
 `--verbosity=1` (or -v 1, absl's flag; any value >= 1) on the command line keeps everything: the lines
-above print and TF_CPP_MIN_LOG_LEVEL is left as it is (set TF_CPP_MIN_LOG_LEVEL=0 for TF's info logs).
+above print, TensorFlow's INFO logs follow absl's verbosity, and TF_CPP_MIN_LOG_LEVEL is left as it is
+(set TF_CPP_MIN_LOG_LEVEL=0 too for TensorFlow's C++ info logs).
 The command line is read here, before absl parses it, because the noise comes at import time; a
 verbosity given only in a --flagfile is not seen.
 """
@@ -19,6 +22,7 @@ verbosity given only in a --flagfile is not seen.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -66,6 +70,7 @@ def import_tensorflow_quietly(argv: Sequence[str] | None = None):
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # CUDA's initialisation (cuInit) happens here, not at the first op
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     return tf
 
 

@@ -1,5 +1,4 @@
-"""No TensorFlow in the Beam job's process; no TensorFlow start-up noise in the CLIs (quickdraw_tf/quiet.py).
-"""
+"""The Beam job imports no TensorFlow; the CLIs print none of its start-up noise (quickdraw_tf/quiet.py)."""
 
 from __future__ import annotations
 
@@ -78,7 +77,7 @@ def test_bad_flag_is_one_line_without_tensorflow(flag, message, tmp_path):
 @pytest.mark.integration
 def test_cli_help_prints_no_tensorflow_noise():
     result = _python("-m", "quickdraw_tf.evaluate", "--help", env={"TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0 and "--model_dir" in result.stdout
+    assert "--model_dir" in result.stdout  # absl exits 1 after --help
     assert _noise(result.stderr) == []
 
 
