@@ -86,7 +86,8 @@ class ConvertFiles(beam.DoFn):
 def prepare_batch(batch: Sequence[formats.SourceRecord], config) -> list:
     """records.prepare of every record (Candidate, rejection dict or None), the fast path where it can."""
     fast_rows = [i for i, record in enumerate(batch) if record.format == "ndjson" and not record.skipped]
-    fast = ndjson_batch.parse_simplified_batch([batch[i].payload for i in fast_rows], config.normalize)
+    payloads = [batch[i].payload for i in fast_rows]
+    fast = ndjson_batch.parse_simplified_batch(payloads, config.normalize, config.max_record_bytes)
     done = dict(zip(fast_rows, fast, strict=True))
     outcomes = []
     for i, record in enumerate(batch):

@@ -249,6 +249,17 @@ def packed_rank(packed: bytes) -> bytes:
     return packed[: _RANK.size]
 
 
+def packed_key(packed: bytes) -> tuple[float, int]:
+    """The rank (key_hash, key_id) of a packed candidate."""
+    return _RANK.unpack_from(packed)
+
+
+def packed_word(packed: bytes) -> str:
+    """The word of a packed candidate, without unpacking the rest."""
+    start = _RANK.size + _FIXED.size
+    return packed[start : packed.index(b"\0", start)].decode("utf-8")
+
+
 def unpack_candidate(packed: bytes) -> tuple[tuple[float, int], Candidate]:
     """(rank, candidate) of pack_candidate's bytes."""
     key_hash, key_id = _RANK.unpack_from(packed)

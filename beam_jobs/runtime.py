@@ -3,13 +3,11 @@
 Importing it:
   * sets TF_CPP_MIN_LOG_LEVEL=2 (unless set) so TensorFlow's C++ info logs stay off, in this process
     and in the SDK worker processes that --direct_running_mode=multi_processing starts (they inherit it);
-  * imports TensorFlow with stderr closed: the lines TF writes before absl logging is initialised
-    ("oneDNN custom operations are on", "Could not find cuda drivers") ignore TF_CPP_MIN_LOG_LEVEL;
-    except in a Beam SDK worker process (python -m apache_beam.runners.worker.sdk_worker_main, what
-    multi_processing starts): make_tfrecords' steps need no TensorFlow, and importing it costs each
-    worker seconds of start-up. Code that needs it there calls import_tensorflow_quietly();
   * drops the warning "apitools not found" that `import apache_beam` logs when the optional GCP
     BigQuery client is not installed (irrelevant here).
+It imports no TensorFlow: the job's steps and its TFDS metadata (beam_jobs/tfds_metadata.py) need none,
+so a bad flag or a missing input is reported in about a second. Code that does need TensorFlow calls
+import_tensorflow_quietly() (quickdraw_tf/quiet.py: without the lines TF prints on a CPU machine).
 
 `direct_runner(options)` keeps DirectRunner offline: see its docstring.
 
@@ -20,10 +18,8 @@ before any of our code runs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,36 +32,12 @@ class _DropApitoolsWarning(logging.Filter):
 logging.getLogger().addFilter(_DropApitoolsWarning())
 
 
-@contextlib.contextmanager
-def _stderr_closed():
-    """Points file descriptor 2 at /dev/null; Python exceptions still propagate (and print) afterwards."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def import_tensorflow_quietly():
-    """`import tensorflow`, with the lines it prints before absl logging starts dropped."""
-    if "tensorflow" not in sys.modules:
-        with _stderr_closed():
-            import tensorflow  # noqa: F401
-    return sys.modules["tensorflow"]
+    """`import tensorflow`, without the lines it prints on a CPU machine (see quickdraw_tf/quiet.py)."""
+    from quickdraw_tf import quiet
 
+    return quiet.import_tensorflow_quietly()
 
-def _in_sdk_worker() -> bool:
-    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return getattr(main_spec, "name", None) == "apache_beam.runners.worker.sdk_worker_main"
-
-
-if not _in_sdk_worker():
-    import_tensorflow_quietly()
 
 # isort: split
 

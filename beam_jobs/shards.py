@@ -50,9 +50,13 @@ def shard_tallies(key: tuple[str, int], runs: Sequence[spill.Run], n: int) -> It
     counts: Counter = Counter()
     smallest: dict[str, list] = {}
     for group in key_groups(runs, split, index):
-        ranking, winner, _ = winner_and_duplicates(group)
-        counts[winner.word] += 1
-        ranks = smallest.setdefault(winner.word, [])
+        if len(group) == 1:  # no duplicate: only the word and the rank are needed
+            ranking, word = records.packed_key(group[0]), records.packed_word(group[0])
+        else:
+            ranking, winner, _ = winner_and_duplicates(group)
+            word = winner.word
+        counts[word] += 1
+        ranks = smallest.setdefault(word, [])
         if len(ranks) < n:
             ranks.append(ranking)
     for word, count in counts.items():

@@ -1,47 +1,84 @@
-"""The ONE tf.train.Example schema: the Beam writer and the tf.data reader both import it.
+"""The ONE tf.train.Example schema: the Beam writer, the tf.data reader and the TFDS metadata derive from it.
 
 Stroke examples keep the TF RNN tutorial's three features (`ink`, `shape`, `class_index`) so the
 tutorial's readers still work, plus the drawing's metadata. Image examples (numpy bitmaps) hold
 the 28x28 uint8 pixels row-major in one bytes feature.
 
-The examples are encoded once, by `serialize_stroke_example` / `serialize_image_example`, which write
-the protobuf wire format directly (byte for byte what TensorFlow's own serializer gives for the same
-tf.train.Example, tests/test_features.py), so the Beam workers need no TensorFlow. TensorFlow is
-imported on first use only: the parse specs, and `stroke_example` / `image_example`, the same bytes as
-tf.train.Example protos.
+`FEATURE_TABLE` (plain Python, no TensorFlow) declares each kind's features once; from it derive the
+tf.io parse specs `STROKE_FEATURES` / `IMAGE_FEATURES` (built, and TensorFlow imported, on first
+access) and the TFDS features.json (beam_jobs/tfds_metadata.py). The examples are encoded by
+`serialize_stroke_example` / `serialize_image_example`, which write the protobuf wire format directly
+(byte for byte what TensorFlow's own serializer gives for the same tf.train.Example,
+tests/test_features.py), so the Beam workers need no TensorFlow.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 BITMAP_SIZE = 28
 
 
-def _stroke_features() -> dict:
+class Feature(NamedTuple):
+    """One feature of an example: how it is stored, parsed and described to TFDS."""
+
+    name: str
+    dtype: str  # "int64", "float32" or "string": the same name in tf.io and in TFDS's features.json
+    shape: tuple  # the parsed shape; None: any length (stored as one flat list: a tf.io.VarLenFeature)
+    text: bool  # a UTF-8 string (TFDS Text) rather than raw bytes
+    description: str
+
+
+def _int64(name: str, description: str) -> Feature:
+    return Feature(name, "int64", (1,), False, description)
+
+
+def _text(name: str, description: str) -> Feature:
+    return Feature(name, "string", (), True, description)
+
+
+FEATURE_TABLE: dict[str, tuple[Feature, ...]] = {
+    "strokes": (
+        Feature("ink", "float32", (None, 3), False, "[n, 3] rows (dx, dy, end_of_stroke), stored flat"),
+        Feature("shape", "int64", (2,), False, "the ink's shape [n, 3]"),
+        _int64("class_index", "line number (from 0) of the word in classes.txt"),
+        _int64("key_id", "the drawing's unique id"),
+        _text("word", "the class word"),
+        _text("countrycode", "two-letter country code of the player"),
+        _int64("recognized", "1 if the game recognized the drawing, else 0"),
+        _int64("timestamp", "seconds since the epoch when the drawing was made"),
+    ),
+    "images": (
+        Feature("image", "string", (), False, f"{BITMAP_SIZE}x{BITMAP_SIZE} uint8 pixels, row-major bytes"),
+        _int64("class_index", "line number (from 0) of the word in classes.txt"),
+        _int64("key_id", "the drawing's unique id (derived from file and row for bitmaps)"),
+        _text("word", "the class word"),
+    ),
+}
+
+
+def parse_spec(kind: str) -> dict:
+    """The tf.io.parse_single_example spec of a kind's examples, from FEATURE_TABLE."""
     import tensorflow as tf
 
-    return {
-        "ink": tf.io.VarLenFeature(tf.float32),  # flattened [n, 3]: (dx, dy, end_of_stroke)
-        "shape": tf.io.FixedLenFeature([2], tf.int64),  # [n, 3]
-        "class_index": tf.io.FixedLenFeature([1], tf.int64),
-        "key_id": tf.io.FixedLenFeature([1], tf.int64),
-        "word": tf.io.FixedLenFeature([], tf.string),
-        "countrycode": tf.io.FixedLenFeature([], tf.string),
-        "recognized": tf.io.FixedLenFeature([1], tf.int64),
-        "timestamp": tf.io.FixedLenFeature([1], tf.int64),
-    }
+    spec = {}
+    for feature in FEATURE_TABLE[kind]:
+        dtype = tf.dtypes.as_dtype(feature.dtype)
+        if None in feature.shape:
+            spec[feature.name] = tf.io.VarLenFeature(dtype)
+        else:
+            spec[feature.name] = tf.io.FixedLenFeature(list(feature.shape), dtype)
+    return spec
+
+
+def _stroke_features() -> dict:
+    return parse_spec("strokes")
 
 
 def _image_features() -> dict:
-    import tensorflow as tf
-
-    return {
-        "image": tf.io.FixedLenFeature([], tf.string),  # BITMAP_SIZE**2 uint8 bytes, row-major
-        "class_index": tf.io.FixedLenFeature([1], tf.int64),
-        "key_id": tf.io.FixedLenFeature([1], tf.int64),
-        "word": tf.io.FixedLenFeature([], tf.string),
-    }
+    return parse_spec("images")
 
 
 _LAZY = {"STROKE_FEATURES": _stroke_features, "IMAGE_FEATURES": _image_features}
@@ -58,29 +95,6 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def stroke_example(
-    ink: np.ndarray,
-    class_index: int,
-    key_id: int,
-    word: str,
-    countrycode: str = "",
-    recognized: bool = True,
-    timestamp: int = 0,
-):
-    """One delta ink ([n, 3] float32) and its drawing's metadata as a tf.train.Example."""
-    import tensorflow as tf
-
-    serialized = serialize_stroke_example(ink, class_index, key_id, word, countrycode, recognized, timestamp)
-    return tf.train.Example.FromString(serialized)
-
-
-def image_example(image: np.ndarray, class_index: int, key_id: int, word: str):
-    """One 28x28 uint8 bitmap as a tf.train.Example."""
-    import tensorflow as tf
-
-    return tf.train.Example.FromString(serialize_image_example(image, class_index, key_id, word))
 
 
 # ---------------------------------------------------------------------------------------------------

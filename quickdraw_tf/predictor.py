@@ -14,6 +14,10 @@ longest of each batch), as evaluation's length buckets do.
 
 from __future__ import annotations
 
+import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
+
+# isort: split
+
 import dataclasses
 import json
 import os

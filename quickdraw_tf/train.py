@@ -19,6 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
+import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
 from quickdraw_tf import cli, input_pipeline, layout, models, trainer
 
 # Flag defaults are the config classes' defaults, so a library call and the CLI agree.

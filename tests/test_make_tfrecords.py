@@ -27,7 +27,7 @@ import tensorflow as tf
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_jobs import job_config, make_tfrecords, outputs, records, runtime, tfds_metadata
+from beam_jobs import job_config, make_tfrecords, outputs, records, runtime
 from beam_jobs.records import Candidate, Origin
 from quickdraw_tf import features, formats, ink, splits
 from quickdraw_tf.drawing import InvalidRecord
@@ -263,33 +263,6 @@ def test_tfds_loads_every_split(sample_run):
             mine = by_key[int(ex["key_id"][0])]
             np.testing.assert_array_equal(ex["ink"].numpy(), mine["ink"].reshape(-1, 3))
             assert ex["word"].numpy() == mine["word"] and ex["class_index"].numpy() == mine["class_index"]
-
-
-@pytest.mark.parametrize("kind", ["strokes", "images"])
-def test_tfds_features_encode_like_the_shared_schema(kind):
-    if kind == "strokes":
-        strokes = [[[10, 20, 30], [5, 5, 40]], [[0, 255], [100, 0]]]
-        values = {
-            "ink": ink.to_ink(strokes),
-            "class_index": 3,
-            "key_id": 5566648650039296,
-            "word": "pig",
-            "countrycode": "AU",
-            "recognized": False,
-            "timestamp": 1490000000,
-        }
-        ours = features.stroke_example(**values)
-        tfds_values = dict(values, shape=values["ink"].shape, recognized=[0])
-    else:
-        image = np.arange(784, dtype=np.uint8).reshape(28, 28)
-        values = {"image": image, "class_index": 1, "key_id": 42, "word": "eye"}
-        ours = features.image_example(**values)
-        tfds_values = dict(values, image=image.tobytes())
-    tfds_values.update(
-        {name: [tfds_values[name]] for name in ("class_index", "key_id", "timestamp") if name in tfds_values}
-    )
-    theirs = tfds_metadata.tfds_features(kind).serialize_example(tfds_values)
-    assert tf.train.Example.FromString(theirs) == ours
 
 
 # ---------------------------------------------------------------------------------------------------
