@@ -153,7 +153,8 @@ def run_tutorial(work: str, name: str, input_dir: str, args) -> dict:
 def result_row(name: str, workers: int, kept: int | None, measured: Measured, cmd: Sequence[str]) -> dict:
     row = asdict(measured)
     tail = row.pop("stdout").strip().splitlines()[-5:]
-    row.update(name=name, workers=workers, kept=kept, command=" ".join(cmd[:2] + ["..."] + list(cmd[3:])))
+    shown = ["<tutorial loop>" if "\n" in arg else arg for arg in cmd]  # not the -c code
+    row.update(name=name, workers=workers, kept=kept, command=" ".join(shown))
     row["peak_tree_rss_mb"] = measured.peak_tree_rss / MB
     row["maxrss_mb"] = None if measured.maxrss is None else measured.maxrss / MB
     row["load_at_end"] = os.getloadavg()[0]
@@ -176,15 +177,16 @@ def least_squares_slope(points: Sequence[tuple[float, float]]) -> float | None:
     return covariance / sum((x - mean_x) ** 2 for x, _ in points)
 
 
-def slopes(rows: Sequence[dict]) -> dict[int, dict]:
-    """Per worker count, bytes of peak tree RSS per drawing kept: the least-squares slope over the sizes,
-    and (peak - peak at the smallest size) / (kept difference) for each larger size."""
+def slopes(rows: Sequence[dict]) -> dict[str, dict]:
+    """Per run label (job x1, job x2, tutorial), bytes of peak tree RSS per drawing kept: the least-squares
+    slope over the sizes, and (peak - peak at the smallest size) / (kept difference) for each larger size.
+    Runs stopped at the limit or that kept nothing are left out."""
     out = {}
-    for workers in sorted({row["workers"] for row in rows}):
+    for label in sorted({row["label"] for row in rows}):
         points = sorted(
             (row["kept"], row["peak_tree_rss"])
             for row in rows
-            if row["workers"] == workers and row["kept"] and not row["over_limit"]
+            if row["label"] == label and row["kept"] and not row["over_limit"]
         )
         if not points:
             continue
@@ -192,7 +194,7 @@ def slopes(rows: Sequence[dict]) -> dict[int, dict]:
         steps = {
             kept: (peak - base_peak) / (kept - base_kept) for kept, peak in points[1:] if kept != base_kept
         }
-        out[workers] = {"least_squares": least_squares_slope(points), "from_smallest": steps}
+        out[label] = {"least_squares": least_squares_slope(points), "from_smallest": steps}
     return out
 
 
@@ -216,12 +218,12 @@ def print_table(inputs: dict[int, float], rows: Sequence[dict]) -> None:
         )
 
 
-def print_slopes(fitted: dict[int, dict]) -> None:
-    for workers, fit in fitted.items():
+def print_slopes(fitted: dict[str, dict]) -> None:
+    for label, fit in fitted.items():
         ls = fit["least_squares"]
         steps = ", ".join(f"{kept}: {value:.0f}" for kept, value in fit["from_smallest"].items())
         ls_text = "-" if ls is None else f"{ls:.0f}"
-        print(f"job x{workers}: {ls_text} bytes per drawing kept (least squares); from the smallest: {steps}")
+        print(f"{label}: {ls_text} bytes per drawing kept (least squares); from the smallest size: {steps}")
 
 
 def print_capped(capped: dict | None, rows: Sequence[dict]) -> None:
@@ -305,6 +307,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     args.sizes = sorted(int(size) for size in args.sizes.split(","))
+    unknown = set(args.modes.split(",")) - {"tutorial", "job1", "job2"}
+    if unknown or min(args.sizes) < 1:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}" if unknown else "--sizes must be >= 1")
     if args.capped_size is None:
         args.capped_size = args.sizes[-1]
     if args.capped_size and args.capped_size not in args.sizes:
@@ -331,8 +336,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    uncapped_job = [row for row in rows if row["mode"] in ("job1", "job2")]
-    fitted = slopes(uncapped_job)
+    fitted = slopes([row for row in rows if row["mode"] != "capped"])
     capped = next((row for row in rows if row["mode"] == "capped"), None)
     print_table(inputs, rows)
     print_slopes(fitted)

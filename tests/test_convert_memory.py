@@ -109,7 +109,7 @@ def test_least_squares_slope_on_known_numbers():
 
 
 def row(workers: int, kept: int | None, peak: int, over_limit: bool = False) -> dict:
-    return {"workers": workers, "kept": kept, "peak_tree_rss": peak, "over_limit": over_limit}
+    return {"label": f"job x{workers}", "kept": kept, "peak_tree_rss": peak, "over_limit": over_limit}
 
 
 def test_slopes_per_worker_count():
@@ -123,10 +123,13 @@ def test_slopes_per_worker_count():
         row(2, None, 500_000_000),  # failed: nothing kept
     ]
     fitted = convert_memory.slopes(rows)
-    assert fitted[1]["from_smallest"] == {300_000: pytest.approx(7000.0), 1_000_000: pytest.approx(7000.0)}
-    assert fitted[1]["least_squares"] == pytest.approx(7000.0)
-    assert fitted[2]["from_smallest"] == {300_000: pytest.approx(1500.0)}
-    assert fitted[2]["least_squares"] == pytest.approx(1500.0)
+    assert fitted["job x1"]["from_smallest"] == {
+        300_000: pytest.approx(7000.0),
+        1_000_000: pytest.approx(7000.0),
+    }
+    assert fitted["job x1"]["least_squares"] == pytest.approx(7000.0)
+    assert fitted["job x2"]["from_smallest"] == {300_000: pytest.approx(1500.0)}
+    assert fitted["job x2"]["least_squares"] == pytest.approx(1500.0)
 
 
 @pytest.mark.integration
