@@ -1,19 +1,19 @@
 """The job's flags and inputs: argparse flags -> JobConfig, checked before any pipeline is built.
 
-A bad flag or input costs no Beam start-up: it is a one-line UsageError (exit status 2 in main).
+A bad flag or input costs no Beam start-up: it is a one-line UsageError (exit status 2 in main). Beam
+itself (1.5 s to import) is imported only to read a classes file or match the inputs, through its
+FileSystems (local paths, gs://, ...).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import os
 from collections import Counter
 from collections.abc import Sequence
 
-from apache_beam.io.filesystems import FileSystems
-
-from beam_jobs import outputs
 from quickdraw_tf import formats, ink, layout, limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,6 +162,8 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
 
 def read_classes_file(path: str) -> tuple[str, ...]:
     """The words of a classes file, one a line (blank lines skipped); UsageError if unusable."""
+    from beam_jobs import outputs
+
     try:
         text = outputs.read_text(path)
     except (OSError, UnicodeDecodeError) as error:  # Beam's BeamIOError is an OSError
@@ -180,6 +182,11 @@ def read_classes_file(path: str) -> tuple[str, ...]:
 
 def expand_inputs(patterns: Sequence[str], fmt: str | None = None) -> list[tuple[str, str]]:
     """(path, format) of every file the patterns match, sorted and unique; UsageError if one matches none."""
+    for pattern in patterns:
+        if "://" not in pattern and not glob.glob(pattern, recursive=True):
+            _no_match(pattern)  # a local path: said before Beam is imported
+    from apache_beam.io.filesystems import FileSystems
+
     found = {}
     for pattern in patterns:
         try:
@@ -187,15 +194,19 @@ def expand_inputs(patterns: Sequence[str], fmt: str | None = None) -> list[tuple
         except OSError:  # BeamIOError: e.g. a missing local path
             matched = []
         if not matched:
-            if any(char in pattern for char in "*?["):
-                raise UsageError(f"input glob {pattern} matches no file")
-            raise UsageError(f"input {pattern} does not exist")
+            _no_match(pattern)
         for path in matched:
             try:
                 found[path] = formats.format_for_path(path, fmt)
             except ValueError as error:
                 raise UsageError(str(error)) from None
     return sorted(found.items())
+
+
+def _no_match(pattern: str):
+    if any(char in pattern for char in "*?["):
+        raise UsageError(f"input glob {pattern} matches no file")
+    raise UsageError(f"input {pattern} does not exist")
 
 
 def input_kind(paths_and_formats: Sequence[tuple[str, str]]) -> str:

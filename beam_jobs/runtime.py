@@ -1,48 +1,14 @@
-"""Quiet, offline local runs for the Beam jobs. Import this module before apache_beam and tensorflow.
-
-Importing it:
-  * sets TF_CPP_MIN_LOG_LEVEL=2 (unless set) so TensorFlow's C++ info logs stay off, in this process
-    and in the SDK worker processes that --direct_running_mode=multi_processing starts (they inherit it);
-  * drops the warning "apitools not found" that `import apache_beam` logs when the optional GCP
-    BigQuery client is not installed (irrelevant here).
-It imports no TensorFlow: the job's steps and its TFDS metadata (beam_jobs/tfds_metadata.py) need none,
-so a bad flag or a missing input is reported in about a second. Code that does need TensorFlow calls
-import_tensorflow_quietly() (quickdraw_tf/quiet.py: without the lines TF prints on a CPU machine).
-
-`direct_runner(options)` keeps DirectRunner offline: see its docstring.
+"""Offline local runs: `direct_runner(options)` keeps DirectRunner off the network (see its docstring).
 
 Not silenced: with --direct_running_mode=multi_processing each SDK worker process still prints two
 lines as it starts ("apitools not found", "Logging handler created"): it imports Beam and logs them
-before any of our code runs.
+before any of our code runs. (The package's __init__ quiets this process.)
 """
 
 from __future__ import annotations
 
-import logging
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-class _DropApitoolsWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
-
-
-logging.getLogger().addFilter(_DropApitoolsWarning())
-
-
-def import_tensorflow_quietly():
-    """`import tensorflow`, without the lines it prints on a CPU machine (see quickdraw_tf/quiet.py)."""
-    from quickdraw_tf import quiet
-
-    return quiet.import_tensorflow_quietly()
-
-
-# isort: split
-
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions  # noqa: E402
-from apache_beam.runners.runner import PipelineRunner  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions
+from apache_beam.runners.runner import PipelineRunner
 
 # The names under which Beam's SwitchingDirectRunner is asked for (create_runner lower-cases them).
 _DIRECT_RUNNER_NAMES = ("direct", "directrunner", "switchingdirectrunner")
