@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from quickdraw_tf import bitmap, ink
-from quickdraw_tf.layout import CLASSES_FILE, KINDS, STATS_FILE
 from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf.layout import CLASSES_FILE, KINDS, STATS_FILE
 
 PREPROCESSING_FILE = "preprocessing.json"
 CONFIG_FILE = "config.json"  # trainer.CONFIG_FILE (not imported: the Beam workers never import TensorFlow)
