@@ -23,6 +23,7 @@ setup(
         "matplotlib>=3.8,<4",
         "pillow>=10,<13",
         "google-crc32c>=1.5,<2",
+        "orjson>=3.9,<4",
         "fastapi>=0.110",
         "uvicorn>=0.29",
         "prometheus-client>=0.20",
@@ -35,6 +36,8 @@ setup(
             "ruff>=0.6",
             "cairocffi>=1.6,<2",
             "playwright>=1.44",
+            # benchmarks.process_memory (tests/test_convert_memory.py): RSS of a process tree
+            "psutil>=5.9",
         ],
         # benchmarks/train_vs_peers.py's PyTorch peer only (never needed by the tests); on a CPU-only machine
         # install PyTorch's CPU build rather than the default CUDA one.

@@ -29,10 +29,11 @@ from collections.abc import Iterator
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.job_config import UsageError
 from quickdraw_tf import layout
 
 
-class OutputDirError(ValueError):
+class OutputDirError(UsageError):
     """The output directory cannot be used as asked: reported as one line, exit status 2."""
 
 

@@ -1,76 +1,14 @@
-"""Quiet, offline local runs for the Beam jobs. Import this module before apache_beam and tensorflow.
-
-Importing it:
-  * sets TF_CPP_MIN_LOG_LEVEL=2 (unless set) so TensorFlow's C++ info logs stay off, in this process
-    and in the SDK worker processes that --direct_running_mode=multi_processing starts (they inherit it);
-  * imports TensorFlow with stderr closed: the lines TF writes before absl logging is initialised
-    ("oneDNN custom operations are on", "Could not find cuda drivers") ignore TF_CPP_MIN_LOG_LEVEL;
-    except in a Beam SDK worker process (python -m apache_beam.runners.worker.sdk_worker_main, what
-    multi_processing starts): make_tfrecords' steps need no TensorFlow, and importing it costs each
-    worker seconds of start-up. Code that needs it there calls import_tensorflow_quietly();
-  * drops the warning "apitools not found" that `import apache_beam` logs when the optional GCP
-    BigQuery client is not installed (irrelevant here).
-
-`direct_runner(options)` keeps DirectRunner offline: see its docstring.
+"""Offline local runs: `direct_runner(options)` keeps DirectRunner off the network (see its docstring).
 
 Not silenced: with --direct_running_mode=multi_processing each SDK worker process still prints two
 lines as it starts ("apitools not found", "Logging handler created"): it imports Beam and logs them
-before any of our code runs.
+before any of our code runs. (The package's __init__ quiets this process.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-class _DropApitoolsWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
-
-
-logging.getLogger().addFilter(_DropApitoolsWarning())
-
-
-@contextlib.contextmanager
-def _stderr_closed():
-    """Points file descriptor 2 at /dev/null; Python exceptions still propagate (and print) afterwards."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_tensorflow_quietly():
-    """`import tensorflow`, with the lines it prints before absl logging starts dropped."""
-    if "tensorflow" not in sys.modules:
-        with _stderr_closed():
-            import tensorflow  # noqa: F401
-    return sys.modules["tensorflow"]
-
-
-def _in_sdk_worker() -> bool:
-    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return getattr(main_spec, "name", None) == "apache_beam.runners.worker.sdk_worker_main"
-
-
-if not _in_sdk_worker():
-    import_tensorflow_quietly()
-
-# isort: split
-
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions  # noqa: E402
-from apache_beam.runners.runner import PipelineRunner  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions
+from apache_beam.runners.runner import PipelineRunner
 
 # The names under which Beam's SwitchingDirectRunner is asked for (create_runner lower-cases them).
 _DIRECT_RUNNER_NAMES = ("direct", "directrunner", "switchingdirectrunner")

@@ -38,10 +38,10 @@ from beam_jobs import runtime  # noqa: F401  (first: quiet TensorFlow and Beam i
 import numpy as np
 import tensorflow as tf
 
-from beam_jobs import make_tfrecords
+from beam_jobs import job_config, make_tfrecords, prepare, records
 from quickdraw_tf import formats
 
-SAMPLE_GLOB = os.path.join(make_tfrecords.REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson")
+SAMPLE_GLOB = os.path.join(job_config.REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson")
 
 
 def build_input(out_dir: str, num_drawings: int, files_per_class: int, seed: int = 0) -> list[str]:
@@ -129,9 +129,9 @@ def tutorial_convert(paths: list[str], out_dir: str, num_shards: int = 10, seed:
 # (b), (c) The Beam job
 
 
-def job_config(input_dir: str, out_dir: str, num_drawings: int) -> make_tfrecords.JobConfig:
+def bench_config(input_dir: str, out_dir: str, num_drawings: int) -> job_config.JobConfig:
     cap = max(1, num_drawings)  # above any class's count: every drawing is written, as in the baseline
-    return make_tfrecords.JobConfig(
+    return job_config.JobConfig(
         inputs=(os.path.join(input_dir, "*.ndjson"),),
         output_dir=out_dir,
         caps=(("train", cap), ("eval", cap), ("test", cap)),
@@ -141,26 +141,30 @@ def job_config(input_dir: str, out_dir: str, num_drawings: int) -> make_tfrecord
 
 def run_beam(input_dir: str, out_dir: str, num_drawings: int, beam_args: list[str]) -> int:
     stats = make_tfrecords.run_job(
-        job_config(input_dir, out_dir, num_drawings), ["--runner=DirectRunner", *beam_args]
+        bench_config(input_dir, out_dir, num_drawings), ["--runner=DirectRunner", *beam_args]
     )
     return stats["written"]
 
 
 def profile_per_drawing(paths: list[str], limit: int = 5000, top: int = 18) -> str:
-    """cProfile of the job's per-drawing functions (no Beam) over the first `limit` records."""
-    records = []
+    """cProfile of the job's per-drawing work (no Beam) over the first `limit` records: prepare_batch
+    (parse, validate, ink: the fast ndjson path where it applies), packing for the spill, encoding."""
+    source_records = []
     for path in paths:
         with open(path, "rb") as f:
-            records.extend(formats.read_source_records(f, path, "ndjson"))
-    records = records[:limit]
-    class_index = {word: i for i, word in enumerate(sorted({formats.parse_record(r).word for r in records}))}
+            source_records.extend(formats.read_source_records(f, path, "ndjson"))
+    source_records = source_records[:limit]
+    config = job_config.JobConfig()
+    words = sorted({formats.parse_record(r).word for r in source_records})
+    class_index = {word: i for i, word in enumerate(words)}
 
     def convert_all():
-        for record in records:
-            drawing = make_tfrecords.check_labelled(formats.parse_record(record))
-            data = make_tfrecords.drawing_data(drawing, "uniform", True)
-            candidate = make_tfrecords.to_candidate(record, drawing, data)
-            make_tfrecords.encode(candidate, class_index[candidate.word], "strokes")
+        for start in range(0, len(source_records), prepare.BATCH_RECORDS):
+            for candidate in prepare.prepare_batch(
+                source_records[start : start + prepare.BATCH_RECORDS], config
+            ):
+                packed = records.pack_candidate(candidate, 0.5)
+                records.encode(records.unpack_candidate(packed)[1], class_index[candidate.word], "strokes")
 
     profiler = cProfile.Profile()
     profiler.runcall(convert_all)

@@ -214,14 +214,14 @@ class Tally(NamedTuple):
 
 
 def run_per_record_step(files: Iterable[Seed], budget_s: float | None = None, min_files: int = 0) -> Tally:
-    """Every record of every file through the job's per-record step (PrepareFn: parse, validate, word,
-    ink). Counts what it writes and rejects; any other exception is a crash. After min_files, stops
-    starting new files once `budget_s` seconds have passed, if given (the job's import, TensorFlow's
-    included, is not counted)."""
-    from beam_jobs import make_tfrecords
+    """Every record of every file through the job's per-record step (prepare.prepare_batch: parse,
+    validate, word, ink; the fast ndjson path where it applies). Counts what it writes and rejects; any
+    other exception is a crash. After min_files, stops starting new files once `budget_s` seconds have
+    passed, if given (the job's import is not counted)."""
+    from beam_jobs import job_config, prepare
 
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    prepare = make_tfrecords.PrepareFn(make_tfrecords.JobConfig())
+    config = job_config.JobConfig()
     done = read = written = 0
     rejected: collections.Counter = collections.Counter()
     crashes, slowest = [], 0.0
@@ -241,14 +241,13 @@ def run_per_record_step(files: Iterable[Seed], budget_s: float | None = None, mi
             read += 1
             start = time.perf_counter()
             try:
-                outputs = list(prepare._prepare(record))
+                (outcome,) = prepare.prepare_batch([record], config)
             except Exception as error:
                 crashes.append((file.name, record.position, repr(error)[:300]))
                 continue
             slowest = max(slowest, time.perf_counter() - start)
-            for output in outputs:
-                if isinstance(output, make_tfrecords.beam.pvalue.TaggedOutput):
-                    rejected[output.value["reason"]] += 1
-                else:
-                    written += 1
+            if isinstance(outcome, dict):
+                rejected[outcome["reason"]] += 1
+            else:
+                written += 1
     return Tally(done, read, written, dict(rejected), crashes, slowest)

@@ -15,6 +15,10 @@ selected one; the latest if there is none), latest, or a checkpoint path.
 
 from __future__ import annotations
 
+import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
+
+# isort: split
+
 import dataclasses
 import json
 import os

@@ -16,6 +16,7 @@ import os
 import numpy as np
 from absl import app, flags
 
+import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
 from quickdraw_tf import cli, formats, ink, sketch_draw, sketch_sampling
 from quickdraw_tf.drawing import Drawing
 from quickdraw_tf.sketch_sampling import load_generator

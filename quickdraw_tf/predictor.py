@@ -14,6 +14,10 @@ longest of each batch), as evaluation's length buckets do.
 
 from __future__ import annotations
 
+import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
+
+# isort: split
+
 import dataclasses
 import json
 import os
@@ -23,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import models, preprocess  # noqa: F401 - models registers the Keras classes
+from quickdraw_tf import layout, models, preprocess  # noqa: F401 - models registers the Keras classes
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 
 MODEL_FILE = "model.keras"
@@ -45,10 +49,10 @@ class _Member:
 
 def _read_classes(model_dir: str) -> tuple[str, ...]:
     """model_dir/classes.txt (copied there by training), else the run's data_dir/classes.txt."""
-    path = os.path.join(model_dir, preprocess.CLASSES_FILE)
+    path = os.path.join(model_dir, layout.CLASSES_FILE)
     if not tf.io.gfile.exists(path):
         config = _run_config(model_dir)
-        path = os.path.join(config.get("data_dir", ""), preprocess.CLASSES_FILE)
+        path = os.path.join(config.get("data_dir", ""), layout.CLASSES_FILE)
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"no classes.txt in {model_dir} nor in its run's data_dir")
     with tf.io.gfile.GFile(path) as f:

@@ -22,12 +22,10 @@ import numpy as np
 
 from quickdraw_tf import bitmap, ink
 from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf.layout import CLASSES_FILE, KINDS, STATS_FILE
 
 PREPROCESSING_FILE = "preprocessing.json"
-STATS_FILE = "stats.json"
-CLASSES_FILE = "classes.txt"
 CONFIG_FILE = "config.json"  # trainer.CONFIG_FILE (not imported: the Beam workers never import TensorFlow)
-KINDS = ("strokes", "images")
 # A bound on the points of one input drawing, so that one absurd request cannot hold a worker for
 # long (Google's raw drawings have a few hundred points; the simplification runs in ~1 ms per 1,000).
 MAX_INPUT_POINTS = 100_000

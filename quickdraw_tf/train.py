@@ -19,6 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
+import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
 from quickdraw_tf import cli, config_flags, distribute, input_pipeline, layout, trainer
 from quickdraw_tf.train_config import TrainConfig
 

@@ -13,10 +13,10 @@ import time
 import pytest
 import tensorflow as tf
 
-from beam_jobs import atomic_output, make_tfrecords
+from beam_jobs import atomic_output, job_config, make_tfrecords, tfds_metadata
 from quickdraw_tf import input_pipeline, layout
 
-REPO = make_tfrecords.REPO_ROOT
+REPO = job_config.REPO_ROOT
 # 250 real drawings of 10 classes, "The Eiffel Tower" among them: a small, quick input.
 INPUT = os.path.join(REPO, "data", "sample", "simplified", "lamnguyen5464-Sketch-dataset", "*.ndjson")
 EVAL = input_pipeline.InputConfig(batch_size=64, bucket_boundaries=(), shuffle_buffer=10)
@@ -89,7 +89,7 @@ def test_failure_after_the_pipeline_leaves_nothing(tmp_path, monkeypatch):
     def die(*args):
         raise RuntimeError("killed while writing the metadata")
 
-    monkeypatch.setattr(make_tfrecords, "write_tfds_metadata", die)
+    monkeypatch.setattr(tfds_metadata, "write_tfds_metadata", die)
     with pytest.raises(RuntimeError, match="killed"):
         convert(out)
     assert not out.exists() and not leftovers(out)

@@ -12,7 +12,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from beam_jobs import make_tfrecords
+from beam_jobs import make_tfrecords, outputs
 from quickdraw_tf import formats, limits
 from tests.npz_payloads import malicious_npz
 
@@ -29,13 +29,13 @@ def test_tfrecord_framing_is_tensorflows_byte_for_byte(tmp_path, sizes):
     with tf.io.TFRecordWriter(path) as writer:
         for record in records:
             writer.write(record)
-    assert make_tfrecords.tfrecord_bytes(records) == pathlib.Path(path).read_bytes()
+    assert outputs.tfrecord_bytes(records) == pathlib.Path(path).read_bytes()
 
 
 def test_a_long_record_is_framed_fast():
     record = NOSE_SIMPLIFIED.read_bytes() * 20  # ~10 MB; the old numpy crc32c took ~5 s per MB
     start = time.perf_counter()
-    framed = make_tfrecords.tfrecord_bytes([record])
+    framed = outputs.tfrecord_bytes([record])
     assert time.perf_counter() - start < 1.0 and len(framed) == len(record) + 16
 
 

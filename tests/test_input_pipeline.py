@@ -76,7 +76,7 @@ def test_parse_is_the_same_eagerly_and_in_dataset_map(tfrecord_dir):
 def test_batched_parse_equals_the_per_record_parse(tfrecord_dir):
     files = input_pipeline.split_files(tfrecord_dir, "eval")
     records = list(tf.data.TFRecordDataset(files))
-    empty = features.stroke_example(np.zeros((0, 3), np.float32), 1, 7, "x").SerializeToString()
+    empty = features.serialize_stroke_example(np.zeros((0, 3), np.float32), 1, 7, "x")
     records.append(tf.constant(empty))
     batched = tf.data.Dataset.from_tensor_slices(records).batch(16).map(input_pipeline.parse_stroke_batch)
     for record, (inputs, label) in zip(records, batched.unbatch(), strict=True):
@@ -88,7 +88,7 @@ def test_batched_parse_equals_the_per_record_parse(tfrecord_dir):
 
 def test_parsed_ink_is_the_written_ink():
     strokes = [[[0, 10, 20], [0, 5, 0]], [[5, 5], [10, 30]]]
-    record = features.stroke_example(ink.to_ink(strokes), 3, 42, "cat").SerializeToString()
+    record = features.serialize_stroke_example(ink.to_ink(strokes), 3, 42, "cat")
     inputs, label = input_pipeline.parse_stroke(tf.constant(record))
     np.testing.assert_allclose(inputs["ink"], ink.to_ink(strokes))
     assert int(inputs["length"]) == 4 and int(label) == 3
@@ -197,7 +197,7 @@ def test_image_records_yield_uint8_bitmaps(tmp_path):
     for split in ("train", "eval", "test"):
         with tf.io.TFRecordWriter(str(tmp_path / f"quickdraw-{split}.tfrecord-00000-of-00001")) as writer:
             for i, bitmap in enumerate(bitmaps if split == "train" else []):
-                writer.write(features.image_example(bitmap, 0, i, "eye").SerializeToString())
+                writer.write(features.serialize_image_example(bitmap, 0, i, "eye"))
     (tmp_path / "classes.txt").write_text("eye\n")
     write_manifest(str(tmp_path), "images", num_shards=1, num_classes=1)
     config = InputConfig(batch_size=4)

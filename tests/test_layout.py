@@ -187,9 +187,9 @@ def test_train_and_evaluate_clis_refuse_a_dir_without_manifest_in_one_line(tmp_p
 
 
 def test_classes_file_word_that_classes_txt_cannot_hold_is_a_usage_error(tmp_path):
-    from beam_jobs import make_tfrecords
+    from beam_jobs import job_config
 
     path = tmp_path / "classes"
     path.write_text("cat\ndog\tbig\n")
-    with pytest.raises(make_tfrecords.UsageError, match="holds the control character"):
-        make_tfrecords.read_classes_file(str(path))
+    with pytest.raises(job_config.UsageError, match="holds the control character"):
+        job_config.read_classes_file(str(path))

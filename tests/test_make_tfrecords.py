@@ -27,12 +27,12 @@ import tensorflow as tf
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_jobs import make_tfrecords, runtime
-from beam_jobs.make_tfrecords import Candidate, Origin
+from beam_jobs import job_config, make_tfrecords, outputs, records, runtime
+from beam_jobs.records import Candidate, Origin
 from quickdraw_tf import features, formats, ink, splits
 from quickdraw_tf.drawing import InvalidRecord
 
-REPO = make_tfrecords.REPO_ROOT
+REPO = job_config.REPO_ROOT
 SAMPLE = os.path.join(REPO, "data", "sample")
 CAPS = {"train": 120, "eval": 15, "test": 15}
 NUM_SHARDS = 3
@@ -83,7 +83,7 @@ def read_rejected(output_dir) -> list[dict]:
 def sample_drawings() -> list[tuple[formats.SourceRecord, object]]:
     """Every (record, drawing) of the default inputs, read directly with quickdraw_tf.formats."""
     out = []
-    for path, fmt in make_tfrecords.expand_inputs(SAMPLE_GLOBS):
+    for path, fmt in job_config.expand_inputs(SAMPLE_GLOBS):
         with open(path, "rb") as f:
             for record in formats.read_source_records(f, path, fmt):
                 out.append((record, formats.parse_record(record)))
@@ -181,7 +181,7 @@ def test_shards_are_sorted_by_rank(sample_run):
     _, _, written = sample_run
     for shards in written.values():
         for examples in shards.values():
-            ranks = [make_tfrecords.rank(int(ex["key_id"][0])) for ex in examples]
+            ranks = [records.rank(int(ex["key_id"][0])) for ex in examples]
             assert ranks == sorted(ranks)
 
 
@@ -197,7 +197,7 @@ def test_caps_keep_the_lowest_ranks_of_each_class(sample_run):
         written_ids = {int(ex["key_id"][0]) for examples in shards.values() for ex in examples}
         for word in set(winners.values()):
             in_split = sorted(
-                make_tfrecords.rank(key_id)
+                records.rank(key_id)
                 for key_id, w in winners.items()
                 if w == word and splits.assign_split(splits.key_hash(key_id), 0.1, 0.1) == split
             )
@@ -212,7 +212,7 @@ def test_duplicates_keep_the_smallest_origin(sample_run):
     out, _, written = sample_run
     by_key = {}
     for record, drawing in sample_drawings():
-        by_key.setdefault(drawing.key_id, []).append(make_tfrecords.origin_of(record))
+        by_key.setdefault(drawing.key_id, []).append(records.origin_of(record))
     expected = {
         (origin.source, origin.position) for origins in by_key.values() for origin in sorted(origins)[1:]
     }
@@ -265,33 +265,6 @@ def test_tfds_loads_every_split(sample_run):
             assert ex["word"].numpy() == mine["word"] and ex["class_index"].numpy() == mine["class_index"]
 
 
-@pytest.mark.parametrize("kind", ["strokes", "images"])
-def test_tfds_features_encode_like_the_shared_schema(kind):
-    if kind == "strokes":
-        strokes = [[[10, 20, 30], [5, 5, 40]], [[0, 255], [100, 0]]]
-        values = {
-            "ink": ink.to_ink(strokes),
-            "class_index": 3,
-            "key_id": 5566648650039296,
-            "word": "pig",
-            "countrycode": "AU",
-            "recognized": False,
-            "timestamp": 1490000000,
-        }
-        ours = features.stroke_example(**values)
-        tfds_values = dict(values, shape=values["ink"].shape, recognized=[0])
-    else:
-        image = np.arange(784, dtype=np.uint8).reshape(28, 28)
-        values = {"image": image, "class_index": 1, "key_id": 42, "word": "eye"}
-        ours = features.image_example(**values)
-        tfds_values = dict(values, image=image.tobytes())
-    tfds_values.update(
-        {name: [tfds_values[name]] for name in ("class_index", "key_id", "timestamp") if name in tfds_values}
-    )
-    theirs = make_tfrecords.tfds_features(kind).serialize_example(tfds_values)
-    assert tf.train.Example.FromString(theirs) == ours
-
-
 # ---------------------------------------------------------------------------------------------------
 # Bad input
 
@@ -338,14 +311,14 @@ def bad_run(tmp_path_factory):
     expected[(str(src / "pig.bin"), len(records[0]) + len(records[1]))] = "truncated_record"
     out = tmp_path_factory.mktemp("bad_output")
     # Built by hand rather than with run() to read the pipeline's Beam counters afterwards.
-    args = make_tfrecords.build_arg_parser().parse_args(
+    args = job_config.build_arg_parser().parse_args(
         [f"--input={src / 'pig.ndjson'},{src / '*.bin'}", f"--output_dir={out}", f"--num_shards={NUM_SHARDS}"]
     )
-    config = make_tfrecords.config_from_args(args)
-    inputs = make_tfrecords.expand_inputs(config.inputs)
+    config = job_config.config_from_args(args)
+    inputs = job_config.expand_inputs(config.inputs)
     options = PipelineOptions([])
     pipeline = beam.Pipeline(runner=runtime.direct_runner(options), options=options)
-    make_tfrecords.build_pipeline(pipeline, config, inputs, make_tfrecords.input_kind(inputs))
+    make_tfrecords.build_pipeline(pipeline, config, inputs, job_config.input_kind(inputs))
     result = pipeline.run()
     result.wait_until_finish()
     counters = collections.Counter()
@@ -492,7 +465,7 @@ def test_unparseable_flag_value_is_one_line_and_exit_2(capsys):
 
 
 def test_unknown_flags_go_to_beam():
-    args, beam_args = make_tfrecords.build_arg_parser().parse_known_args(
+    args, beam_args = job_config.build_arg_parser().parse_known_args(
         ["--num_shards=2", "--direct_num_workers=2", "--direct_running_mode=multi_processing", "--project=p"]
     )
     assert args.num_shards == 2
@@ -570,21 +543,45 @@ def test_choose_kept_ignores_input_order():
         for origin, word in zip(origins, ["pig", "cat", "pig", "dog"], strict=True)
     ]
     for order in itertools.permutations(candidates):
-        kept, others = make_tfrecords.choose_kept(order)
+        kept, others = records.choose_kept(order)
         assert kept.origin == Origin("bin", "z.bin", 0, "") and len(others) == 3
         assert [c.origin for c in others] == sorted(origins)[1:]
 
 
-def test_candidate_round_trips_through_a_plain_tuple():
+def test_candidate_round_trips_through_packed_bytes():
     candidate = _candidate(9, Origin("npz", "s.npz", 4, "valid"))
-    plain = candidate.as_tuple()
-    assert type(plain) is tuple and type(plain[2]) is tuple
-    assert Candidate.from_tuple(plain) == candidate and type(Candidate.from_tuple(plain).origin) is Origin
+    ranking, back = records.unpack_candidate(records.pack_candidate(candidate, 0.25))
+    assert ranking == (0.25, 9) and back == candidate and type(back.origin) is Origin
+
+
+def test_packed_candidates_sort_by_rank_then_bytes():
+    origin = Origin("ndjson", "a.ndjson", 1, "")
+    keys = [(0.5, 3), (0.25, 2**63 - 1), (0.25, 7), (0.0, 0), (0.999, 1)]
+    packed = [records.pack_candidate(_candidate(key_id, origin), key_hash) for key_hash, key_id in keys]
+    assert [records.unpack_candidate(p)[0] for p in sorted(packed)] == sorted(keys)
+
+
+def test_packed_rejections_sort_like_source_split_position_reason_line():
+    entries = [
+        {"source": src, "position": pos, "format": "npz", "reason": reason, "message": "m", **extra}
+        for src in ("b.npz", "a.npz", "a.npz.gz", "é.npz")
+        for pos in (10, 2, 256)
+        for reason, extra in (("bad_field", {}), ("bad_field", {"split": "test"}), ("duplicate_key", {}))
+    ]
+    ordered = sorted(
+        entries,
+        key=lambda e: (
+            (e["source"], e.get("split", ""), e["position"], e["reason"]),
+            json.dumps(e, ensure_ascii=False),
+        ),
+    )
+    packed = sorted(records.pack_rejection(entry) for entry in entries)
+    assert [records.rejection_line(p) for p in packed] == [json.dumps(e, ensure_ascii=False) for e in ordered]
 
 
 def test_rejection_stores_text_or_base64():
     error = InvalidRecord("bad_field", "something")
-    entry = make_tfrecords.rejection(Origin("ndjson", "f.ndjson", 4, ""), '{"a": "é"}'.encode(), error)
+    entry = records.rejection(Origin("ndjson", "f.ndjson", 4, ""), '{"a": "é"}'.encode(), error)
     assert entry == {
         "source": "f.ndjson",
         "position": 4,
@@ -593,9 +590,9 @@ def test_rejection_stores_text_or_base64():
         "message": "something",
         "text": '{"a": "é"}',
     }
-    entry = make_tfrecords.rejection(Origin("ndjson", "f.ndjson", 5, ""), b"\xff\xfe", error, key_id=3)
+    entry = records.rejection(Origin("ndjson", "f.ndjson", 5, ""), b"\xff\xfe", error, key_id=3)
     assert entry["base64"] == base64.b64encode(b"\xff\xfe").decode() and entry["key_id"] == 3
-    entry = make_tfrecords.rejection(Origin("npz", "s.npz", 1, "test"), b"\x00" * 10, error)
+    entry = records.rejection(Origin("npz", "s.npz", 1, "test"), b"\x00" * 10, error)
     assert entry["split"] == "test" and "text" not in entry
 
 
@@ -611,15 +608,15 @@ def test_direct_runner_stays_offline_unless_prism_is_asked_for():
 
 def test_original_bytes_of_bitmap_rows_and_npz_sketches():
     row = np.arange(784, dtype=np.uint8)
-    assert make_tfrecords.original_bytes(formats.SourceRecord("e.npy", 0, row, "npy")) == row.tobytes()
+    assert records.original_bytes(formats.SourceRecord("e.npy", 0, row, "npy")) == row.tobytes()
     sketch = np.array([[1, 2, 0], [3, 4, 1]], np.int16)
-    saved = make_tfrecords.original_bytes(formats.SourceRecord("s.npz", 0, sketch, "npz", "train"))
+    saved = records.original_bytes(formats.SourceRecord("s.npz", 0, sketch, "npz", "train"))
     np.testing.assert_array_equal(np.load(io.BytesIO(saved)), sketch)
 
 
 def test_copy_of_shard_written_through_filesystems_reads_back(tmp_path):
     path = str(tmp_path / "sub" / "x.tfrecord")
-    size = make_tfrecords.write_records(path, [b"one", b"two"])
+    size = outputs.write_records(path, [b"one", b"two"])
     assert size == os.path.getsize(path)
     assert [r.numpy() for r in tf.data.TFRecordDataset(path)] == [b"one", b"two"]
 

@@ -35,12 +35,12 @@ def test_raw_drawings_get_the_ink_of_their_simplified_twin():
 
 
 def test_the_job_stores_what_preprocess_makes():
-    from beam_jobs import make_tfrecords
+    from beam_jobs import records
 
     raw, _ = twins()[0]
-    stored = np.frombuffer(make_tfrecords.drawing_data(raw, "uniform", True), np.float32).reshape(-1, 3)
+    stored = np.frombuffer(records.drawing_data(raw, "uniform", True), np.float32).reshape(-1, 3)
     np.testing.assert_array_equal(stored, preprocess.model_input(raw, preprocess.Preprocessing())["ink"])
-    unsimplified = np.frombuffer(make_tfrecords.drawing_data(raw, "per_axis", False), np.float32)
+    unsimplified = np.frombuffer(records.drawing_data(raw, "per_axis", False), np.float32)
     np.testing.assert_array_equal(unsimplified.reshape(-1, 3), ink.to_ink(raw.strokes, "per_axis"))
 
 
@@ -107,10 +107,10 @@ def test_record_travels_from_stats_to_model_dir(tmp_path):
 
 
 def test_job_writes_the_record_into_stats(tmp_path):
-    from beam_jobs import make_tfrecords
+    from beam_jobs import outputs
 
     record = preprocess.job_record("images", "uniform", True)
-    make_tfrecords._write_stats([("read", "", 0)], ["cat"], str(tmp_path), "images", 1, record)
+    outputs.write_stats([("read", "", 0)], ["cat"], str(tmp_path), "images", 1, record)
     with open(tmp_path / "stats.json") as f:
         assert json.load(f)["preprocessing"] == {
             "kind": "images",

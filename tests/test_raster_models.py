@@ -128,7 +128,7 @@ def _write_image_records(data_dir: str) -> None:
         path = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-00000-of-00001")
         with tf.io.TFRecordWriter(path) as writer:
             for i, (image, label) in enumerate(part):
-                writer.write(features.image_example(image, label, i, words[label]).SerializeToString())
+                writer.write(features.serialize_image_example(image, label, i, words[label]))
     with open(os.path.join(data_dir, "classes.txt"), "w") as f:
         f.write("".join(f"{word}\n" for word in words))
     write_manifest(data_dir, "images", num_shards=1, num_classes=len(words))

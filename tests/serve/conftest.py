@@ -63,7 +63,7 @@ def bitmap_model_dir(tmp_path_factory) -> str:
         path = os.path.join(data_dir, layout.shard_name(split, 0, 1))
         with tf.io.TFRecordWriter(path) as writer:
             for i, (image, label) in enumerate(part):
-                writer.write(features.image_example(image, label, i, words[label]).SerializeToString())
+                writer.write(features.serialize_image_example(image, label, i, words[label]))
     with open(os.path.join(data_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:
         f.write(layout.classes_text(words))
     write_manifest(data_dir, "images", 1, len(words))

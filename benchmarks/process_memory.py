@@ -1,0 +1,131 @@
+"""Peak memory of a process tree: a command's RSS summed over it and its descendants, sampled with psutil.
+
+benchmarks.convert_memory measures make_tfrecords with it: with --direct_running_mode=multi_processing
+the work happens in SDK worker subprocesses, whose memory /usr/bin/time -v (wait4's ru_maxrss: the
+largest single process, never a sum) does not add up. Summed RSS counts pages shared between processes
+(libraries) once per process, so it is an upper bound of the tree's footprint.
+
+The command runs under a small Python launcher that waits for it with wait4 and reports its ru_maxrss,
+as /usr/bin/time does. Not from this process: on Linux a child's ru_maxrss starts at its parent's RSS
+high-water mark (fork copies the address space, exec keeps the old one's peak), so a benchmark holding
+hundreds of MB (pytest with TensorFlow imported) would see that figure in every child it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psutil
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# argv: maxrss_file command...; exits with the command's status (negative signal numbers as 128 + n).
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss * 1024))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(128 - code if code < 0 else code)
+"""
+
+
+def tree_rss(pid: int, include_root: bool = True) -> int:
+    """RSS in bytes summed over the process's descendants, and itself if include_root (0 once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root] * include_root + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass  # ended between the listing and the read
+    return total
+
+
+class TreeSampler(threading.Thread):
+    """Samples the RSS of pid's descendants every `interval` seconds until stop(); keeps the peak.
+    Past `limit` bytes (if given) it kills the tree and sets `over_limit`."""
+
+    def __init__(self, pid: int, interval: float = 0.05, limit: float | None = None):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.limit = pid, interval, limit
+        self.peak = 0
+        self.samples = 0
+        self.over_limit = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            rss = tree_rss(self.pid, include_root=False)  # the root is the launcher
+            self.peak = max(self.peak, rss)
+            self.samples += 1
+            if self.limit is not None and rss > self.limit and not self.over_limit:
+                self.over_limit = True
+                kill_tree(self.pid)
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak
+
+
+def kill_tree(pid: int) -> None:
+    """Kills the process we started and its descendants, children first."""
+    try:
+        root = psutil.Process(pid)
+        processes = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@dataclass
+class Measured:
+    returncode: int
+    wall_s: float
+    peak_tree_rss: int  # bytes: the sampled peak of the RSS summed over the command's process tree
+    maxrss: int | None  # bytes: wait4's ru_maxrss of the command, as /usr/bin/time -v reports it
+    samples: int
+    over_limit: bool
+    stdout: str
+
+
+def measure(
+    cmd: Sequence[str], log_path: str, interval: float = 0.05, limit: float | None = None
+) -> Measured:
+    """Runs cmd from the repository root (this tree first on PYTHONPATH) and measures its process tree;
+    its stdout and stderr go to log_path (and into Measured.stdout)."""
+    path = os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path)
+    maxrss_path = f"{log_path}.maxrss"
+    with open(log_path, "w+", encoding="utf-8") as log:
+        start = time.perf_counter()
+        launcher = [sys.executable, "-c", LAUNCHER, maxrss_path, *cmd]
+        proc = subprocess.Popen(launcher, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        sampler = TreeSampler(proc.pid, interval, limit)
+        sampler.start()
+        returncode = proc.wait()
+        wall = time.perf_counter() - start
+        peak = sampler.stop()
+        log.seek(0)
+        output = log.read()
+    maxrss = None
+    if os.path.exists(maxrss_path):  # not when the launcher itself was killed
+        with open(maxrss_path, encoding="utf-8") as f:
+            maxrss = int(f.read())
+    return Measured(returncode, wall, peak, maxrss, sampler.samples, sampler.over_limit, output)

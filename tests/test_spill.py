@@ -1,0 +1,85 @@
+"""beam_jobs.spill: sorted runs on disk, merged per bucket; and the job's output does not depend on how
+many runs its drawings were spilled in."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from beam_jobs import make_tfrecords, spill
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+
+
+def _records(rng: random.Random, n: int) -> list[bytes]:
+    return [rng.randbytes(rng.randint(0, 40)) for _ in range(n)]
+
+
+def test_each_bucket_merges_sorted_over_runs(tmp_path):
+    rng = random.Random(3)
+    writer = spill.RunWriter(str(tmp_path), run_bytes=500)
+    added: dict = {}
+    runs = []
+    for record in _records(rng, 400):
+        bucket = ("shard", rng.choice(["train", "eval"]), rng.randrange(3))
+        added.setdefault(bucket, []).append(record)
+        runs.append(writer.add(bucket, record))
+    runs.append(writer.flush())
+    runs = [run for run in runs if run is not None]
+    assert len(runs) > 5  # the size limit cut several runs
+    for bucket, records in added.items():
+        assert list(spill.merged(runs, bucket)) == sorted(records)
+        assert spill.count(runs, bucket) == len(records)
+    assert list(spill.merged(runs, ("shard", "test", 0))) == []
+
+
+def test_more_runs_than_the_fan_in_merge_in_rounds(tmp_path, monkeypatch):
+    monkeypatch.setattr(spill, "FAN_IN", 3)
+    rng = random.Random(5)
+    records = _records(rng, 50)
+    runs = []
+    for record in records:
+        writer = spill.RunWriter(str(tmp_path))
+        writer.add(("shard", "train", 0), record)
+        runs.append(writer.flush())
+    assert list(spill.merged(runs, ("shard", "train", 0))) == sorted(records)
+
+
+def test_records_longer_than_the_read_buffer_come_back_whole(tmp_path):
+    big = [b"a" * 200_000, b"b" * 70_000, b""]
+    writer = spill.RunWriter(str(tmp_path))
+    for record in big:
+        writer.add(("rejected", 0), record)
+    run = writer.flush()
+    assert list(spill.read_bucket(run, ("rejected", 0))) == sorted(big)
+
+
+def test_a_cut_run_is_an_error_not_a_short_read(tmp_path):
+    writer = spill.RunWriter(str(tmp_path))
+    writer.add(("rejected", 0), b"x" * 100)
+    run = writer.flush()
+    offset, length, count = run.buckets[("rejected", 0)]
+    cut = spill.Run(run.path, {("rejected", 0): (offset, length - 1, count)})
+    with pytest.raises(ValueError, match="ends inside a record"):
+        list(spill.read_bucket(cut, ("rejected", 0)))
+
+
+def test_flush_of_nothing_writes_nothing(tmp_path):
+    assert spill.RunWriter(str(tmp_path)).flush() is None
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.integration
+def test_many_small_runs_give_the_same_output_as_one(tmp_path, monkeypatch):
+    """Every drawing in its own run or all in one: the same shards, rejections and stats, no spill left."""
+    inputs = ",".join(os.path.join(SAMPLE, kind, "*", "*.ndjson") for kind in ("raw", "simplified"))
+    argv = [f"--input={inputs}", "--num_shards=3", "--train_per_class=40", "--eval_per_class=5"]
+    make_tfrecords.run([*argv, f"--output_dir={tmp_path / 'one'}"])
+    monkeypatch.setattr(spill, "RUN_BYTES", 1)  # a run per record
+    make_tfrecords.run([*argv, f"--output_dir={tmp_path / 'many'}"])
+    names = sorted(os.listdir(tmp_path / "one"))
+    assert names == sorted(os.listdir(tmp_path / "many")) and spill.SPILL_DIR not in names
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
