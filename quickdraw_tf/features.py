@@ -141,6 +141,9 @@ def _varint(value: int) -> bytes:
         return _GROUP_BYTES[value & _MASK] + _SMALL_VARINT[value >> 14]
     if value < 1 << 42:
         return _GROUP_BYTES[value & _MASK] + _GROUP_BYTES[value >> 14 & _MASK] + _SMALL_VARINT[value >> 28]
+    if value < 1 << 56:  # the datasets' key_ids (about 2**52)
+        low = _GROUP_BYTES[value & _MASK] + _GROUP_BYTES[value >> 14 & _MASK]
+        return low + _GROUP_BYTES[value >> 28 & _MASK] + _SMALL_VARINT[value >> 42]
     parts = []
     while value >= _GROUP:
         parts.append(_GROUP_BYTES[value & _MASK])
@@ -174,15 +177,6 @@ def _int64_entry(name: str, *values: int) -> bytes:
 
 def _ink_entry_head(raw_size: int) -> bytes:
     """The "ink" entry up to its float bytes (raw_size of them), which are joined once, with the rest."""
-    head = _INK_HEADS.get(raw_size)
-    if head is None:
-        if len(_INK_HEADS) >= _CACHE_LIMIT:
-            _INK_HEADS.clear()
-        head = _INK_HEADS[raw_size] = _build_ink_entry_head(raw_size)
-    return head
-
-
-def _build_ink_entry_head(raw_size: int) -> bytes:
     inner_head = b"\x0a" + _varint(raw_size) if raw_size else b""  # FloatList { packed values }
     feature_head = b"\x12" + _varint(len(inner_head) + raw_size) + inner_head
     body_head = _PREFIX["ink"] + _varint(len(feature_head) + raw_size) + feature_head
@@ -204,31 +198,32 @@ def _int64_head(name: str, size: int) -> bytes:
 
 
 _INT64_HEADS = {name: [_int64_head(name, size) for size in range(_MAX_PACKED_SHORT + 1)] for name in _PREFIX}
-_RECOGNIZED = (_int64_entry("recognized", 0), _int64_entry("recognized", 1))
-_CACHE_LIMIT = 4096  # distinct words / country codes / class indices kept; the data have a few hundred
-_WORD_ENTRIES: dict = {}
-_INK_HEADS: dict = {}  # by size of the float bytes
-_SHAPE_ENTRIES: dict = {}  # by ink shape
-_COUNTRY_ENTRIES: dict = {}
-_CLASS_ENTRIES: dict = {}
+_KEY_ID_HEADS, _TIMESTAMP_HEADS = _INT64_HEADS["key_id"], _INT64_HEADS["timestamp"]
 
 
-def _cached_bytes_entry(cache: dict, name: str, text: str) -> bytes:
-    entry = cache.get(text)
-    if entry is None:
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        entry = cache[text] = _bytes_entry(name, text.encode("utf-8"))
-    return entry
+class _Entries(dict):
+    """Entries built once per key (a word, a country code, an ink size...) and then looked up in C;
+    cleared when full, as a bound on memory (the data have a few hundred distinct keys of each)."""
+
+    LIMIT = 4096
+
+    def __init__(self, build):
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, key):
+        if len(self) >= self.LIMIT:
+            self.clear()
+        value = self[key] = self._build(key)
+        return value
 
 
-def _recognized_entry(recognized: int) -> bytes:
-    return _RECOGNIZED[recognized] if recognized in (0, 1) else _int64_entry("recognized", recognized)
-
-
-def _single_int64_entry(name: str, value: int) -> bytes:
-    packed = _varint(value)
-    return _INT64_HEADS[name][len(packed)] + packed
+_WORD = _Entries(lambda word: _bytes_entry("word", word.encode("utf-8")))
+_COUNTRY = _Entries(lambda code: _bytes_entry("countrycode", code.encode("utf-8")))
+_RECOGNIZED = _Entries(lambda recognized: _int64_entry("recognized", recognized))
+_SHAPE = _Entries(lambda shape: _int64_entry("shape", *shape))
+_INK_HEAD = _Entries(_ink_entry_head)  # by size of the float bytes
+_CLASS_INDEX = _Entries(lambda class_index: _int64_entry("class_index", class_index))
 
 
 def stroke_example_body(
@@ -243,21 +238,19 @@ def stroke_example_body(
     if type(ink) is not np.ndarray or ink.dtype != _FLOAT32_LE:
         ink = np.asarray(ink, np.float32).astype(_FLOAT32_LE)
     raw = ink.tobytes()  # C order, whatever the array's layout
-    shape = _SHAPE_ENTRIES.get(ink.shape)
-    if shape is None:
-        if len(_SHAPE_ENTRIES) >= _CACHE_LIMIT:
-            _SHAPE_ENTRIES.clear()
-        shape = _SHAPE_ENTRIES[ink.shape] = _int64_entry("shape", *ink.shape)
+    key_id, timestamp = _varint(int(key_id)), _varint(int(timestamp))
     return b"".join(
         (
-            _cached_bytes_entry(_COUNTRY_ENTRIES, "countrycode", countrycode),
-            _ink_entry_head(len(raw)),
+            _COUNTRY[countrycode],
+            _INK_HEAD[len(raw)],
             raw,
-            _single_int64_entry("key_id", int(key_id)),
-            _recognized_entry(int(recognized)),
-            shape,
-            _single_int64_entry("timestamp", int(timestamp)),
-            _cached_bytes_entry(_WORD_ENTRIES, "word", word),
+            _KEY_ID_HEADS[len(key_id)],
+            key_id,
+            _RECOGNIZED[int(recognized)],
+            _SHAPE[ink.shape],
+            _TIMESTAMP_HEADS[len(timestamp)],
+            timestamp,
+            _WORD[word],
         )
     )
 
@@ -265,23 +258,16 @@ def stroke_example_body(
 def image_example_body(image: np.ndarray, key_id: int, word: str) -> bytes:
     """Every entry of an image Example but class_index, in the deterministic order (see above)."""
     pixels = np.asarray(image, np.uint8).reshape(BITMAP_SIZE * BITMAP_SIZE)
+    key_id = _varint(int(key_id))
     return b"".join(
-        (
-            _bytes_entry("image", pixels.tobytes()),
-            _single_int64_entry("key_id", int(key_id)),
-            _cached_bytes_entry(_WORD_ENTRIES, "word", word),
-        )
+        (_bytes_entry("image", pixels.tobytes()), _KEY_ID_HEADS[len(key_id)], key_id, _WORD[word])
     )
 
 
 def example_with_class_index(body: bytes, class_index: int) -> bytes:
     """The Example of a body from stroke_example_body / image_example_body and its class_index."""
-    entry = _CLASS_ENTRIES.get(class_index)
-    if entry is None:
-        if len(_CLASS_ENTRIES) >= _CACHE_LIMIT:
-            _CLASS_ENTRIES.clear()
-        entry = _CLASS_ENTRIES[class_index] = _single_int64_entry("class_index", int(class_index))
-    return b"\x0a" + _varint(len(entry) + len(body)) + entry + body
+    entry = _CLASS_INDEX[int(class_index)]
+    return b"".join((b"\x0a", _varint(len(entry) + len(body)), entry, body))
 
 
 def serialize_stroke_example(

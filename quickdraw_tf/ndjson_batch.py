@@ -52,6 +52,7 @@ from quickdraw_tf.drawing import word_problem
 
 _FIELDS = frozenset(("word", "countrycode", "timestamp", "recognized", "key_id", "drawing"))
 _EPOCH = datetime.date(1970, 1, 1)
+_CHUNK = 256  # lines parsed and checked together
 _MAX_KEY_ID_DIGITS = 19  # 2**63 - 1 has 19 digits; longer strings of digits go to the slow path
 
 
@@ -90,15 +91,18 @@ def parse_simplified_batch(
     if normalize not in ink.NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {ink.NORMALIZATIONS}, got {normalize!r}")
     out: list[FastDrawing | None] = [None] * len(payloads)
-    candidates = []
-    for index, payload in enumerate(payloads):
-        candidate = _candidate(index, payload, max_record_bytes)
-        if candidate is not None:
-            candidates.append(candidate)
-    candidates, strokes = _checked(candidates)
-    if candidates:
-        for candidate, rows in zip(candidates, _batch_ink(strokes, normalize), strict=True):
-            out[candidate.index] = FastDrawing(*candidate.fields, rows)
+    # A chunk at a time: the parsed lines of a chunk (Python lists and ints) stay within the CPU's caches,
+    # which is measurably faster than the same work on a few thousand lines at once.
+    for start in range(0, len(payloads), _CHUNK):
+        candidates = []
+        for index in range(start, min(start + _CHUNK, len(payloads))):
+            candidate = _candidate(index, payloads[index], max_record_bytes)
+            if candidate is not None:
+                candidates.append(candidate)
+        candidates, strokes = _checked(candidates)
+        if candidates:
+            for candidate, rows in zip(candidates, _batch_ink(strokes, normalize), strict=True):
+                out[candidate.index] = FastDrawing(*candidate.fields, rows)
     return out
 
 
