@@ -9,12 +9,12 @@ WriteShard writes the drawings within their caps, rejecting duplicates and unkno
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -44,8 +44,13 @@ def winner_and_duplicates(group: list[bytes]) -> tuple[tuple, records.Candidate,
 # Tallies and caps
 
 
+# Ranks in tallies are numpy records (16 bytes each, sorted as (key_hash, key_id) tuples are): a tally can
+# hold up to a cap's worth of ranks per class and shard, and Python tuples would take six times the memory.
+RANK = np.dtype([("hash", "<f8"), ("key_id", "<i8")])
+
+
 def shard_tallies(key: tuple[str, int], runs: Sequence[spill.Run], n: int) -> Iterator[tuple]:
-    """A shard's ((split, word), (count, its n smallest ranks, ascending)), one per word of its winners."""
+    """A shard's ((split, word), (count, its n smallest ranks: an ascending RANK array)), one per word."""
     split, index = key
     counts: Counter = Counter()
     smallest: dict[str, list] = {}
@@ -60,7 +65,7 @@ def shard_tallies(key: tuple[str, int], runs: Sequence[spill.Run], n: int) -> It
         if len(ranks) < n:
             ranks.append(ranking)
     for word, count in counts.items():
-        yield (split, word), (count, smallest[word])
+        yield (split, word), (count, np.array(smallest[word], RANK))
 
 
 class MergeTallies(beam.CombineFn):
@@ -70,12 +75,13 @@ class MergeTallies(beam.CombineFn):
         self._n = n
 
     def create_accumulator(self):
-        return 0, []
+        return 0, np.zeros(0, RANK)
 
     def _merge(self, tallies):
         tallies = list(tallies)
         count = sum(count for count, _ in tallies)
-        return count, list(itertools.islice(heapq.merge(*(ranks for _, ranks in tallies)), self._n))
+        ranks = np.sort(np.concatenate([ranks for _, ranks in tallies]), order=("hash", "key_id"))
+        return count, ranks[: self._n]
 
     def add_input(self, accumulator, tally):
         return self._merge([accumulator, tally])
@@ -87,11 +93,12 @@ class MergeTallies(beam.CombineFn):
         return accumulator
 
 
-def over_cap_threshold(
-    count: int, smallest: Sequence[tuple[float, int]], cap: int
-) -> tuple[float, int] | None:
+def over_cap_threshold(count: int, smallest: np.ndarray, cap: int) -> tuple[float, int] | None:
     """The largest rank a (split, class) keeps, or None when all `count` of its drawings fit the cap."""
-    return smallest[cap - 1] if count > cap else None
+    if count <= cap:
+        return None
+    largest = smallest[cap - 1]
+    return float(largest["hash"]), int(largest["key_id"])
 
 
 def within_cap(ranking: tuple[float, int], threshold: tuple[float, int] | None) -> bool:
