@@ -170,16 +170,8 @@ def drop_points(ink: tf.RaggedTensor, drop_prob: float) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_value_rowids(kept_rows, tf.gather(drawing, kept), nrows=ink.nrows())
 
 
-def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """One record → ({"ink": [n, 3], "length": n}, class_index); n >= 1 (an empty ink gets a zero row)."""
-    parsed = features.parse_stroke_example(serialized)
-    ink = tf.ensure_shape(parsed["ink"], [None, 3])  # reshaped by a tensor: give Keras the static width
-    ink = tf.pad(ink, [[0, tf.maximum(0, 1 - tf.shape(ink)[0])], [0, 0]])
-    return {"ink": ink, "length": tf.shape(ink, out_type=tf.int32)[0]}, parsed["class_index"][0]
-
-
 def parse_stroke_batch(serialized: tf.Tensor) -> tuple[dict[str, tf.RaggedTensor], tf.Tensor]:
-    """parse_stroke for a batch of records at once (one parse op instead of one per record):
+    """N records at once (one parse op instead of one per record):
     ({"ink": ragged [N, None, 3], "length": [N]}, class_index [N]); empty inks get a zero row."""
     parsed = tf.io.parse_example(serialized, features.STROKE_FEATURES)
     flat = tf.RaggedTensor.from_sparse(parsed["ink"])
@@ -189,6 +181,13 @@ def parse_stroke_batch(serialized: tf.Tensor) -> tuple[dict[str, tf.RaggedTensor
     padding = tf.RaggedTensor.from_row_lengths(tf.zeros([tf.reduce_sum(missing), 3]), missing)
     ink = tf.concat([ink, padding], axis=1)
     return {"ink": ink, "length": tf.maximum(lengths, 1)}, parsed["class_index"][:, 0]
+
+
+def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """One record → ({"ink": [n, 3], "length": n}, class_index): parse_stroke_batch on a batch of one,
+    for readers that want drawings one by one (the benchmarks)."""
+    inputs, label = parse_stroke_batch(serialized[None])
+    return {"ink": inputs["ink"][0], "length": inputs["length"][0]}, label[0]
 
 
 def parse_image(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:

@@ -174,7 +174,7 @@ def test_splits_are_disjoint_and_follow_the_key_hash(sample_run):
                 assert key_id not in seen, f"{key_id} in {seen.get(key_id)} and {split}"
                 seen[key_id] = split
                 assert split == splits.assign_split(splits.key_hash(key_id), 0.1, 0.1)
-                assert index == splits.shard_index(key_id, NUM_SHARDS)
+                assert (splits.key_hash(key_id), index) == splits.key_hash_and_shard(key_id, NUM_SHARDS)
 
 
 def test_shards_are_sorted_by_rank(sample_run):
@@ -540,7 +540,7 @@ def test_split_fractions_hold_in_expectation():
         counts[splits.assign_split(splits.key_hash(key_id), 0.2, 0.1)] += 1
     assert counts["test"] / len(key_ids) == pytest.approx(0.1, abs=0.01)
     assert counts["eval"] / len(key_ids) == pytest.approx(0.2, abs=0.01)
-    shards = [splits.shard_index(key_id, 4) for key_id in key_ids]
+    shards = [splits.key_hash_and_shard(key_id, 4)[1] for key_id in key_ids]
     assert all(n / len(key_ids) == pytest.approx(0.25, abs=0.02) for n in np.bincount(shards))
 
 
