@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ import tensorflow as tf
 
 from quickdraw_tf import features, layout
 from quickdraw_tf.layout import DEFAULT_DATA_DIR, SPLITS
+from quickdraw_tf.models import augment
 
 KINDS = ("auto", "stroke", "image")
 PARSE_BATCH = 64  # records parsed per parse op
@@ -133,12 +133,11 @@ def scale_ink(ink: tf.RaggedTensor, max_change: float) -> tf.RaggedTensor:
 
 def rotate_ink(ink: tf.RaggedTensor, max_degrees: float) -> tf.RaggedTensor:
     """Rotates each drawing by its own random angle in [-max_degrees, max_degrees]: every move
-    (dx, dy) of a drawing turns by the same angle, so stroke shapes and lengths are kept."""
-    angles = tf.random.uniform([ink.nrows()], -max_degrees, max_degrees) * (math.pi / 180.0)
-    cos, sin = _per_point(tf.cos(angles), ink), _per_point(tf.sin(angles), ink)
-    dx, dy = ink.values[:, 0], ink.values[:, 1]
-    rotated = tf.stack([dx * cos - dy * sin, dx * sin + dy * cos, ink.values[:, 2]], axis=1)
-    return ink.with_values(rotated)
+    (dx, dy) of a drawing turns by the same angle, so stroke shapes and lengths are kept. The same
+    draw and rotation as the raster models' RandomInkAffine (models/augment.py)."""
+    angles = augment.random_angles(ink.nrows(), max_degrees)
+    moves = augment.affine_moves(ink.values[:, :2], _per_point(angles, ink))
+    return ink.with_values(tf.concat([moves, ink.values[:, 2:]], axis=1))
 
 
 def drop_points(ink: tf.RaggedTensor, drop_prob: float) -> tf.RaggedTensor:

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from quickdraw_tf import features, ink, input_pipeline
 from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.models.augment import RandomInkAffine
 from tests.conftest import sample_drawings, write_manifest
 
 EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)
@@ -191,6 +192,18 @@ def test_rotate_ink_turns_every_move_of_a_drawing_by_the_same_angle():
         np.testing.assert_array_equal(result[:, 2], original[:, 2])
         first_angles.append(angles[0])
     assert len(set(np.round(first_angles, 3))) > 1  # drawings get their own angles
+
+
+def test_pipeline_and_model_rotate_alike():
+    """One rotation (models/augment.py): from the same random state, the pipeline's rotate_ink on a
+    ragged batch and the raster models' RandomInkAffine on its padded form give the same moves."""
+    originals, batch = _real_batch()
+    tf.random.set_seed(3)
+    pipeline = input_pipeline.rotate_ink(batch, 30.0).to_tensor().numpy()
+    tf.random.set_seed(3)
+    model = RandomInkAffine(rotation=30.0)(batch.to_tensor(), training=True).numpy()
+    assert not np.allclose(pipeline, batch.to_tensor().numpy())
+    np.testing.assert_allclose(pipeline, model, rtol=0, atol=1e-6)
 
 
 def test_image_records_yield_uint8_bitmaps(tmp_path):
