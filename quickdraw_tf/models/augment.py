@@ -58,5 +58,6 @@ class RandomInkAffine(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
-        return {**config, "rotation": self.rotation, "shear": self.shear}
+        config.pop("dtype", None)  # always float32 (see __init__)
+        config.update({"rotation": self.rotation, "shear": self.shear})
+        return config
