@@ -143,6 +143,7 @@ def _config(data_dir, model_dir, key, train_steps):
     )  # fmt: skip
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "key",
     # MobileNet takes ~1.5 minutes here (tracing the loop and the SavedModel): run with -m slow.
@@ -187,6 +188,7 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, **trainer.train(con
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("key", ["scatter_raster", pytest.param("mobilenet_v3", marks=pytest.mark.slow)])
 def test_mirrored_strategy_trains_a_raster_model(key, tfrecord_dir, tmp_path):
     # Two logical CPUs must be set up before TensorFlow starts: a fresh process.

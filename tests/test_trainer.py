@@ -47,6 +47,7 @@ def _tags(log_dir):
     return accumulator
 
 
+@pytest.mark.integration
 def test_tensorboard_holds_train_and_eval_scalars_and_drawings(trained):
     model_dir, _ = trained
     train_log = _tags(os.path.join(model_dir, "train"))
@@ -60,6 +61,7 @@ def test_tensorboard_holds_train_and_eval_scalars_and_drawings(trained):
     assert [event.step for event in eval_log.Tensors("map3")] == [6, 12]
 
 
+@pytest.mark.integration
 def test_checkpoints_keep_the_last_n_and_the_best(trained):
     model_dir, eval_metrics = trained
     state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
@@ -68,6 +70,7 @@ def test_checkpoints_keep_the_last_n_and_the_best(trained):
     assert 0.0 <= eval_metrics["top1"] <= eval_metrics["map3"] <= eval_metrics["top3"] <= 1.0
 
 
+@pytest.mark.integration
 def test_model_keras_and_export_serve_a_real_drawing(trained, tfrecord_dir):
     model_dir, _ = trained
     classes = input_pipeline.read_classes(tfrecord_dir)
@@ -87,6 +90,7 @@ def test_model_keras_and_export_serve_a_real_drawing(trained, tfrecord_dir):
     assert 0 <= int(label) < len(classes)
 
 
+@pytest.mark.integration
 def test_evaluate_writes_sane_results(trained, tfrecord_dir):
     model_dir, _ = trained
     results = evaluate.evaluate(model_dir, tfrecord_dir, split="test", batch_size=32)
@@ -107,6 +111,7 @@ def test_evaluate_writes_sane_results(trained, tfrecord_dir):
     )
 
 
+@pytest.mark.integration
 def test_evaluate_reads_the_split_as_the_runs_own_eval_did(tfrecord_dir, tmp_path):
     # Truncation to 10 points changes what the model sees: evaluate must apply it as training's eval did.
     truncating = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(), max_length=10)
@@ -127,6 +132,7 @@ class _Messages(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@pytest.mark.integration
 def test_restart_restores_and_continues_to_train_steps(tfrecord_dir, tmp_path):
     handler, logger = _Messages(), logging.getLogger("absl")
     logger.addHandler(handler)
@@ -147,6 +153,7 @@ def test_restart_restores_and_continues_to_train_steps(tfrecord_dir, tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-12")
 
 
+@pytest.mark.integration
 def test_float16_mixed_precision_trains_with_loss_scaling(tfrecord_dir, tmp_path):
     config = tiny_config(
         tfrecord_dir,
@@ -167,6 +174,7 @@ def test_float16_mixed_precision_trains_with_loss_scaling(tfrecord_dir, tmp_path
     assert logits.dtype == tf.float32 and np.isfinite(logits).all()
 
 
+@pytest.mark.integration
 def test_model_dir_of_another_model_is_refused(tfrecord_dir, tmp_path):
     trainer.train(
         tiny_config(tfrecord_dir, str(tmp_path), train_steps=2, eval_every=2, num_summary_drawings=0)
