@@ -77,6 +77,7 @@ def extreme_batches() -> dict[str, tuple[dict, tf.Tensor]]:
     [{}, {"layer_norm": True, "recurrent_dropout": 0.2}, {"decoder_only": True}],
     ids=["lstm", "layer_norm", "decoder_only"],
 )
+@pytest.mark.integration  # training-step gradients through 2,000-step decoder loops: ~45 s for the three
 def test_extreme_inputs_give_finite_loss_and_gradients(hparams):
     model = tiny_model(max_seq_len=2000, **hparams)
     model.scale_factor.assign(1e-3)  # tiny scale: offsets reach the clip
