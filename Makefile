@@ -48,9 +48,10 @@ test: $(INSTALLED) sysdeps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
-# The edit loop: the tests not marked integration (no Beam pipeline, training, subprocess, server or browser).
+# The edit loop: the tests not marked integration (no Beam pipeline, training, subprocess, server or browser);
+# one process: measured faster than two xdist workers, which each import TensorFlow and build the fixtures.
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -q -n 2 -m "not integration" tests
+	$(PY) -m pytest -q -m "not integration" tests
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
