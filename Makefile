@@ -15,7 +15,7 @@ DEMO_SPLIT ?= --test_fraction=0.3 --eval_fraction=0.15 --train_per_class=30 --ev
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test lint clean serve sysdeps
+.PHONY: demo test test-fast lint clean serve sysdeps
 
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,10 +47,16 @@ serve: $(INSTALLED)
 	@test -f $(MODEL_DIR)/model.keras || { echo "no trained model in $(MODEL_DIR): run make demo first"; exit 2; }
 	$(PY) -m quickdraw_tf.serve --model_dir=$(MODEL_DIR) --port=$(PORT)
 
-# Two pytest workers (one per core of a CI machine); each test file runs whole on one worker.
+# Both tiers (pyproject.toml's markers), two pytest workers (one per core of a CI machine); each test file runs
+# whole on one worker.
 test: $(INSTALLED) sysdeps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+# The edit loop: the tests not marked integration (no Beam pipeline, training, subprocess, server or browser);
+# one process: measured faster than two xdist workers, which each import TensorFlow and build the fixtures.
+test-fast: $(INSTALLED)
+	$(PY) -m pytest -q -m "not integration" tests
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

@@ -20,11 +20,11 @@ import sys
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+if __package__ in (None, ""):  # run as `python benchmarks/bitmap_transfer.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quickdraw_tf import formats, prediction_io  # noqa: E402
-from quickdraw_tf.predictor import Predictor  # noqa: E402
+from quickdraw_tf import formats, prediction_io
+from quickdraw_tf.predictor import Predictor
 
 
 def main() -> None:

@@ -28,8 +28,12 @@ import os
 import pstats
 import random
 import shutil
+import sys
 import tempfile
 import time
+
+if __package__ in (None, ""):  # run as `python benchmarks/convert_bench.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from beam_jobs import runtime  # noqa: F401  (first: quiet TensorFlow and Beam imports)
 

@@ -32,6 +32,9 @@ import tempfile
 import time
 from collections.abc import Callable
 
+if __package__ in (None, ""):  # run as `python benchmarks/device_check.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import tensorflow as tf
 
 from benchmarks import common, device_probes

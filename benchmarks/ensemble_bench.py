@@ -18,13 +18,13 @@ import sys
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+if __package__ in (None, ""):  # run as `python benchmarks/ensemble_bench.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from quickdraw_tf import features, input_pipeline  # noqa: E402
-from quickdraw_tf.predictor import Predictor  # noqa: E402
+from quickdraw_tf import features, input_pipeline
+from quickdraw_tf.predictor import Predictor
 
 
 def test_inks(data_dir: str) -> tuple[list[np.ndarray], np.ndarray]:

@@ -22,9 +22,12 @@ import subprocess
 import sys
 import time
 
-from benchmarks import fuzz_corpus
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+if __package__ in (None, ""):  # run as `python benchmarks/fuzz_bench.py`: import from this checkout
+    sys.path.insert(0, REPO)
+
+from benchmarks import fuzz_corpus
 
 
 def write_corpus(count: int, seed: int, corpus: str, marker: str) -> dict[str, int]:

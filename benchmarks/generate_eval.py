@@ -26,13 +26,14 @@ import os
 import sys
 import time
 
+if __package__ in (None, ""):  # run as `python benchmarks/generate_eval.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from quickdraw_tf import evaluate, generate, ink, input_pipeline, sketch_draw, sketch_sampling  # noqa: E402
+from quickdraw_tf import evaluate, generate, ink, input_pipeline, sketch_draw, sketch_sampling
 
 
 def per_class_losses(model, data_dir: str, split: str, classes: list[str], batch_size: int = 64) -> dict:

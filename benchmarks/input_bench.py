@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
+import sys
 import time
 
-from common import rnn_cpu_input, training_examples_per_second
+if __package__ in (None, ""):  # run as `python benchmarks/input_bench.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import rnn_cpu_input, training_examples_per_second
 from quickdraw_tf import input_pipeline
 
 

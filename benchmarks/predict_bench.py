@@ -28,9 +28,11 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from quickdraw_tf import features, formats, layout, prediction_io, preprocess  # noqa: E402
+if __package__ in (None, ""):  # run as `python benchmarks/predict_bench.py`: import from this checkout
+    sys.path.insert(0, REPO)
+
+from quickdraw_tf import features, formats, layout, prediction_io, preprocess
 
 
 def load_drawings(patterns: list[str], fmt: str | None, classes: list[str], minimum: int) -> list:

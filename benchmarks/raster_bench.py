@@ -23,11 +23,14 @@ import sys
 import tempfile
 import time
 
+if __package__ in (None, ""):  # run as `python benchmarks/raster_bench.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import numpy as np
 import tensorflow as tf
-from common import REPO, flagfile_config, logged_examples_per_second
 from PIL import Image, ImageDraw
 
+from benchmarks.common import REPO, flagfile_config, logged_examples_per_second
 from quickdraw_tf import input_pipeline, models, raster
 
 # The first flagfile is the training rows' baseline: the RNN recognizer of the training stack.

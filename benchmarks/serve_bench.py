@@ -24,12 +24,14 @@ import subprocess
 import sys
 import time
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+if __package__ in (None, ""):  # run as `python benchmarks/serve_bench.py`: import from this checkout
+    sys.path.insert(0, REPO)
+
 import httpx
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from quickdraw_tf import formats  # noqa: E402
+from quickdraw_tf import formats
 
 WARM_UP = 100
 RSS_REQUESTS = 10_000

@@ -21,8 +21,12 @@ import collections
 import glob
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
+
+if __package__ in (None, ""):  # run as `python benchmarks/simplify_fidelity.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 

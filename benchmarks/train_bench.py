@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sys
 
-from common import padded_share, rnn_cpu_input, training_examples_per_second
+if __package__ in (None, ""):  # run as `python benchmarks/train_bench.py`: import from this checkout
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import padded_share, rnn_cpu_input, training_examples_per_second
 
 
 def main() -> None:

@@ -25,14 +25,14 @@ import subprocess
 import sys
 import tempfile
 
-if __package__ in (None, ""):  # run as `python benchmarks/train_vs_peers.py`
+if __package__ in (None, ""):  # run as `python benchmarks/train_vs_peers.py`: import from this checkout
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from benchmarks import common  # noqa: E402
-from quickdraw_tf import cli, input_pipeline, trainer  # noqa: E402
+from benchmarks import common
+from quickdraw_tf import cli, input_pipeline, trainer
 
 RNN_FLAGFILE = os.path.join(common.REPO, "configs", "rnn.flags")
 PEER = os.path.join(common.REPO, "benchmarks", "peers", "torch_rnn.py")

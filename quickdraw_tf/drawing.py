@@ -80,7 +80,3 @@ class Drawing:
     def is_raw(self) -> bool:
         """Raw drawings carry a third per-stroke array: the time of each point."""
         return any(len(stroke) >= 3 for stroke in self.strokes)
-
-    @property
-    def num_points(self) -> int:
-        return sum(len(stroke[0]) for stroke in self.strokes)

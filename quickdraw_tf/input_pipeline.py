@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 from collections.abc import Iterator
 
@@ -21,6 +20,7 @@ import tensorflow as tf
 from quickdraw_tf import features, layout
 from quickdraw_tf.config_flags import setting
 from quickdraw_tf.layout import DEFAULT_DATA_DIR, SPLITS
+from quickdraw_tf.models import augment
 
 KINDS = ("auto", "stroke", "image")
 PARSE_BATCH = 64  # records parsed per parse op
@@ -139,12 +139,11 @@ def scale_ink(ink: tf.RaggedTensor, max_change: float) -> tf.RaggedTensor:
 
 def rotate_ink(ink: tf.RaggedTensor, max_degrees: float) -> tf.RaggedTensor:
     """Rotates each drawing by its own random angle in [-max_degrees, max_degrees]: every move
-    (dx, dy) of a drawing turns by the same angle, so stroke shapes and lengths are kept."""
-    angles = tf.random.uniform([ink.nrows()], -max_degrees, max_degrees) * (math.pi / 180.0)
-    cos, sin = _per_point(tf.cos(angles), ink), _per_point(tf.sin(angles), ink)
-    dx, dy = ink.values[:, 0], ink.values[:, 1]
-    rotated = tf.stack([dx * cos - dy * sin, dx * sin + dy * cos, ink.values[:, 2]], axis=1)
-    return ink.with_values(rotated)
+    (dx, dy) of a drawing turns by the same angle, so stroke shapes and lengths are kept. The same
+    draw and rotation as the raster models' RandomInkAffine (models/augment.py)."""
+    angles = augment.random_angles(ink.nrows(), max_degrees)
+    moves = augment.affine_moves(ink.values[:, :2], _per_point(angles, ink))
+    return ink.with_values(tf.concat([moves, ink.values[:, 2:]], axis=1))
 
 
 def drop_points(ink: tf.RaggedTensor, drop_prob: float) -> tf.RaggedTensor:
@@ -176,16 +175,8 @@ def drop_points(ink: tf.RaggedTensor, drop_prob: float) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_value_rowids(kept_rows, tf.gather(drawing, kept), nrows=ink.nrows())
 
 
-def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """One record → ({"ink": [n, 3], "length": n}, class_index); n >= 1 (an empty ink gets a zero row)."""
-    parsed = features.parse_stroke_example(serialized)
-    ink = tf.ensure_shape(parsed["ink"], [None, 3])  # reshaped by a tensor: give Keras the static width
-    ink = tf.pad(ink, [[0, tf.maximum(0, 1 - tf.shape(ink)[0])], [0, 0]])
-    return {"ink": ink, "length": tf.shape(ink, out_type=tf.int32)[0]}, parsed["class_index"][0]
-
-
 def parse_stroke_batch(serialized: tf.Tensor) -> tuple[dict[str, tf.RaggedTensor], tf.Tensor]:
-    """parse_stroke for a batch of records at once (one parse op instead of one per record):
+    """N records at once (one parse op instead of one per record):
     ({"ink": ragged [N, None, 3], "length": [N]}, class_index [N]); empty inks get a zero row."""
     parsed = tf.io.parse_example(serialized, features.STROKE_FEATURES)
     flat = tf.RaggedTensor.from_sparse(parsed["ink"])
@@ -195,6 +186,13 @@ def parse_stroke_batch(serialized: tf.Tensor) -> tuple[dict[str, tf.RaggedTensor
     padding = tf.RaggedTensor.from_row_lengths(tf.zeros([tf.reduce_sum(missing), 3]), missing)
     ink = tf.concat([ink, padding], axis=1)
     return {"ink": ink, "length": tf.maximum(lengths, 1)}, parsed["class_index"][:, 0]
+
+
+def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """One record → ({"ink": [n, 3], "length": n}, class_index): parse_stroke_batch on a batch of one,
+    for readers that want drawings one by one (the benchmarks)."""
+    inputs, label = parse_stroke_batch(serialized[None])
+    return {"ink": inputs["ink"][0], "length": inputs["length"][0]}, label[0]
 
 
 def parse_image(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:

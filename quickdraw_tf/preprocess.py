@@ -198,8 +198,3 @@ def checked_image(image: object) -> np.ndarray:
     if array.size != bitmap.SIDE * bitmap.SIDE or array.dtype != np.uint8:
         raise InvalidRecord("bad_image", f"image is {array.dtype} {array.shape}, not uint8 28x28")
     return array.reshape(bitmap.SIDE, bitmap.SIDE)
-
-
-def canvas_drawing(strokes: Sequence, key_id: int = 0, word: str = "") -> Drawing:
-    """A Drawing from strokes as a canvas records them ([xs, ys] or [xs, ys, ts] floats per stroke)."""
-    return Drawing(key_id=key_id, word=word, strokes=tuple(strokes))

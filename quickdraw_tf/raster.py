@@ -323,9 +323,16 @@ class RenderInk(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
+        config.pop("dtype", None)  # always float32 (see __init__)
         config.update(
-            size=self.size, line_width=self.line_width, antialias=self.antialias, colour=self.colour,
-            channels=self.channels, padding=self.padding, num_samples=self.num_samples,
-        )  # fmt: skip
+            {
+                "size": self.size,
+                "line_width": self.line_width,
+                "antialias": self.antialias,
+                "colour": self.colour,
+                "channels": self.channels,
+                "padding": self.padding,
+                "num_samples": self.num_samples,
+            }
+        )
         return config

@@ -42,13 +42,6 @@ def _draw(canvas: ImageDraw.ImageDraw, strokes: list[np.ndarray], origin, width:
         seen += len(xy)
 
 
-def drawing_image(strokes: Strokes, size: int = 256, width: int = 3, given: int = 0) -> Image.Image:
-    """One drawing as an RGB image."""
-    image = Image.new("RGB", (size, size), BACKGROUND)
-    _draw(ImageDraw.Draw(image), _fit(strokes, size, size // 16), (0, 0), width, given)
-    return image
-
-
 def grid_png(
     drawings: Sequence[Strokes], columns: int = 4, cell: int = 128, given: Sequence[int] = ()
 ) -> bytes:

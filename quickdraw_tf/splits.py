@@ -34,6 +34,7 @@ def _hash_of(digest: bytes) -> float:
 
 
 def _shard_of(digest: bytes, num_shards: int) -> int:
+    """Uses digest bytes the split does not, so shards are balanced within each split."""
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     return int.from_bytes(digest[8:16], "big") % num_shards
@@ -50,8 +51,3 @@ def assign_split(hash_value: float, eval_fraction: float, test_fraction: float) 
     if hash_value < test_fraction + eval_fraction:
         return "eval"
     return "train"
-
-
-def shard_index(key_id: int, num_shards: int) -> int:
-    """The output shard of a drawing; uses digest bytes the split does not, so shards are balanced."""
-    return _shard_of(key_digest(key_id), num_shards)

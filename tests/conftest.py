@@ -50,8 +50,9 @@ def write_tfrecord_dir(out_dir: str, records: list[dict], num_shards: int = NUM_
             record["countrycode"],
         )
         # The job's split and shard of each drawing (make_tfrecords --eval_fraction=0.1 --test_fraction=0.2).
-        split = splits.assign_split(splits.key_hash(key_id), eval_fraction=0.1, test_fraction=0.2)
-        writers[split, splits.shard_index(key_id, num_shards)].write(example)
+        hash_value, shard = splits.key_hash_and_shard(key_id, num_shards)
+        split = splits.assign_split(hash_value, eval_fraction=0.1, test_fraction=0.2)
+        writers[split, shard].write(example)
     for writer in writers.values():
         writer.close()
     with open(os.path.join(out_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.integration  # every test runs a CLI in a subprocess
+
 
 def _run(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)

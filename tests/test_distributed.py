@@ -13,6 +13,8 @@ import time
 import pytest
 import tensorflow as tf
 
+pytestmark = pytest.mark.integration  # every test trains, most in subprocesses
+
 TINY_FLAGS = [
     "--hparams=num_conv=8",
     "--hparams=conv_len=3",

@@ -461,6 +461,7 @@ def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.integration
 def test_cli_downloads_from_the_environment_base_url(server, tmp_path):
     out = tmp_path / "downloads"
     env = dict(os.environ, **{download.BASE_URL_ENV: server.base_url})
@@ -474,6 +475,7 @@ def test_cli_downloads_from_the_environment_base_url(server, tmp_path):
 _CAT_TO_X = ["--categories=cat", "--output_dir=x"]  # fine flags; each case adds or breaks one
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "args, message",
     [

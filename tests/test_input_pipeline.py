@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from quickdraw_tf import features, ink, input_pipeline
 from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.models.augment import RandomInkAffine
 from tests.conftest import sample_drawings, write_manifest
 
 EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)
@@ -18,8 +19,10 @@ def _batches(data_dir, config, training=False, split="eval", count=None):
 
 
 def _drawing_inks(data_dir, split="eval"):
-    files = input_pipeline.split_files(data_dir, split)
-    return [input_pipeline.parse_stroke(r)[0]["ink"].numpy() for r in tf.data.TFRecordDataset(files)]
+    """Every ink of the split in file order, parsed in one batch (record by record is slow in eager mode)."""
+    records = tf.data.TFRecordDataset(input_pipeline.split_files(data_dir, split))
+    batches = records.batch(1 << 16).map(input_pipeline.parse_stroke_batch)
+    return [ink_rows for inputs, _ in batches for ink_rows in inputs["ink"].numpy()]
 
 
 def test_padded_batches_hold_lengths_and_zero_padding(tfrecord_dir):
@@ -73,6 +76,15 @@ def test_parse_is_the_same_eagerly_and_in_dataset_map(tfrecord_dir):
         assert int(eager_inputs["length"]) == int(inputs["length"]) and int(eager_label) == int(label)
 
 
+def _protobuf_parse(record: tf.Tensor) -> tuple[np.ndarray, int]:
+    """The parsers' oracle, without TensorFlow's parse ops: (ink [n, 3], a zero row if empty; class_index)."""
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    ink_rows = np.array(feature["ink"].float_list.value, np.float32).reshape(-1, 3)
+    if not len(ink_rows):
+        ink_rows = np.zeros((1, 3), np.float32)
+    return ink_rows, feature["class_index"].int64_list.value[0]
+
+
 def test_batched_parse_equals_the_per_record_parse(tfrecord_dir):
     files = input_pipeline.split_files(tfrecord_dir, "eval")
     records = list(tf.data.TFRecordDataset(files))
@@ -80,10 +92,12 @@ def test_batched_parse_equals_the_per_record_parse(tfrecord_dir):
     records.append(tf.constant(empty))
     batched = tf.data.Dataset.from_tensor_slices(records).batch(16).map(input_pipeline.parse_stroke_batch)
     for record, (inputs, label) in zip(records, batched.unbatch(), strict=True):
-        expected_inputs, expected_label = input_pipeline.parse_stroke(record)
-        np.testing.assert_array_equal(inputs["ink"], expected_inputs["ink"])
-        assert int(inputs["length"]) == int(expected_inputs["length"]) == len(inputs["ink"])
-        assert int(label) == int(expected_label)
+        expected_ink, expected_label = _protobuf_parse(record)
+        one_inputs, one_label = input_pipeline.parse_stroke(record)
+        np.testing.assert_array_equal(inputs["ink"], expected_ink)
+        np.testing.assert_array_equal(one_inputs["ink"], expected_ink)
+        assert int(inputs["length"]) == int(one_inputs["length"]) == len(expected_ink)
+        assert int(label) == int(one_label) == expected_label
 
 
 def test_parsed_ink_is_the_written_ink():
@@ -180,6 +194,18 @@ def test_rotate_ink_turns_every_move_of_a_drawing_by_the_same_angle():
         np.testing.assert_array_equal(result[:, 2], original[:, 2])
         first_angles.append(angles[0])
     assert len(set(np.round(first_angles, 3))) > 1  # drawings get their own angles
+
+
+def test_pipeline_and_model_rotate_alike():
+    """One rotation (models/augment.py): from the same random state, the pipeline's rotate_ink on a
+    ragged batch and the raster models' RandomInkAffine on its padded form give the same moves."""
+    originals, batch = _real_batch()
+    tf.random.set_seed(3)
+    pipeline = input_pipeline.rotate_ink(batch, 30.0).to_tensor().numpy()
+    tf.random.set_seed(3)
+    model = RandomInkAffine(rotation=30.0)(batch.to_tensor(), training=True).numpy()
+    assert not np.allclose(pipeline, batch.to_tensor().numpy())
+    np.testing.assert_allclose(pipeline, model, rtol=0, atol=1e-6)
 
 
 def test_image_records_yield_uint8_bitmaps(tmp_path):

@@ -43,6 +43,7 @@ def _two_steps(config: trainer.TrainConfig, batch) -> list[tuple[float, float]]:
     return results
 
 
+@pytest.mark.integration  # two XLA-compiled training steps against two plain ones
 def test_jit_compiled_step_computes_what_the_plain_one_does(tfrecord_dir, tmp_path):
     config = _config(tfrecord_dir, str(tmp_path))
     batch = next(iter(input_pipeline.make_dataset(tfrecord_dir, "train", config.input, training=False)))

@@ -116,6 +116,7 @@ def all_examples(written: dict) -> list[dict]:
 # The sample run
 
 
+@pytest.mark.integration
 def test_every_shard_file_exists_with_tfds_names(sample_run):
     out, _, _ = sample_run
     for split in splits.SPLITS:
@@ -123,6 +124,7 @@ def test_every_shard_file_exists_with_tfds_names(sample_run):
         assert names == [f"quickdraw-{split}.tfrecord-{i:05d}-of-{NUM_SHARDS:05d}" for i in range(NUM_SHARDS)]
 
 
+@pytest.mark.integration
 def test_records_follow_the_shared_schema(sample_run):
     out, _, written = sample_run
     with open(os.path.join(out, "classes.txt"), encoding="utf-8") as f:
@@ -137,6 +139,7 @@ def test_records_follow_the_shared_schema(sample_run):
         assert ex["recognized"][0] in (0, 1) and ex["timestamp"][0] > 1_400_000_000
 
 
+@pytest.mark.integration
 def test_classes_txt_is_the_sorted_words(sample_run):
     out, _, _ = sample_run
     words = sorted({drawing.word for _, drawing in sample_drawings()})
@@ -145,6 +148,7 @@ def test_classes_txt_is_the_sorted_words(sample_run):
     assert len(words) == 10
 
 
+@pytest.mark.integration
 def test_stats_reconcile_and_match_the_shards(sample_run):
     out, stats, written = sample_run
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as f:
@@ -163,6 +167,7 @@ def test_stats_reconcile_and_match_the_shards(sample_run):
     assert len(read_rejected(out)) == stats["rejected"]
 
 
+@pytest.mark.integration
 def test_splits_are_disjoint_and_follow_the_key_hash(sample_run):
     _, _, written = sample_run
     seen = {}
@@ -174,9 +179,10 @@ def test_splits_are_disjoint_and_follow_the_key_hash(sample_run):
                 assert key_id not in seen, f"{key_id} in {seen.get(key_id)} and {split}"
                 seen[key_id] = split
                 assert split == splits.assign_split(splits.key_hash(key_id), 0.1, 0.1)
-                assert index == splits.shard_index(key_id, NUM_SHARDS)
+                assert (splits.key_hash(key_id), index) == splits.key_hash_and_shard(key_id, NUM_SHARDS)
 
 
+@pytest.mark.integration
 def test_shards_are_sorted_by_rank(sample_run):
     _, _, written = sample_run
     for shards in written.values():
@@ -185,6 +191,7 @@ def test_shards_are_sorted_by_rank(sample_run):
             assert ranks == sorted(ranks)
 
 
+@pytest.mark.integration
 def test_caps_keep_the_lowest_ranks_of_each_class(sample_run):
     _, stats, written = sample_run
     winners = {}
@@ -208,6 +215,7 @@ def test_caps_keep_the_lowest_ranks_of_each_class(sample_run):
     assert stats["over_cap"] == over_cap > 0
 
 
+@pytest.mark.integration
 def test_duplicates_keep_the_smallest_origin(sample_run):
     out, _, written = sample_run
     by_key = {}
@@ -224,6 +232,7 @@ def test_duplicates_keep_the_smallest_origin(sample_run):
         assert f"{kept.source} at {kept.position}" in entry["message"]
 
 
+@pytest.mark.integration
 def test_raw_drawings_give_the_ink_of_their_simplified_twin(sample_run):
     _, _, written = sample_run
     simplified = {d.key_id: d for r, d in sample_drawings() if not d.is_raw}
@@ -238,6 +247,7 @@ def test_raw_drawings_give_the_ink_of_their_simplified_twin(sample_run):
     assert twins > 50
 
 
+@pytest.mark.integration
 def test_two_runs_give_identical_bytes_whatever_the_input_order(sample_run, reordered_run):
     out, stats, _ = sample_run
     other, other_stats = reordered_run
@@ -249,6 +259,7 @@ def test_two_runs_give_identical_bytes_whatever_the_input_order(sample_run, reor
     assert other_stats == stats
 
 
+@pytest.mark.integration
 def test_tfds_loads_every_split(sample_run):
     import tensorflow_datasets as tfds
 
@@ -329,6 +340,7 @@ def bad_run(tmp_path_factory):
     return out, stats, expected, {"ndjson": len(entries), "bin": 3}, truncated, counters
 
 
+@pytest.mark.integration
 def test_every_bad_record_is_rejected_with_its_reason_and_place(bad_run):
     out, stats, expected, _, truncated, _ = bad_run
     rejected = read_rejected(out)
@@ -340,6 +352,7 @@ def test_every_bad_record_is_rejected_with_its_reason_and_place(bad_run):
     assert stats["rejected_per_reason"] == {reason: 1 for reason in expected.values()}
 
 
+@pytest.mark.integration
 def test_beam_counters_count_rejections_by_reason(bad_run):
     _, stats, _, _, _, counters = bad_run
     assert {reason: counters[reason] for reason in stats["rejected_per_reason"]} == stats[
@@ -348,6 +361,7 @@ def test_beam_counters_count_rejections_by_reason(bad_run):
     assert counters["written"] == stats["written"]
 
 
+@pytest.mark.integration
 def test_rejected_files_are_all_written_and_sorted(bad_run):
     out, _, _, _, _, _ = bad_run
     names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "rejected-*")))
@@ -358,6 +372,7 @@ def test_rejected_files_are_all_written_and_sorted(bad_run):
         assert places == sorted(places)
 
 
+@pytest.mark.integration
 def test_bad_input_reconciles(bad_run):
     _, stats, expected, counts, _, _ = bad_run
     assert stats["read"] == sum(counts.values())
@@ -366,6 +381,7 @@ def test_bad_input_reconciles(bad_run):
     assert stats["read"] == stats["written"] + stats["rejected"] + stats["over_cap"] + stats["unrecognized"]
 
 
+@pytest.mark.integration
 def test_rejected_text_is_the_original_line(bad_run):
     out, _, _, _, _, _ = bad_run
     by_reason = {entry["reason"]: entry for entry in read_rejected(out)}
@@ -385,6 +401,7 @@ def bitmap_run(tmp_path_factory):
     return out, stats, np.load(path).reshape(-1, 784)
 
 
+@pytest.mark.integration
 def test_bitmaps_become_image_examples(bitmap_run):
     out, stats, pixels = bitmap_run
     rows = {formats.derived_key_id("eye.npy", row): row for row in range(len(pixels))}
@@ -401,6 +418,7 @@ def test_bitmaps_become_image_examples(bitmap_run):
     assert stats["read"] == len(pixels) == stats["written"] + stats["over_cap"]
 
 
+@pytest.mark.integration
 def test_bitmap_tfds_metadata_loads(bitmap_run):
     import tensorflow_datasets as tfds
 
@@ -415,6 +433,7 @@ def test_bitmap_tfds_metadata_loads(bitmap_run):
 # The command line
 
 
+@pytest.mark.integration
 def test_cli_missing_input_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(
         [
@@ -472,6 +491,7 @@ def test_unknown_flags_go_to_beam():
     assert beam_args == ["--direct_num_workers=2", "--direct_running_mode=multi_processing", "--project=p"]
 
 
+@pytest.mark.integration
 def test_classes_file_sets_the_order_and_rejects_other_words(tmp_path):
     classes = tmp_path / "classes.txt"
     classes.write_text("pig\nbelt\n\nThe Eiffel Tower\n", encoding="utf-8")
@@ -513,7 +533,7 @@ def test_split_fractions_hold_in_expectation():
         counts[splits.assign_split(splits.key_hash(key_id), 0.2, 0.1)] += 1
     assert counts["test"] / len(key_ids) == pytest.approx(0.1, abs=0.01)
     assert counts["eval"] / len(key_ids) == pytest.approx(0.2, abs=0.01)
-    shards = [splits.shard_index(key_id, 4) for key_id in key_ids]
+    shards = [splits.key_hash_and_shard(key_id, 4)[1] for key_id in key_ids]
     assert all(n / len(key_ids) == pytest.approx(0.25, abs=0.02) for n in np.bincount(shards))
 
 
@@ -621,6 +641,7 @@ def test_copy_of_shard_written_through_filesystems_reads_back(tmp_path):
     assert [r.numpy() for r in tf.data.TFRecordDataset(path)] == [b"one", b"two"]
 
 
+@pytest.mark.integration
 def test_empty_shards_and_splits_are_still_written(tmp_path):
     with open(os.path.join(SAMPLE, "simplified", "lamnguyen5464-Sketch-dataset", "pig.ndjson"), "rb") as f:
         (tmp_path / "one.ndjson").write_bytes(f.readline())
@@ -638,6 +659,7 @@ def test_empty_shards_and_splits_are_still_written(tmp_path):
     assert len(list(builder.as_dataset(split=full))) == 1  # TFDS itself refuses to read a 0-example split
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_two_worker_processes_write_the_same_bytes(sample_run, tmp_path):
     out, stats, _ = sample_run

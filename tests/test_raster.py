@@ -131,6 +131,7 @@ def test_render_matches_pil_on_real_drawings():
     assert np.mean(binary_ious) >= 0.9 and np.min(binary_ious) >= 0.75
 
 
+@pytest.mark.integration  # an XLA compile of the renderer: ~9 s on 2 shared cores
 def test_render_is_the_same_padded_in_tf_data_and_under_xla():
     batch, lengths = _batch(_real_drawings(per_file=1)[:6])
     expected = raster.render(batch, lengths, size=32, colour="stroke_order").numpy()

@@ -58,16 +58,15 @@ class BitmapCNN(keras.Model):
         self.batch_norm, self.dropout = batch_norm, dropout
 
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "filters": list(self.filters),
-            "dense_units": self.dense_units,
-            "batch_norm": self.batch_norm,
-            "dropout": self.dropout,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> BitmapCNN:
-        return cls(**config)
+        config = super().get_config()
+        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "filters": list(self.filters),
+                "dense_units": self.dense_units,
+                "batch_norm": self.batch_norm,
+                "dropout": self.dropout,
+            }
+        )
+        return config

@@ -121,7 +121,9 @@ class FusedLSTM(keras.layers.LSTM):
         self.fused = fused
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "fused": self.fused}
+        config = super().get_config()
+        config.update({"fused": self.fused})
+        return config
 
     def _fused_eligible(self, sequences) -> bool:
         cell = self.cell

@@ -63,10 +63,13 @@ class LayerNormLSTMCell(keras.layers.Layer):
         return h, [h, c]
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "layer_norm": self.layer_norm,
-            "recurrent_dropout": self.recurrent_dropout,
-            "forget_bias": self.forget_bias,
-        }
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "layer_norm": self.layer_norm,
+                "recurrent_dropout": self.recurrent_dropout,
+                "forget_bias": self.forget_bias,
+            }
+        )
+        return config

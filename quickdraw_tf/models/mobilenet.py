@@ -97,24 +97,23 @@ class InkMobileNet(keras.Model):
         self.batch_norm_momentum = batch_norm_momentum
 
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "version": self.version,
-            "image_size": self.image_size,
-            "colour": self.colour,
-            "channels": self.channels,
-            "line_width": self.line_width,
-            "antialias": self.antialias,
-            "alpha": self.alpha,
-            "minimalistic": self.minimalistic,
-            "dropout": self.dropout,
-            "batch_norm_momentum": self.batch_norm_momentum,
-            "augment_rotation": self.augment_rotation,
-            "augment_shear": self.augment_shear,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> InkMobileNet:
-        return cls(**config)
+        config = super().get_config()
+        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "version": self.version,
+                "image_size": self.image_size,
+                "colour": self.colour,
+                "channels": self.channels,
+                "line_width": self.line_width,
+                "antialias": self.antialias,
+                "alpha": self.alpha,
+                "minimalistic": self.minimalistic,
+                "dropout": self.dropout,
+                "batch_norm_momentum": self.batch_norm_momentum,
+                "augment_rotation": self.augment_rotation,
+                "augment_shear": self.augment_shear,
+            }
+        )
+        return config

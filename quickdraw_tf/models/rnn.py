@@ -88,20 +88,19 @@ class RnnClassifier(keras.Model):
         self.fused_lstm = fused_lstm
 
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "num_conv": list(self.num_conv),
-            "conv_len": list(self.conv_len),
-            "num_layers": self.num_layers,
-            "num_nodes": self.num_nodes,
-            "batch_norm": self.batch_norm,
-            "dropout": self.dropout,
-            "conv_activation": self.conv_activation,
-            "fused_lstm": self.fused_lstm,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> RnnClassifier:
-        return cls(**config)
+        config = super().get_config()
+        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "num_conv": list(self.num_conv),
+                "conv_len": list(self.conv_len),
+                "num_layers": self.num_layers,
+                "num_nodes": self.num_nodes,
+                "batch_norm": self.batch_norm,
+                "dropout": self.dropout,
+                "conv_activation": self.conv_activation,
+                "fused_lstm": self.fused_lstm,
+            }
+        )
+        return config

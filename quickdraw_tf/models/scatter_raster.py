@@ -62,8 +62,8 @@ class PointInputs(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
-        config["grid_size"] = self.grid_size
+        config.pop("dtype", None)  # always float32 (see __init__)
+        config.update({"grid_size": self.grid_size})
         return config
 
 
@@ -87,7 +87,9 @@ class ScatterMean(keras.layers.Layer):
         return (features_shape[0], self.grid_size, self.grid_size, features_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "grid_size": self.grid_size}
+        config = super().get_config()
+        config.update({"grid_size": self.grid_size})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")
@@ -167,26 +169,25 @@ class ScatterRaster(keras.Model):
         self.augment_rotation, self.augment_shear = augment_rotation, augment_shear
 
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "grid_size": self.grid_size,
-            "conv_filters": list(self.conv_filters),
-            "dilations": list(self.dilations),
-            "point_features": self.point_features,
-            "blocks": list(self.blocks),
-            "widths": list(self.widths),
-            "strides": list(self.strides),
-            "stem_width": self.stem_width,
-            "cardinality": self.cardinality,
-            "bottleneck_ratio": self.bottleneck_ratio,
-            "se_ratio": self.se_ratio,
-            "dropout": self.dropout,
-            "augment_rotation": self.augment_rotation,
-            "augment_shear": self.augment_shear,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> ScatterRaster:
-        return cls(**config)
+        config = super().get_config()
+        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "grid_size": self.grid_size,
+                "conv_filters": list(self.conv_filters),
+                "dilations": list(self.dilations),
+                "point_features": self.point_features,
+                "blocks": list(self.blocks),
+                "widths": list(self.widths),
+                "strides": list(self.strides),
+                "stem_width": self.stem_width,
+                "cardinality": self.cardinality,
+                "bottleneck_ratio": self.bottleneck_ratio,
+                "se_ratio": self.se_ratio,
+                "dropout": self.dropout,
+                "augment_rotation": self.augment_rotation,
+                "augment_shear": self.augment_shear,
+            }
+        )
+        return config

@@ -247,9 +247,7 @@ class SketchRnn(keras.Model):
         return images
 
     def get_config(self) -> dict:
-        base = {"name": self.name, "trainable": self.trainable, "num_classes": self.num_classes}
-        return {**base, **self.hparams}
-
-    @classmethod
-    def from_config(cls, config: dict) -> SketchRnn:
-        return cls(**config)
+        config = super().get_config()
+        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
+        config.update({"num_classes": self.num_classes, **self.hparams})
+        return config
