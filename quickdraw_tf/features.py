@@ -289,15 +289,6 @@ def serialize_image_example(image: np.ndarray, class_index: int, key_id: int, wo
     return example_with_class_index(image_example_body(image, key_id, word), class_index)
 
 
-def parse_stroke_example(serialized):
-    """Parses one serialized stroke example; `ink` comes back as float32 [n, 3]."""
-    import tensorflow as tf
-
-    parsed = tf.io.parse_single_example(serialized, _spec("STROKE_FEATURES"))
-    parsed["ink"] = tf.reshape(tf.sparse.to_dense(parsed["ink"]), parsed["shape"])
-    return parsed
-
-
 def parse_image_example(serialized):
     """Parses one serialized image example; `image` comes back as uint8 [28, 28]."""
     import tensorflow as tf

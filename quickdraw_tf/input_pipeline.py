@@ -22,7 +22,7 @@ from quickdraw_tf.config_flags import setting
 from quickdraw_tf.layout import DEFAULT_DATA_DIR, SPLITS
 from quickdraw_tf.models import augment
 
-KINDS = ("auto", "stroke", "image")
+KINDS = ("auto", *layout.KINDS)  # "auto": the kind the data directory's manifest records
 PARSE_BATCH = 64  # records parsed per parse op
 
 
@@ -104,9 +104,8 @@ def read_classes(data_dir: str) -> list[str]:
 
 
 def data_kind(data_dir: str) -> str:
-    """'stroke' or 'image': the kind the conversion recorded in its manifest."""
-    kind = layout.check_data_dir(data_dir, tf.io.gfile)[0]["kind"]
-    return {"strokes": "stroke", "images": "image"}[kind]
+    """'strokes' or 'images' (layout.KINDS): the kind the conversion recorded in its manifest."""
+    return layout.check_data_dir(data_dir, tf.io.gfile)[0]["kind"]
 
 
 @contextlib.contextmanager
@@ -300,7 +299,7 @@ def make_dataset(
     dataset = _records(files, config, training, shard)
     if training if repeat is None else repeat:
         dataset = dataset.repeat()
-    if kind == "image":
+    if kind == "images":
         dataset = dataset.map(parse_image, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
     dataset = dataset.batch(PARSE_BATCH).map(parse_stroke_batch, num_parallel_calls=tf.data.AUTOTUNE)

@@ -58,5 +58,5 @@ def test_encoded_examples_hold_exactly_the_table_features():
             assert all(d is None or d == n for d, n in zip(feature.shape, value.shape, strict=True)), (
                 feature.name
             )
-    stroke = features.parse_stroke_example(encoded["strokes"])
-    np.testing.assert_array_equal(stroke["ink"].numpy(), ink)
+    stroke = tf.io.parse_single_example(encoded["strokes"], features.STROKE_FEATURES)
+    np.testing.assert_array_equal(tf.sparse.to_dense(stroke["ink"]).numpy().reshape(-1, 3), ink)

@@ -167,9 +167,9 @@ def test_manifest_describes_every_file(tfrecord_dir):
 
 def test_image_dir_kind_comes_from_the_manifest(tmp_path, tfrecord_dir):
     data_dir = _copy(tfrecord_dir, tmp_path)
-    assert input_pipeline.data_kind(data_dir) == "stroke"
+    assert input_pipeline.data_kind(data_dir) == "strokes"
     write_manifest(data_dir, "images", NUM_SHARDS, len(input_pipeline.read_classes(data_dir)))
-    assert input_pipeline.data_kind(data_dir) == "image"
+    assert input_pipeline.data_kind(data_dir) == "images"
 
 
 @pytest.mark.integration
