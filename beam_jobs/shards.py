@@ -9,6 +9,7 @@ WriteShard writes the drawings within their caps, rejecting duplicates and unkno
 
 from __future__ import annotations
 
+import array
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,19 +54,22 @@ def shard_tallies(key: tuple[str, int], runs: Sequence[spill.Run], n: int) -> It
     """A shard's ((split, word), (count, its n smallest ranks: an ascending RANK array)), one per word."""
     split, index = key
     counts: Counter = Counter()
-    smallest: dict[str, list] = {}
+    hashes: dict[str, array.array] = {}
+    key_ids: dict[str, array.array] = {}
     for group in key_groups(runs, split, index):
         if len(group) == 1:  # no duplicate: only the word and the rank are needed
-            ranking, word = records.packed_key(group[0]), records.packed_word(group[0])
+            (key_hash, key_id), word = records.packed_key(group[0]), records.packed_word(group[0])
         else:
-            ranking, winner, _ = winner_and_duplicates(group)
+            (key_hash, key_id), winner, _ = winner_and_duplicates(group)
             word = winner.word
         counts[word] += 1
-        ranks = smallest.setdefault(word, [])
-        if len(ranks) < n:
-            ranks.append(ranking)
+        if counts[word] <= n:  # the stream is in rank order: the first n are the smallest
+            hashes.setdefault(word, array.array("d")).append(key_hash)
+            key_ids.setdefault(word, array.array("q")).append(key_id)
     for word, count in counts.items():
-        yield (split, word), (count, np.array(smallest[word], RANK))
+        ranks = np.empty(len(hashes[word]), RANK)
+        ranks["hash"], ranks["key_id"] = hashes.pop(word), key_ids.pop(word)
+        yield (split, word), (count, ranks)
 
 
 class MergeTallies(beam.CombineFn):
