@@ -7,8 +7,8 @@
         --output_dir=gs://BUCKET/quickdraw --runner=DataflowRunner --project=P --region=R \\
         --temp_location=gs://BUCKET/tmp
 
-Flags this job does not define go to Beam's PipelineOptions unchanged. Flags, outputs and the rules
-(splits, caps, duplicates, rejections): docs/beam_job.md. The steps, one module each:
+Flags this job does not define go to Beam's PipelineOptions unchanged. Flags, outputs, rules (splits,
+caps, duplicates, rejections): docs/beam_job.md. The steps:
 
   ConvertFiles  read each file, parse, validate, make the ink, place by key_id; spill sorted runs
                 (prepare.py, records.py, spill.py)
@@ -23,18 +23,11 @@ The output directory appears whole or not at all (beam_jobs/atomic_output.py).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Sequence
 
-from beam_jobs.job_config import (
-    JobConfig,
-    UsageError,
-    build_arg_parser,
-    config_from_args,
-    expand_inputs,
-    input_kind,
-)
+from beam_jobs import job_config
+from beam_jobs.job_config import JobConfig, UsageError, build_arg_parser, config_from_args
 
 # Beam and the steps are imported in build_pipeline and run_job, not here: a bad flag is reported before
 # Beam's 1.5 s import.
@@ -91,9 +84,7 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
     )
     _ = classes | "WriteClasses" >> beam.Map(outputs.write_classes, config.output_dir)
 
-    over_cap = thresholds | "OverCap" >> beam.MapTuple(
-        lambda key, tally: ("over_cap", key, max(0, tally[0] - caps[key[0]]))
-    )
+    over_cap = thresholds | "OverCap" >> beam.Map(shards.over_cap_fact, caps)
     shard_facts = written.shards | "ShardFacts" >> beam.Map(lambda info: ("shard", info[0], info[1:]))
     _ = (
         (converted[FACTS], written[FACTS], over_cap, shard_facts)
@@ -114,14 +105,13 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
 def run_job(config: JobConfig, beam_args: Sequence[str] = (), save_main_session: bool = True) -> dict:
     """Runs the job to completion and returns stats.json; raises UsageError for bad inputs and
     atomic_output.OutputDirError for an --output_dir in use."""
-    inputs = expand_inputs(config.inputs, config.format)
-    kind = input_kind(inputs)
+    inputs = job_config.expand_inputs(config.inputs, config.format)
+    kind = job_config.input_kind(inputs)
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
     from beam_jobs import atomic_output, outputs, runtime, spill, tfds_metadata
-    from quickdraw_tf import layout
 
     options = PipelineOptions(list(beam_args))
     options.view_as(SetupOptions).save_main_session = save_main_session
@@ -129,29 +119,9 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (), save_main_session:
         with beam.Pipeline(runner=runtime.direct_runner(options), options=options) as p:
             build_pipeline(p, dataclasses.replace(config, output_dir=staging), inputs, kind)
         spill.remove(FileSystems.join(staging, spill.SPILL_DIR))
-        stats = json.loads(outputs.read_text(FileSystems.join(staging, layout.STATS_FILE)))
-        error = outputs.reconciliation_error(stats)
-        if error is not None:
-            raise RuntimeError(f"counts do not reconcile: {error}")
+        stats = outputs.reconciled_stats(staging)
         tfds_metadata.write_tfds_metadata(stats, staging, kind)
     return stats
-
-
-def summary(stats: dict, output_dir: str) -> str:
-    """A few lines for the console: what was read, written, rejected and dropped, and where it went."""
-    per_split = ", ".join(f"{split} {n}" for split, n in stats["written_per_split"].items())
-    reasons = ", ".join(f"{reason} {n}" for reason, n in stats["rejected_per_reason"].items()) or "none"
-    return "\n".join(
-        [
-            f"read {stats['read']} records ({stats['kind']}), {stats['num_classes']} classes",
-            f"written {stats['written']}: {per_split}",
-            f"rejected {stats['rejected']}: {reasons}",
-            f"over_cap {stats['over_cap']}, unrecognized {stats['unrecognized']}",
-            f"reconciled: read {stats['read']} = written {stats['written']} + rejected {stats['rejected']}"
-            f" + over_cap {stats['over_cap']} + unrecognized {stats['unrecognized']}",
-            f"output: {output_dir}",
-        ]
-    )
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
@@ -159,7 +129,9 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     args, beam_args = build_arg_parser().parse_known_args(argv)
     config = config_from_args(args)
     stats = run_job(config, beam_args, save_main_session)
-    print(summary(stats, config.output_dir))
+    from beam_jobs import outputs
+
+    print(outputs.summary(stats, config.output_dir))
     return stats
 
 

@@ -153,8 +153,34 @@ def reconciliation_error(stats: dict) -> str | None:
     )
 
 
+def reconciled_stats(output_dir: str) -> dict:
+    """The stats.json the job wrote; RuntimeError if its counts do not reconcile."""
+    stats = json.loads(read_text(FileSystems.join(output_dir, layout.STATS_FILE)))
+    error = reconciliation_error(stats)
+    if error is not None:
+        raise RuntimeError(f"counts do not reconcile: {error}")
+    return stats
+
+
 def write_stats(facts, classes, output_dir: str, kind: str, num_shards: int, preprocessing: dict) -> dict:
     stats = build_stats(facts, classes, kind, num_shards)
     stats["preprocessing"] = preprocessing  # how the inks were made: training copies it into model_dir
     write_text(FileSystems.join(output_dir, layout.STATS_FILE), json.dumps(stats, indent=2) + "\n")
     return stats
+
+
+def summary(stats: dict, output_dir: str) -> str:
+    """A few lines for the console: what was read, written, rejected and dropped, and where it went."""
+    per_split = ", ".join(f"{split} {n}" for split, n in stats["written_per_split"].items())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in stats["rejected_per_reason"].items()) or "none"
+    return "\n".join(
+        [
+            f"read {stats['read']} records ({stats['kind']}), {stats['num_classes']} classes",
+            f"written {stats['written']}: {per_split}",
+            f"rejected {stats['rejected']}: {reasons}",
+            f"over_cap {stats['over_cap']}, unrecognized {stats['unrecognized']}",
+            f"reconciled: read {stats['read']} = written {stats['written']} + rejected {stats['rejected']}"
+            f" + over_cap {stats['over_cap']} + unrecognized {stats['unrecognized']}",
+            f"output: {output_dir}",
+        ]
+    )

@@ -105,6 +105,12 @@ def over_cap_threshold(count: int, smallest: np.ndarray, cap: int) -> tuple[floa
     return float(largest["hash"]), int(largest["key_id"])
 
 
+def over_cap_fact(threshold: tuple, caps: dict[str, int]) -> tuple:
+    """A CapThresholds element -> the stats fact of how many drawings its cap dropped."""
+    (split, word), (count, _) = threshold
+    return "over_cap", (split, word), max(0, count - caps[split])
+
+
 def within_cap(ranking: tuple[float, int], threshold: tuple[float, int] | None) -> bool:
     return threshold is None or ranking <= threshold
 
