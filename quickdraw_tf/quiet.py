@@ -27,6 +27,8 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+from absl import logging as absl_logging
+
 
 @contextlib.contextmanager
 def stderr_closed() -> Iterator[None]:
@@ -71,7 +73,18 @@ def import_tensorflow_quietly(argv: Sequence[str] | None = None):
 
         tf.config.list_physical_devices()  # CUDA's initialisation (cuInit) happens here, not at the first op
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    absl_logging.get_absl_logger().addFilter(_DropLibraryInfo())
     return tf
+
+
+class _DropLibraryInfo(logging.Filter):
+    """Drops the INFO lines TensorFlow and Keras write through absl (checkpoint sharding times, SavedModel
+    fingerprints, renamed signature inputs): our CLIs log their own progress through absl at INFO too."""
+
+    _LIBRARIES = (f"{os.sep}tensorflow{os.sep}", f"{os.sep}keras{os.sep}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not any(lib in record.pathname for lib in self._LIBRARIES)
 
 
 import_tensorflow_quietly()

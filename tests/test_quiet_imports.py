@@ -107,3 +107,19 @@ def test_verbosity_is_read_like_absl():
     assert quiet.verbosity(["prog", "--verbosity=many"]) == 0  # absl reports it; we stay quiet
     assert quiet.verbosity(["prog", "-v"]) == 0
     assert quiet.verbosity(["prog", "--verbose_name=3"]) == 0
+
+
+def test_library_info_lines_are_dropped_but_not_ours_or_warnings():
+    import logging
+
+    from quickdraw_tf import quiet
+
+    def record(path: str, level: int) -> logging.LogRecord:
+        return logging.LogRecord("absl", level, path, 1, "message", None, None)
+
+    library = os.path.join("site-packages", "tensorflow", "python", "checkpoint", "functional_saver.py")
+    keep = quiet._DropLibraryInfo().filter
+    assert not keep(record(os.sep + library, logging.INFO))
+    assert not keep(record(os.path.join(os.sep, "x", "keras", "src", "saving.py"), logging.INFO))
+    assert keep(record(os.sep + library, logging.WARNING))
+    assert keep(record(os.path.join(os.sep, "repo", "quickdraw_tf", "trainer.py"), logging.INFO))
