@@ -29,6 +29,7 @@ def renders():
     return ours, recipe
 
 
+@pytest.mark.integration  # renders every sample drawing twice, once through the cairo C library
 def test_renders_match_the_cairo_recipe_on_every_sample_drawing(renders):
     ours, recipe = renders
     assert len(ours) >= 1000

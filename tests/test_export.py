@@ -9,6 +9,8 @@ from quickdraw_tf import export, ink
 from tests.conftest import sample_drawings
 from tests.test_models import _tiny
 
+pytestmark = pytest.mark.integration  # exports a SavedModel and serves through it
+
 MAX_POINTS = 64
 
 

@@ -4,7 +4,11 @@ read is written or rejected."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import fuzz_corpus
+
+pytestmark = pytest.mark.integration  # the per-record step over a corpus of mutated files (~25 s budget)
 
 BUDGET_S = 25  # new files are started until then (at least MIN_FILES); the job's import is not counted
 MIN_FILES = 40
