@@ -36,6 +36,18 @@ def logged_examples_per_second(model_dir: str) -> float:
     return float(np.mean(rates[1:]))
 
 
+def short_run(steps: int) -> dict:
+    """TrainConfig overrides of a timed run: `steps` steps logged in four chunks, no eval or checkpoint
+    before the end, no summary drawings."""
+    return dict(
+        train_steps=steps,
+        eval_every=steps,
+        checkpoint_every=steps,
+        log_every=max(1, steps // 4),
+        num_summary_drawings=0,
+    )
+
+
 def training_examples_per_second(
     data_dir: str, input_config: input_pipeline.InputConfig, steps: int
 ) -> float:
@@ -47,11 +59,7 @@ def training_examples_per_second(
             data_dir,
             model_dir,
             input=input_config,
-            train_steps=steps,
-            eval_every=steps,
-            checkpoint_every=steps,
-            log_every=max(1, steps // 4),
-            num_summary_drawings=0,
+            **short_run(steps),
         )
         trainer.train(config)
         return logged_examples_per_second(model_dir)

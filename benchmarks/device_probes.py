@@ -53,15 +53,10 @@ def row_session(mixed_precision: str):
     """A clean Keras session (the previous row's graphs and buffers released) under the global dtype
     policy trainer.train sets for a run; the policy is restored afterwards. clear_session comes first:
     it also resets the policy."""
-    previous = keras.config.dtype_policy()
     keras.backend.clear_session()
     gc.collect()
-    if mixed_precision != "off":
-        keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
-    try:
+    with trainer.dtype_policy(mixed_precision):
         yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _fresh_state(config: trainer.TrainConfig, num_classes: int) -> trainer.TrainState:

@@ -78,11 +78,7 @@ def ours(data_dir: str, batch_size: int, steps: int, hparams: dict | None = None
             input=dataclasses.replace(config.input, batch_size=batch_size, static_shapes=xla),
             jit_compile=xla,
             hparams={**config.hparams, **(hparams or {})},
-            train_steps=steps,
-            eval_every=steps,
-            checkpoint_every=steps,
-            log_every=max(1, steps // 4),
-            num_summary_drawings=0,
+            **common.short_run(steps),
         )
         trainer.train(config)
         return common.logged_examples_per_second(model_dir)

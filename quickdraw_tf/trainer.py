@@ -249,7 +249,7 @@ def distributed_dataset(strategy, config: TrainConfig, input_config, split: str,
 
 
 @contextlib.contextmanager
-def _dtype_policy(mixed_precision: str) -> Iterator[None]:
+def dtype_policy(mixed_precision: str) -> Iterator[None]:
     """Keras' global dtype policy for the run (mixed_float16 / mixed_bfloat16), restored afterwards."""
     previous = keras.config.dtype_policy()
     if mixed_precision != "off":
@@ -268,7 +268,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     """Trains to config.train_steps (resuming from model_dir) and returns the last eval metrics."""
     strategy = strategy or tf.distribute.get_strategy()
     validate(config, strategy.num_replicas_in_sync)
-    with _dtype_policy(config.mixed_precision):
+    with dtype_policy(config.mixed_precision):
         # ---- setup: model and optimizer, seeded, under the strategy; the run's files (chief)
         classes = input_pipeline.read_classes(config.data_dir)
         keras.utils.set_random_seed(config.seed)
