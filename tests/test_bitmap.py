@@ -44,6 +44,7 @@ def test_renders_match_the_cairo_recipe_on_every_sample_drawing(renders):
     assert np.abs(shifted - recipe).mean() > 10 * MAX_MEAN_ABS_DIFFERENCE
 
 
+@pytest.mark.integration  # the same cairo renders as above
 def test_ink_totals_agree(renders):
     ours, recipe = renders
     np.testing.assert_allclose(ours.sum(axis=1), recipe.sum(axis=1), rtol=0.1)
