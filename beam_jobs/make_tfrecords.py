@@ -12,7 +12,8 @@ caps, duplicates, rejections): docs/beam_job.md. The steps:
 
   ConvertFiles  read each file, parse, validate, make the ink, place by key_id; spill sorted runs
                 (prepare.py, records.py, spill.py)
-  ShardTallies  per shard: drop duplicates, count per (split, word) -> Classes, CapThresholds (shards.py)
+  ShardTallies  per shard: drop duplicates, count per (split, word); PlanCaps: the classes and each
+                class's cap threshold (tallies.py)
   WriteShards   per shard: duplicates and unknown classes rejected, caps applied, examples encoded and
                 written in rank order (shards.py, outputs.py)
   WriteRejected, WriteClasses, WriteStats; then the TFDS metadata (outputs.py, tfds_metadata.py)
@@ -38,7 +39,7 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from beam_jobs import outputs, shards, spill
+    from beam_jobs import outputs, shards, spill, tallies
     from beam_jobs.prepare import FACTS, ConvertFiles
     from quickdraw_tf import preprocess, splits
 
@@ -52,16 +53,14 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
         | "ConvertFiles" >> beam.ParDo(ConvertFiles(config, spill_dir)).with_outputs(FACTS, main="runs")
     )
     runs = beam.pvalue.AsList(converted.runs)
-    tallies = (
+    plan = (
         p
         | "TallyKeys" >> beam.Create(shard_keys)
-        | "ShardTallies" >> beam.FlatMap(shards.shard_tallies, runs, max(caps.values()))
+        | "ShardTallies" >> beam.FlatMap(tallies.shard_tallies, runs, spill_dir, caps)
+        | "CollectTallies" >> beam.combiners.ToList()
+        | "PlanCaps" >> beam.Map(tallies.plan_caps, caps, config.classes)
     )
-    classes = tallies | "Classes" >> shards.Classes(config.classes)
-    class_index = beam.pvalue.AsSingleton(
-        classes | "ClassIndex" >> beam.Map(lambda words: {word: i for i, word in enumerate(words)})
-    )
-    thresholds = tallies | "CapThresholds" >> shards.CapThresholds(caps, class_index)
+    classes = plan | "Classes" >> beam.Map(lambda plan: plan.classes)
     written = (
         p
         | "ShardKeys" >> beam.Create(shard_keys)
@@ -69,8 +68,7 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
         >> beam.ParDo(
             shards.WriteShard(config.output_dir, spill_dir, config.num_shards, kind),
             runs,
-            class_index,
-            beam.pvalue.AsDict(thresholds),
+            beam.pvalue.AsSingleton(plan),
         ).with_outputs(shards.REJECTED_RUNS, FACTS, main="shards")
     )
     rejected_runs = (converted.runs, written[shards.REJECTED_RUNS]) | "AllRuns" >> beam.Flatten()
@@ -84,7 +82,7 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
     )
     _ = classes | "WriteClasses" >> beam.Map(outputs.write_classes, config.output_dir)
 
-    over_cap = thresholds | "OverCap" >> beam.Map(shards.over_cap_fact, caps)
+    over_cap = plan | "OverCap" >> beam.FlatMap(tallies.over_cap_facts, caps)
     shard_facts = written.shards | "ShardFacts" >> beam.Map(lambda info: ("shard", info[0], info[1:]))
     _ = (
         (converted[FACTS], written[FACTS], over_cap, shard_facts)
