@@ -7,6 +7,7 @@ but the real simplified lines, and the harmless variants below, must take the fa
 
 from __future__ import annotations
 
+import gc
 import glob
 import os
 import random
@@ -249,3 +250,27 @@ def test_batch_sizes_and_arguments():
     assert ndjson_batch.parse_simplified_batch([LINE], "uniform", max_record_bytes=len(LINE) + 1)[0]
     with pytest.raises(ValueError, match="normalize"):
         ndjson_batch.parse_simplified_batch([LINE], "none")
+
+
+def test_the_garbage_collector_is_paused_only_while_parsing(monkeypatch):
+    lines = sample_lines("simplified")[:50]
+    seen = []
+    candidate = ndjson_batch._candidate
+    monkeypatch.setattr(
+        ndjson_batch, "_candidate", lambda *args: seen.append(gc.isenabled()) or candidate(*args)
+    )
+    assert gc.isenabled()
+    assert all(ndjson_batch.parse_simplified_batch(lines, "uniform"))
+    assert seen and not any(seen) and gc.isenabled()  # off while parsing, back on after
+    gc.disable()  # a caller that runs without the collector keeps it off
+    try:
+        ndjson_batch.parse_simplified_batch(lines, "uniform")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError, match="normalize"):  # an error on the way out restores it too
+        monkeypatch.setattr(
+            ndjson_batch, "_batch_ink", lambda *args: (_ for _ in ()).throw(ValueError("normalize"))
+        )
+        ndjson_batch.parse_simplified_batch(lines, "uniform")
+    assert gc.isenabled()
