@@ -17,7 +17,7 @@ import google_crc32c
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import records, spill
+from beam_jobs import packed, spill
 from quickdraw_tf import layout, splits
 
 _WRITE_BYTES = 1 << 20  # framed records buffered before a write
@@ -81,8 +81,8 @@ def write_rejected(index: int, runs: Sequence[spill.Run], output_dir: str, num_f
     with FileSystems.create(
         path, mime_type="text/plain", compression_type=CompressionTypes.UNCOMPRESSED
     ) as f:
-        for packed in spill.merged(runs, bucket):
-            f.write((records.rejection_line(packed) + "\n").encode("utf-8"))
+        for entry in spill.merged(runs, bucket):
+            f.write((packed.rejection_line(entry) + "\n").encode("utf-8"))
             lines += 1
     return index, lines
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 
-from beam_jobs import records, spill
+from beam_jobs import packed, records, spill
 from quickdraw_tf import formats, ndjson_batch, splits
 
 BATCH_RECORDS = 1024  # records parsed together by the fast path
@@ -78,9 +78,9 @@ class ConvertFiles(beam.DoFn):
         if isinstance(outcome, dict):
             self._facts["rejected", outcome["reason"]] += 1
             bucket = rejected_bucket(records.rejected_file_of(outcome, self._config.num_shards))
-            return self._writer.add(bucket, records.pack_rejection(outcome))
+            return self._writer.add(bucket, packed.pack_rejection(outcome))
         key_hash, bucket = self._place(outcome.key_id)
-        return self._writer.add(bucket, records.pack_candidate(outcome, key_hash))
+        return self._writer.add(bucket, packed.pack_candidate(outcome, key_hash))
 
 
 def prepare_batch(batch: Sequence[formats.SourceRecord], config) -> list:

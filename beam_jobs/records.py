@@ -1,17 +1,14 @@
 """Per-record logic of the job, in plain functions (unit-testable without Beam).
 
 A record read from a file becomes either a Candidate (a valid, labelled drawing with its model input)
-or a rejection entry (a line of rejected-*.ndjson). Candidates and rejections are packed into bytes
-whose byte order is the order the job needs (pack_candidate, pack_rejection): the spill (spill.py)
-sorts and merges them as plain bytes, and nothing but compact bytes waits on disk between the steps.
+or a rejection entry (a line of rejected-*.ndjson); packed.py turns both into the sortable bytes the
+spill holds, and encode() a kept candidate into its tf.train.Example.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
-import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -214,76 +211,3 @@ def encode(candidate: Candidate, class_index: int, kind: str) -> bytes:
         candidate.recognized,
         candidate.timestamp,
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Packed records: bytes that sort in the order the job needs. Big-endian non-negative numbers and
-# NUL-terminated UTF-8 texts (no word, path or reason holds a NUL) compare bytewise as their values do.
-
-_RANK = struct.Struct(">dq")  # key_hash in [0, 1), key_id in 0..2**63-1: the rank, as sortable bytes
-_FIXED = struct.Struct(
-    "<qqbIII"
-)  # position, timestamp, recognized, then the lengths of texts, data, original
-
-
-def pack_candidate(candidate: Candidate, key_hash: float) -> bytes:
-    """The candidate as bytes that sort by rank (key_hash, key_id) first."""
-    origin = candidate.origin
-    texts = "\0".join((candidate.word, candidate.countrycode, origin.format, origin.source, origin.split))
-    texts = texts.encode("utf-8")
-    fixed = _FIXED.pack(
-        origin.position,
-        candidate.timestamp,
-        candidate.recognized,
-        len(texts),
-        len(candidate.data),
-        len(candidate.original),
-    )
-    return b"".join(
-        (_RANK.pack(key_hash, candidate.key_id), fixed, texts, candidate.data, candidate.original)
-    )
-
-
-def packed_rank(packed: bytes) -> bytes:
-    """The rank part of a packed candidate: equal for every record of a key_id."""
-    return packed[: _RANK.size]
-
-
-def packed_key(packed: bytes) -> tuple[float, int]:
-    """The rank (key_hash, key_id) of a packed candidate."""
-    return _RANK.unpack_from(packed)
-
-
-def packed_word(packed: bytes) -> str:
-    """The word of a packed candidate, without unpacking the rest."""
-    start = _RANK.size + _FIXED.size
-    return packed[start : packed.index(b"\0", start)].decode("utf-8")
-
-
-def unpack_candidate(packed: bytes) -> tuple[tuple[float, int], Candidate]:
-    """(rank, candidate) of pack_candidate's bytes."""
-    key_hash, key_id = _RANK.unpack_from(packed)
-    position, timestamp, recognized, n_texts, n_data, n_original = _FIXED.unpack_from(packed, _RANK.size)
-    start = _RANK.size + _FIXED.size
-    word, countrycode, fmt, source, split = packed[start : start + n_texts].decode("utf-8").split("\0")
-    start += n_texts
-    data = packed[start : start + n_data]
-    original = packed[start + n_data : start + n_data + n_original]
-    origin = Origin(fmt, source, position, split)
-    candidate = Candidate(key_id, word, origin, original, data, countrycode, bool(recognized), timestamp)
-    return (key_hash, key_id), candidate
-
-
-def pack_rejection(entry: dict) -> bytes:
-    """A rejected-*.ndjson line as bytes that sort like (source, split, position, reason, line)."""
-    head = f"{entry['source']}\0{entry.get('split', '')}\0".encode()
-    tail = f"{entry['reason']}\0{json.dumps(entry, ensure_ascii=False)}".encode()
-    return head + entry["position"].to_bytes(8, "big") + tail
-
-
-def rejection_line(packed: bytes) -> str:
-    """The JSON line of pack_rejection's bytes (json.dumps escapes NUL, so the last NUL ends the reason)."""
-    source_end = packed.index(b"\0")
-    split_end = packed.index(b"\0", source_end + 1)
-    reason_end = packed.index(b"\0", split_end + 9)
-    return packed[reason_end + 1 :].decode("utf-8")

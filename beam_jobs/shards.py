@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs import outputs, records, spill
+from beam_jobs import outputs, packed, records, spill
 from beam_jobs.prepare import FACTS, rejected_bucket, shard_bucket
 from quickdraw_tf import layout
 
@@ -27,15 +27,15 @@ REJECTED_RUNS = "rejected_runs"
 def key_groups(runs: Sequence[spill.Run], split: str, index: int) -> Iterator[list[bytes]]:
     """The packed candidates of a shard, grouped by key_id, in rank order."""
     merged = spill.merged(runs, shard_bucket(split, index))
-    for _, group in itertools.groupby(merged, key=records.packed_rank):
+    for _, group in itertools.groupby(merged, key=packed.packed_rank):
         yield list(group)
 
 
 def winner_and_duplicates(group: list[bytes]) -> tuple[tuple, records.Candidate, list[records.Candidate]]:
-    ranking, first = records.unpack_candidate(group[0])
+    ranking, first = packed.unpack_candidate(group[0])
     if len(group) == 1:
         return ranking, first, []
-    winner, duplicates = records.choose_kept([first] + [records.unpack_candidate(p)[1] for p in group[1:]])
+    winner, duplicates = records.choose_kept([first] + [packed.unpack_candidate(p)[1] for p in group[1:]])
     return ranking, winner, duplicates
 
 
@@ -100,7 +100,7 @@ class WriteShard(beam.DoFn):
     def _reject(self, entry: dict, writer: spill.RunWriter, reasons: Counter, runs: list) -> None:
         reasons[entry["reason"]] += 1
         bucket = rejected_bucket(records.rejected_file_of(entry, self._num_shards))
-        runs.append(writer.add(bucket, records.pack_rejection(entry)))
+        runs.append(writer.add(bucket, packed.pack_rejection(entry)))
 
 
 def _counted(candidates: Iterable[records.Candidate], per_word: Counter) -> Iterator[records.Candidate]:

@@ -1,6 +1,6 @@
 """Sorted runs on disk: how the job brings each shard's records together without holding them in memory.
 
-A worker converting files buffers packed records (records.pack_candidate / pack_rejection) per bucket
+A worker converting files buffers packed records (packed.pack_candidate / pack_rejection) per bucket
 — a (split, shard) of the output, or a rejected-*.ndjson file — and, whenever the buffer is full and at
 the end of its bundle, writes one *run*: a file holding each bucket's records sorted, back to back. Only
 the run's description (its path and each bucket's byte range) travels through Beam. A step that writes

@@ -21,7 +21,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import records, spill
+from beam_jobs import packed, spill
 from beam_jobs.shards import key_groups, winner_and_duplicates
 
 # A rank as a numpy record (16 bytes; sorted on both fields, it orders as (key_hash, key_id) tuples do).
@@ -57,7 +57,7 @@ def shard_tallies(
     key_ids: dict[str, array.array] = defaultdict(lambda: array.array("q"))
     for group in key_groups(runs, split, index):
         if len(group) == 1:  # no duplicate: only the word and the rank are needed
-            (key_hash, key_id), word = records.packed_key(group[0]), records.packed_word(group[0])
+            (key_hash, key_id), word = packed.packed_key(group[0]), packed.packed_word(group[0])
         else:
             (key_hash, key_id), winner, _ = winner_and_duplicates(group)
             word = winner.word

@@ -42,7 +42,7 @@ from beam_jobs import runtime  # noqa: F401  (first: quiet TensorFlow and Beam i
 import numpy as np
 import tensorflow as tf
 
-from beam_jobs import job_config, make_tfrecords, prepare, records
+from beam_jobs import job_config, make_tfrecords, packed, prepare, records
 from quickdraw_tf import formats
 
 SAMPLE_GLOB = os.path.join(job_config.REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson")
@@ -167,8 +167,9 @@ def profile_per_drawing(paths: list[str], limit: int = 5000, top: int = 18) -> s
             for candidate in prepare.prepare_batch(
                 source_records[start : start + prepare.BATCH_RECORDS], config
             ):
-                packed = records.pack_candidate(candidate, 0.5)
-                records.encode(records.unpack_candidate(packed)[1], class_index[candidate.word], "strokes")
+                packed_bytes = packed.pack_candidate(candidate, 0.5)
+                candidate = packed.unpack_candidate(packed_bytes)[1]
+                records.encode(candidate, class_index[candidate.word], "strokes")
 
     profiler = cProfile.Profile()
     profiler.runcall(convert_all)

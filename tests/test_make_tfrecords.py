@@ -27,7 +27,7 @@ import tensorflow as tf
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_jobs import job_config, make_tfrecords, outputs, records, runtime
+from beam_jobs import job_config, make_tfrecords, outputs, packed, records, runtime
 from beam_jobs.records import Candidate, Origin
 from quickdraw_tf import features, formats, ink, splits
 from quickdraw_tf.drawing import InvalidRecord
@@ -570,15 +570,15 @@ def test_choose_kept_ignores_input_order():
 
 def test_candidate_round_trips_through_packed_bytes():
     candidate = _candidate(9, Origin("npz", "s.npz", 4, "valid"))
-    ranking, back = records.unpack_candidate(records.pack_candidate(candidate, 0.25))
+    ranking, back = packed.unpack_candidate(packed.pack_candidate(candidate, 0.25))
     assert ranking == (0.25, 9) and back == candidate and type(back.origin) is Origin
 
 
 def test_packed_candidates_sort_by_rank_then_bytes():
     origin = Origin("ndjson", "a.ndjson", 1, "")
     keys = [(0.5, 3), (0.25, 2**63 - 1), (0.25, 7), (0.0, 0), (0.999, 1)]
-    packed = [records.pack_candidate(_candidate(key_id, origin), key_hash) for key_hash, key_id in keys]
-    assert [records.unpack_candidate(p)[0] for p in sorted(packed)] == sorted(keys)
+    records_ = [packed.pack_candidate(_candidate(key_id, origin), key_hash) for key_hash, key_id in keys]
+    assert [packed.unpack_candidate(p)[0] for p in sorted(records_)] == sorted(keys)
 
 
 def test_packed_rejections_sort_like_source_split_position_reason_line():
@@ -595,8 +595,8 @@ def test_packed_rejections_sort_like_source_split_position_reason_line():
             json.dumps(e, ensure_ascii=False),
         ),
     )
-    packed = sorted(records.pack_rejection(entry) for entry in entries)
-    assert [records.rejection_line(p) for p in packed] == [json.dumps(e, ensure_ascii=False) for e in ordered]
+    lines = sorted(packed.pack_rejection(entry) for entry in entries)
+    assert [packed.rejection_line(p) for p in lines] == [json.dumps(e, ensure_ascii=False) for e in ordered]
 
 
 def test_rejection_stores_text_or_base64():

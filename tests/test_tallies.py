@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from beam_jobs import prepare, records, spill, tallies
+from beam_jobs import packed, prepare, records, spill, tallies
 from quickdraw_tf import formats, splits
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
@@ -38,7 +38,7 @@ def spilled(tmp_path, drawings) -> list[spill.Run]:
             drawing.timestamp,
         )
         bucket = prepare.shard_bucket(splits.assign_split(key_hash, 0.1, 0.1), shard)
-        runs.append(writer.add(bucket, records.pack_candidate(candidate, key_hash)))
+        runs.append(writer.add(bucket, packed.pack_candidate(candidate, key_hash)))
     runs.append(writer.flush())
     return [run for run in runs if run is not None]
 
