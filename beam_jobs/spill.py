@@ -27,6 +27,7 @@ SPILL_DIR = ".spill"
 RUN_BYTES = 32 << 20  # buffered record bytes per worker before a run is written
 _LENGTH = struct.Struct("<I")
 _READ_BYTES = 1 << 16
+_RECORDS_PER_WRITE = 256
 FAN_IN = 128  # runs merged at once
 
 
@@ -60,12 +61,25 @@ class RunWriter:
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
             for bucket in sorted(self._buckets):
                 records = sorted(self._buckets[bucket])
-                data = b"".join(part for record in records for part in (_LENGTH.pack(len(record)), record))
-                out.write(data)
-                buckets[bucket] = (offset, len(data), len(records))
-                offset += len(data)
+                length = _write_framed(out, records)
+                buckets[bucket] = (offset, length, len(records))
+                offset += length
         self._buckets, self._size = {}, 0
         return Run(path, buckets)
+
+
+def _write_framed(out, records: list[bytes]) -> int:
+    """Writes each record after its length; returns the bytes written.
+
+    A few hundred records per write: one join of a whole bucket (a train shard's can be several MB) would be
+    a big allocation at every flush, which the allocator then keeps, on top of the buffer."""
+    written = 0
+    for start in range(0, len(records), _RECORDS_PER_WRITE):
+        chunk = records[start : start + _RECORDS_PER_WRITE]
+        data = b"".join(part for record in chunk for part in (_LENGTH.pack(len(record)), record))
+        out.write(data)
+        written += len(data)
+    return written
 
 
 def read_bucket(run: Run, bucket) -> Iterator[bytes]:
