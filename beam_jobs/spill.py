@@ -26,7 +26,9 @@ from apache_beam.io.filesystems import FileSystems
 SPILL_DIR = ".spill"
 RUN_BYTES = 32 << 20  # buffered record bytes per worker before a run is written
 _LENGTH = struct.Struct("<I")
-_READ_BYTES = 1 << 16
+# What a merge reads ahead, shared by the runs it merges: the same memory for 4 runs or 128.
+_MERGE_READ_BYTES = 1 << 20
+_MIN_READ_BYTES = 1 << 13
 _RECORDS_PER_WRITE = 256
 FAN_IN = 128  # runs merged at once
 
@@ -82,8 +84,8 @@ def _write_framed(out, records: list[bytes]) -> int:
     return written
 
 
-def read_bucket(run: Run, bucket) -> Iterator[bytes]:
-    """The records of one bucket of one run, in their sorted order, read sequentially."""
+def read_bucket(run: Run, bucket, read_bytes: int = _MERGE_READ_BYTES) -> Iterator[bytes]:
+    """The records of one bucket of one run, in their sorted order, read sequentially, read_bytes at once."""
     if bucket not in run.buckets:
         return
     offset, length, _ = run.buckets[bucket]
@@ -92,7 +94,7 @@ def read_bucket(run: Run, bucket) -> Iterator[bytes]:
         pending, left = b"", length
         while left or pending:
             if left:
-                chunk = f.read(min(_READ_BYTES, left))
+                chunk = f.read(min(read_bytes, left))
                 left -= len(chunk)
                 pending += chunk
             start = 0
@@ -117,14 +119,19 @@ def merged(runs: Iterable[Run], bucket) -> Iterator[bytes]:
     runs = [run for run in runs if bucket in run.buckets]
     while len(runs) > FAN_IN:
         runs = [_merge_into_run(runs[i : i + FAN_IN], bucket) for i in range(0, len(runs), FAN_IN)]
-    return heapq.merge(*(read_bucket(run, bucket) for run in runs))
+    return _merge(runs, bucket)
+
+
+def _merge(runs: list[Run], bucket) -> Iterator[bytes]:
+    read_bytes = max(_MIN_READ_BYTES, _MERGE_READ_BYTES // max(1, len(runs)))
+    return heapq.merge(*(read_bucket(run, bucket, read_bytes) for run in runs))
 
 
 def _merge_into_run(runs: list[Run], bucket) -> Run:
     path = FileSystems.join(FileSystems.split(runs[0].path)[0], f"merged-{uuid.uuid4().hex}")
     length = count = 0
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-        for record in heapq.merge(*(read_bucket(run, bucket) for run in runs)):
+        for record in _merge(runs, bucket):
             data = _LENGTH.pack(len(record)) + record
             out.write(data)
             length += len(data)

@@ -53,7 +53,27 @@ def test_records_longer_than_the_read_buffer_come_back_whole(tmp_path):
     for record in big:
         writer.add(("rejected", 0), record)
     run = writer.flush()
-    assert list(spill.read_bucket(run, ("rejected", 0))) == sorted(big)
+    for read_bytes in (8192, 65536, 1 << 20):
+        assert list(spill.read_bucket(run, ("rejected", 0), read_bytes)) == sorted(big)
+
+
+def test_a_merge_reads_the_same_bytes_ahead_however_many_runs(tmp_path, monkeypatch):
+    read_sizes = []
+    read_bucket = spill.read_bucket
+    monkeypatch.setattr(
+        spill, "read_bucket", lambda run, bucket, n: read_sizes.append(n) or read_bucket(run, bucket, n)
+    )
+    for num_runs in (1, 4, 100):
+        writer, runs = spill.RunWriter(str(tmp_path)), []
+        for i in range(num_runs):
+            writer.add(("shard", "eval", 1), i.to_bytes(2, "big"))
+            runs.append(writer.flush())
+        read_sizes.clear()
+        assert list(spill.merged(runs, ("shard", "eval", 1))) == [
+            i.to_bytes(2, "big") for i in range(num_runs)
+        ]
+        assert len(read_sizes) == num_runs
+        assert sum(read_sizes) <= max(spill._MERGE_READ_BYTES, num_runs * spill._MIN_READ_BYTES)
 
 
 def test_a_cut_run_is_an_error_not_a_short_read(tmp_path):
