@@ -45,7 +45,7 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
 
     spill_dir = FileSystems.join(config.output_dir, spill.SPILL_DIR)
     caps = dict(config.caps)
-    shard_keys = [(split, index) for split in splits.SPLITS for index in range(config.num_shards)]
+    keys = [(split, index) for split in splits.SPLITS for index in range(config.num_shards)]
 
     converted = (
         p
@@ -53,28 +53,24 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
         | "ConvertFiles" >> beam.ParDo(ConvertFiles(config, spill_dir)).with_outputs(FACTS, main="runs")
     )
     runs = beam.pvalue.AsList(converted.runs)
+    shard_keys = p | "ShardKeys" >> beam.Create(keys)  # read twice: tallies, then the shards
     plan = (
-        p
-        | "TallyKeys" >> beam.Create(shard_keys)
+        shard_keys
         | "ShardTallies" >> beam.FlatMap(tallies.shard_tallies, runs, spill_dir, caps)
         | "CollectTallies" >> beam.combiners.ToList()
         | "PlanCaps" >> beam.Map(tallies.plan_caps, caps, config.classes)
     )
     classes = plan | "Classes" >> beam.Map(lambda plan: plan.classes)
-    written = (
-        p
-        | "ShardKeys" >> beam.Create(shard_keys)
-        | "WriteShards"
-        >> beam.ParDo(
-            shards.WriteShard(config.output_dir, spill_dir, config.num_shards, kind),
-            runs,
-            beam.pvalue.AsSingleton(plan),
-        ).with_outputs(shards.REJECTED_RUNS, FACTS, main="shards")
-    )
+    written = shard_keys | "WriteShards" >> beam.ParDo(
+        shards.WriteShard(config.output_dir, spill_dir, config.num_shards, kind),
+        runs,
+        beam.pvalue.AsSingleton(plan),
+    ).with_outputs(shards.REJECTED_RUNS, FACTS, main="shards")
     rejected_runs = (converted.runs, written[shards.REJECTED_RUNS]) | "AllRuns" >> beam.Flatten()
     _ = (
         p
-        | "RejectedFiles" >> beam.Create(range(config.num_shards))
+        # Light work (a merge of pre-sorted runs per file): one bundle, without Create's reshuffle step.
+        | "RejectedFiles" >> beam.Create(range(config.num_shards), reshuffle=False)
         | "WriteRejected"
         >> beam.Map(
             outputs.write_rejected, beam.pvalue.AsList(rejected_runs), config.output_dir, config.num_shards
