@@ -5,13 +5,14 @@ yields its drawings in rank order, duplicates side by side (shards.key_groups), 
 shard's distinct drawings per word and its `cap` smallest ranks are simply the first ones. Those ranks go
 to a small tally file in the spill directory; only the counts and the files' byte ranges travel through
 Beam (one element per shard). PlanCaps then sums the counts and, for each (split, word) over its cap,
-reads the ranks back one shard at a time, keeping the `cap` smallest so far: memory bounded by what the
-caps keep, whatever the number of drawings read.
+reads back that word's ranks from each shard's tally file (at most a cap's worth each): memory for one
+word's candidates at a time, whatever the number of drawings read or of classes capped.
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -96,26 +97,41 @@ def plan_caps(
 
 
 def _largest_kept(tallies: list[ShardTally], over: set, caps: dict[str, int]) -> dict:
-    """{(split, word): the caps[split]-th smallest rank} for the (split, word)s in `over`, reading the
-    tally files one at a time and keeping, per (split, word), only the cap smallest ranks seen so far."""
-    smallest: dict = {}
-    for tally in tallies:
-        wanted = [(word, part) for word, part in tally.words.items() if (tally.split, word) in over]
-        if not wanted:
-            continue
-        with FileSystems.open(tally.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for word, (_, offset, n) in sorted(wanted, key=lambda item: item[1][1]):
-                f.seek(offset * RANK.itemsize)
-                ranks = np.frombuffer(f.read(n * RANK.itemsize), RANK)
-                key = (tally.split, word)
-                if key in smallest:
-                    ranks = np.sort(np.concatenate([smallest[key], ranks]), order=_RANK_ORDER)
-                smallest[key] = ranks[: caps[tally.split]]
+    """{(split, word): the caps[split]-th smallest rank} for the (split, word)s in `over`.
+
+    One word at a time, from its ranks in each of its split's tally files (at most a cap's worth per
+    shard): memory for one word's candidates, whatever the number of classes over their cap. The split's
+    files stay open while its words are read (opened per read beyond spill.FAN_IN files)."""
     largest = {}
-    for (split, word), ranks in smallest.items():
-        rank = ranks[caps[split] - 1]
-        largest[split, word] = float(rank["hash"]), int(rank["key_id"])
+    for split in sorted({split for split, _ in over}):
+        split_tallies = [tally for tally in tallies if tally.split == split]
+        with contextlib.ExitStack() as stack:
+            keep_open = len(split_tallies) <= spill.FAN_IN
+            files = [stack.enter_context(_open(tally.path)) if keep_open else None for tally in split_tallies]
+            for word in sorted(word for over_split, word in over if over_split == split):
+                parts = [
+                    _read_ranks(tally, word, f)
+                    for tally, f in zip(split_tallies, files, strict=True)
+                    if word in tally.words
+                ]
+                ranks = np.sort(np.concatenate(parts), order=_RANK_ORDER)
+                rank = ranks[caps[split] - 1]
+                largest[split, word] = float(rank["hash"]), int(rank["key_id"])
     return largest
+
+
+def _open(path: str):
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _read_ranks(tally: ShardTally, word: str, f=None) -> np.ndarray:
+    """The word's ranks in the tally file, from the open file `f` or by opening it."""
+    _, offset, n = tally.words[word]
+    if f is None:
+        with _open(tally.path) as f:
+            return _read_ranks(tally, word, f)
+    f.seek(offset * RANK.itemsize)
+    return np.frombuffer(f.read(n * RANK.itemsize), RANK)
 
 
 def over_cap_facts(plan: CapPlan, caps: dict[str, int]) -> Iterator[tuple]:

@@ -107,3 +107,22 @@ def test_words_outside_a_given_class_list_get_no_threshold(tmp_path):
     assert plan.thresholds == {
         key: value for key, value in brute_force(drawings, caps).items() if key[1] == words[0]
     }
+
+
+def test_the_plan_is_the_same_when_tally_files_are_opened_per_read(tmp_path, monkeypatch):
+    drawings = sample_drawings()
+    runs = spilled(tmp_path, drawings)
+    caps = {"train": 7, "eval": 2, "test": 2}
+    found = [
+        t
+        for split in splits.SPLITS
+        for i in range(NUM_SHARDS)
+        for t in tallies.shard_tallies((split, i), runs, str(tmp_path), caps)
+    ]
+    kept_open = tallies.plan_caps(found, caps, None)
+    monkeypatch.setattr(spill, "FAN_IN", 2)  # fewer than a split's tally files: each read opens its file
+    assert (
+        tallies.plan_caps(found, caps, None)
+        == kept_open
+        == tallies.CapPlan(kept_open.classes, brute_force(drawings, caps))
+    )
