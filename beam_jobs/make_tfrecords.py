@@ -11,7 +11,7 @@ Flags this job does not define go to Beam's PipelineOptions unchanged. Flags, ou
 caps, duplicates, rejections): docs/beam_job.md. The steps:
 
   ConvertFiles  read each file, parse, validate, make the ink, place by key_id; spill sorted runs
-                (prepare.py, records.py, spill.py)
+                (prepare.py, records.py, packed.py, spill.py)
   ShardTallies  per shard: drop duplicates, count per (split, word); PlanCaps: the classes and each
                 class's cap threshold (tallies.py)
   WriteShards   per shard: duplicates and unknown classes rejected, caps applied, examples encoded and
