@@ -31,8 +31,9 @@ _RANK_ORDER = ("hash", "key_id")
 
 
 class ShardTally(NamedTuple):
-    """A shard's distinct drawings per word: {word: (count, first rank, number of ranks)} and the tally
-    file holding, word after word, each word's smallest ranks (RANK records, ascending)."""
+    """A shard's distinct drawings per word, {word: (count, index of its first rank in the file, number of
+    ranks)}, and the tally file holding, word after word, each word's smallest ranks (RANK records,
+    ascending)."""
 
     split: str
     path: str
