@@ -15,6 +15,7 @@ spill directory is deleted before the output is published.
 from __future__ import annotations
 
 import heapq
+import itertools
 import struct
 import uuid
 from collections.abc import Iterable, Iterator
@@ -62,26 +63,26 @@ class RunWriter:
         buckets, offset = {}, 0
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
             for bucket in sorted(self._buckets):
-                records = sorted(self._buckets[bucket])
-                length = _write_framed(out, records)
-                buckets[bucket] = (offset, length, len(records))
+                length, count = _write_framed(out, sorted(self._buckets[bucket]))
+                buckets[bucket] = (offset, length, count)
                 offset += length
         self._buckets, self._size = {}, 0
         return Run(path, buckets)
 
 
-def _write_framed(out, records: list[bytes]) -> int:
-    """Writes each record after its length; returns the bytes written.
+def _write_framed(out, records: Iterable[bytes]) -> tuple[int, int]:
+    """Writes each record after its length; returns (bytes written, records written).
 
     A few hundred records per write: one join of a whole bucket (a train shard's can be several MB) would be
     a big allocation at every flush, which the allocator then keeps, on top of the buffer."""
-    written = 0
-    for start in range(0, len(records), _RECORDS_PER_WRITE):
-        chunk = records[start : start + _RECORDS_PER_WRITE]
+    written = count = 0
+    records = iter(records)
+    while chunk := list(itertools.islice(records, _RECORDS_PER_WRITE)):
         data = b"".join(part for record in chunk for part in (_LENGTH.pack(len(record)), record))
         out.write(data)
         written += len(data)
-    return written
+        count += len(chunk)
+    return written, count
 
 
 def read_bucket(run: Run, bucket, read_bytes: int = _MERGE_READ_BYTES) -> Iterator[bytes]:
@@ -129,13 +130,8 @@ def _merge(runs: list[Run], bucket) -> Iterator[bytes]:
 
 def _merge_into_run(runs: list[Run], bucket) -> Run:
     path = FileSystems.join(FileSystems.split(runs[0].path)[0], f"merged-{uuid.uuid4().hex}")
-    length = count = 0
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-        for record in _merge(runs, bucket):
-            data = _LENGTH.pack(len(record)) + record
-            out.write(data)
-            length += len(data)
-            count += 1
+        length, count = _write_framed(out, _merge(runs, bucket))
     return Run(path, {bucket: (0, length, count)})
 
 
