@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from absl import flags
 from tensorboard.backend.event_processing import event_multiplexer
 
-from quickdraw_tf import cli, layout, models, train, trainer
+from quickdraw_tf import cli, layout, models, trainer
+from tests.train_cli import config_as_the_cli_builds_it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
@@ -58,13 +58,7 @@ def test_every_config_runs_with_no_other_flag(path, tfrecord_dir, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     os.makedirs("data")
     os.symlink(tfrecord_dir, layout.DEFAULT_DATA_DIR)  # the stroke data, where make_tfrecords writes it
-    argv = ["train.py", f"--flagfile={os.path.relpath(path)}"]
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(argv)
-        config = train.config_from_flags(argv)
-    finally:
-        flags.FLAGS.unparse_flags()
+    config = config_as_the_cli_builds_it(["train.py", f"--flagfile={os.path.relpath(path)}"])
     name = os.path.splitext(os.path.basename(path))[0]
     assert config.model_dir == os.path.join("runs", name)
     if config.data_dir == layout.DEFAULT_DATA_DIR:

@@ -12,6 +12,7 @@ from quickdraw_tf import config_flags, train, train_config
 from quickdraw_tf.config_flags import setting
 from quickdraw_tf.input_pipeline import InputConfig
 from quickdraw_tf.train_config import TrainConfig
+from tests.train_cli import config_as_the_cli_builds_it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
@@ -51,13 +52,7 @@ def test_the_cli_flags_are_the_config_fields_with_their_defaults():
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
 def test_a_flagfile_reads_as_the_cli_reads_it(path, monkeypatch):
     monkeypatch.chdir(REPO)
-    argv = ["train.py", f"--flagfile={os.path.relpath(path)}"]
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(argv)
-        from_cli = train.config_from_flags(argv)
-    finally:
-        flags.FLAGS.unparse_flags()
+    from_cli = config_as_the_cli_builds_it(["train.py", f"--flagfile={os.path.relpath(path)}"])
     assert train_config.config_from_flagfile(os.path.relpath(path)).to_json() == from_cli.to_json()
 
 
