@@ -3,9 +3,11 @@ many runs its drawings were spilled in."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import random
 
+import numpy as np
 import pytest
 
 from beam_jobs import make_tfrecords, spill
@@ -33,6 +35,53 @@ def test_each_bucket_merges_sorted_over_runs(tmp_path):
         assert list(spill.merged(runs, bucket)) == sorted(records)
         assert spill.count(runs, bucket) == len(records)
     assert list(spill.merged(runs, ("shard", "test", 0))) == []
+
+
+def test_byte_order_is_the_order_of_sorted_bytes():
+    """Prefixes, zero bytes, ties past 8 and 16 bytes, copies and empty records: as sorted() has them."""
+    rng = random.Random(11)
+    for alphabet in (b"\x00\x01", b"ab\x00", bytes(range(256))):
+        for _ in range(50):
+            sizes = [rng.randint(0, 30) for _ in range(rng.randint(0, 40))]
+            records = [bytes(rng.choice(alphabet) for _ in range(size)) for size in sizes]
+            records += [rng.choice(records) for _ in range(3)] if records else []
+            buffer, starts = bytearray(b"\xff" * rng.randint(0, 3)), []
+            for record in records:  # other bytes between the records, which must not be read as theirs
+                starts.append(len(buffer))
+                buffer += record + b"\xff" * rng.randint(0, 3)
+            order = spill.byte_order(
+                np.frombuffer(bytes(buffer), np.uint8),
+                np.array(starts, np.int64),
+                np.array([len(record) for record in records], np.int64),
+            )
+            assert [records[i] for i in order] == sorted(records)
+
+
+def test_a_record_larger_than_the_buffer_gets_a_run_of_its_own(tmp_path):
+    writer = spill.RunWriter(str(tmp_path), run_bytes=100)  # a buffer of 200 bytes
+    records = [b"small", b"x" * 1000, b"also small", b"y" * 300]
+    runs = [writer.add(("shard", "train", 0), record) for record in records] + [writer.flush()]
+    runs = [run for run in runs if run is not None]
+    first_two = [list(spill.merged([run], ("shard", "train", 0))) for run in runs[:2]]
+    assert first_two == [[b"small"], [b"x" * 1000]]
+    assert list(spill.merged(runs, ("shard", "train", 0))) == sorted(records)
+
+
+class _AdvisedMap(mmap.mmap):
+    advised: list = []
+
+    def madvise(self, option, *args):
+        self.advised.append(option)
+        return super().madvise(option, *args)
+
+
+def test_one_buffer_serves_every_run_and_gives_its_pages_back(tmp_path):
+    """Memory does not pile up over runs: the same map is written over, its pages returned at each flush."""
+    writer = spill.RunWriter(str(tmp_path), run_bytes=64)
+    writer._buffer = buffer = _AdvisedMap(-1, 128)
+    runs = [writer.add(("shard", "eval", 0), bytes([i]) * 20) for i in range(40)]
+    assert writer._buffer is buffer
+    assert _AdvisedMap.advised == [mmap.MADV_DONTNEED] * sum(run is not None for run in runs) != []
 
 
 def test_more_runs_than_the_fan_in_merge_in_rounds(tmp_path, monkeypatch):
