@@ -95,7 +95,7 @@ def parse_simplified_batch(
     out: list[FastDrawing | None] = [None] * len(payloads)
     # A chunk at a time: the parsed lines of a chunk (Python lists and ints) stay within the CPU's caches,
     # which is measurably faster than the same work on a few thousand lines at once.
-    with _collector_paused():
+    with collector_paused():
         for start in range(0, len(payloads), _CHUNK):
             candidates = []
             for index in range(start, min(start + _CHUNK, len(payloads))):
@@ -110,7 +110,7 @@ def parse_simplified_batch(
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the block, back as it was after.
 
     Each parsed line is a few dozen new lists, so the collector runs every few lines and walks every
