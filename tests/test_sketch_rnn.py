@@ -195,18 +195,9 @@ def test_generate_writes_simplified_ndjson_grids_and_gifs(tmp_path):
 @pytest.mark.integration
 def test_generate_cli_reports_a_bad_model_dir_in_one_line(tmp_path):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "quickdraw_tf.generate",
-            f"--model_dir={tmp_path}",
-            "--word=cat",
-            f"--output_dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": REPO},
+        [sys.executable, "-m", "quickdraw_tf.generate", f"--model_dir={tmp_path}", "--word=cat",
+         f"--output_dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("generate.py: error: no config.json")

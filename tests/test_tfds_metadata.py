@@ -221,3 +221,4 @@ def test_tfds_reads_a_conversion_through_our_metadata(kind, inputs, caps, tmp_pa
                     mine[feature.name].reshape(value.shape) if feature.name == "ink" else mine[feature.name]
                 )
                 np.testing.assert_array_equal(value, expected, err_msg=feature.name)
+

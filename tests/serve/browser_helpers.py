@@ -9,15 +9,8 @@ import numpy as np
 from quickdraw_tf.drawing import Drawing
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 MARGIN = 12.0  # CSS px between the drawing and the canvas edge
 
 
@@ -28,14 +21,8 @@ def to_canvas(drawing: Drawing, box: dict) -> list[tuple[list[float], list[float
     scale = (min(box["width"], box["height"]) - 2 * MARGIN - 4) / max(np.ptp(xs), np.ptp(ys), 1.0)
     left, top = box["x"] + 2 + MARGIN, box["y"] + 2 + MARGIN  # 2: the canvas border
     t0 = drawing.strokes[0][2][0]
-    return [
-        (
-            [left + (x - xs.min()) * scale for x in s[0]],
-            [top + (y - ys.min()) * scale for y in s[1]],
-            [t - t0 for t in s[2]],
-        )
-        for s in drawing.strokes
-    ]
+    return [([left + (x - xs.min()) * scale for x in s[0]], [top + (y - ys.min()) * scale for y in s[1]],
+             [t - t0 for t in s[2]]) for s in drawing.strokes]
 
 
 def sleep_until(start: float, t_ms: float) -> None:
@@ -81,11 +68,9 @@ def touch_actions(page):
     def touch(kind, points):
         cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
 
-    return (
-        lambda x, y: touch("touchStart", [{"x": x, "y": y}]),
-        lambda x, y: touch("touchMove", [{"x": x, "y": y}]),
-        lambda: touch("touchEnd", []),
-    )
+    return (lambda x, y: touch("touchStart", [{"x": x, "y": y}]),
+            lambda x, y: touch("touchMove", [{"x": x, "y": y}]),
+            lambda: touch("touchEnd", []))
 
 
 def wait_for_newest_answer(page) -> None:
@@ -97,9 +82,5 @@ def wait_for_newest_answer(page) -> None:
 
 
 def shown_top3(page) -> list[tuple[str, float]]:
-    return [
-        tuple(row)
-        for row in page.eval_on_selector_all(
-            "#guesses li", "items => items.map(li => [li.dataset.word, Number(li.dataset.probability)])"
-        )
-    ]
+    return [tuple(row) for row in page.eval_on_selector_all(
+        "#guesses li", "items => items.map(li => [li.dataset.word, Number(li.dataset.probability)])")]

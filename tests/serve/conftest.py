@@ -32,20 +32,18 @@ def model_dir(tfrecord_dir, tmp_path_factory) -> str:
     """A tiny RNN trained for a few seconds on the sample's 10 classes (what it guesses is not the
     point; that the server and page give exactly the Predictor's answer is)."""
     out = str(tmp_path_factory.mktemp("serve_model"))
-    trainer.train(
-        trainer.TrainConfig(
-            data_dir=tfrecord_dir,
-            model_dir=out,
-            hparams=TINY_HPARAMS,
-            input=InputConfig(batch_size=32, shuffle_buffer=100, bucket_boundaries=(32, 64)),
-            train_steps=40,
-            eval_every=40,
-            checkpoint_every=40,
-            log_every=40,
-            learning_rate=1e-2,
-            num_summary_drawings=0,
-        )
-    )
+    trainer.train(trainer.TrainConfig(
+        data_dir=tfrecord_dir,
+        model_dir=out,
+        hparams=TINY_HPARAMS,
+        input=InputConfig(batch_size=32, shuffle_buffer=100, bucket_boundaries=(32, 64)),
+        train_steps=40,
+        eval_every=40,
+        checkpoint_every=40,
+        log_every=40,
+        learning_rate=1e-2,
+        num_summary_drawings=0,
+    ))
     return out
 
 
@@ -69,21 +67,11 @@ def bitmap_model_dir(tmp_path_factory) -> str:
     with open(os.path.join(data_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:
         f.write(layout.classes_text(words))
     write_manifest(data_dir, "images", 1, len(words))
-    trainer.train(
-        trainer.TrainConfig(
-            data_dir=data_dir,
-            model_dir=out,
-            model="bitmap_cnn",
-            hparams={"filters": (4, 8), "dense_units": 8},
-            input=InputConfig(batch_size=8, shuffle_buffer=50),
-            train_steps=6,
-            eval_every=6,
-            checkpoint_every=6,
-            log_every=6,
-            learning_rate=3e-3,
-            num_summary_drawings=0,
-        )
-    )
+    trainer.train(trainer.TrainConfig(
+        data_dir=data_dir, model_dir=out, model="bitmap_cnn", hparams={"filters": (4, 8), "dense_units": 8},
+        input=InputConfig(batch_size=8, shuffle_buffer=50), train_steps=6, eval_every=6, checkpoint_every=6,
+        log_every=6, learning_rate=3e-3, num_summary_drawings=0,
+    ))
     return out
 
 
@@ -109,9 +97,10 @@ def held_out_raw_drawings(classes: list[str]) -> list[Drawing]:
     tfrecord fixture) and not among the fixture's training records."""
     seen = {int(record["key_id"]) for record in sample_drawings()}
     return [
-        drawing
-        for drawing in raw_sample_drawings()
-        if drawing.word in classes and drawing.key_id not in seen and _split_of(drawing.key_id) == "test"
+        drawing for drawing in raw_sample_drawings()
+        if drawing.word in classes
+        and drawing.key_id not in seen
+        and _split_of(drawing.key_id) == "test"
     ]
 
 
@@ -173,18 +162,8 @@ def sketch_model_dir(tfrecord_dir, tmp_path_factory) -> str:
 
     out = str(tmp_path_factory.mktemp("sketch_model"))
     flagfile = os.path.join(REPO, "configs", "sketch_rnn_tiny.flags")
-    trainer.train(
-        common.flagfile_config(
-            flagfile,
-            tfrecord_dir,
-            out,
-            train_steps=30,
-            eval_every=30,
-            checkpoint_every=30,
-            log_every=30,
-            num_summary_drawings=0,
-        )
-    )
+    trainer.train(common.flagfile_config(flagfile, tfrecord_dir, out, train_steps=30, eval_every=30,
+                                         checkpoint_every=30, log_every=30, num_summary_drawings=0))
     return out
 
 

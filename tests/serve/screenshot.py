@@ -24,12 +24,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--output", required=True)
-    parser.add_argument(
-        "--key_id",
-        type=int,
-        help="the sample drawing to draw (default: the first raw one "
-        "the model gets right with top-1 probability over 0.5, in 0.8-3.5 s)",
-    )
+    parser.add_argument("--key_id", type=int, help="the sample drawing to draw (default: the first raw one "
+                        "the model gets right with top-1 probability over 0.5, in 0.8-3.5 s)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 

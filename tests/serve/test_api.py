@@ -29,17 +29,14 @@ def _expected(predictor, drawing: Drawing) -> list[tuple[str, float]]:
 
 def _assert_same_answer(answer: dict, expected: list[tuple[str, float]]) -> None:
     assert [p["word"] for p in answer["predictions"]] == [word for word, _ in expected]
-    np.testing.assert_allclose(
-        [p["probability"] for p in answer["predictions"]], [p for _, p in expected], rtol=1e-4, atol=1e-6
-    )
+    np.testing.assert_allclose([p["probability"] for p in answer["predictions"]],
+                               [p for _, p in expected], rtol=1e-4, atol=1e-6)
 
 
 def test_answers_equal_the_predictor_for_raw_simplified_and_untimed_strokes(predictor):
     raw = held_out_raw_drawings(list(predictor.class_names))[:3]
-    simplified = [
-        Drawing(key_id=int(r["key_id"]), word=r["word"], strokes=tuple(r["drawing"]))
-        for r in sample_drawings(1)[:3]
-    ]
+    simplified = [Drawing(key_id=int(r["key_id"]), word=r["word"], strokes=tuple(r["drawing"]))
+                  for r in sample_drawings(1)[:3]]
     untimed = [Drawing(key_id=0, word="", strokes=tuple(s[:2] for s in d.strokes)) for d in raw]
     with TestClient(create_app(predictor)) as client:
         for drawing in raw + simplified + untimed:
@@ -121,10 +118,7 @@ def test_real_server_process_batches_concurrent_requests_and_survives_bad_ones(s
 def test_cli_refuses_a_missing_model_dir_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "quickdraw_tf.serve", f"--model_dir={tmp_path}/none"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
+        capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no such directory" in result.stderr

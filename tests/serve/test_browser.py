@@ -18,20 +18,18 @@ from tests.serve.conftest import held_out_raw_drawings
 pytestmark = pytest.mark.integration
 
 
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium. Missing browser or Playwright is a FAILURE with one line, never a skip."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail(
-            "playwright is not installed: pip install -e '.[test]' (make test does it)", pytrace=False
-        )
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (make test does it)",
+                    pytrace=False)
     if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"no browser at {CHROMIUM}: apt-get install -y chromium (make test does it as root)",
-            pytrace=False,
-        )
+        pytest.fail(f"no browser at {CHROMIUM}: apt-get install -y chromium (make test does it as root)",
+                    pytrace=False)
     with sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -49,11 +47,8 @@ def _duration_ms(drawing: Drawing) -> float:
 def drawing(predictor) -> Drawing:
     """A held-out raw drawing short enough to draw in real time (0.8-3.5 s) whose Predictor top-4 has clear
     gaps, so that the pixel rounding of replaying it cannot reorder its top-3."""
-    candidates = [
-        d
-        for d in held_out_raw_drawings(list(predictor.class_names))
-        if 800 <= _duration_ms(d) <= 3500 and len(d.strokes) <= 8
-    ]
+    candidates = [d for d in held_out_raw_drawings(list(predictor.class_names))
+                  if 800 <= _duration_ms(d) <= 3500 and len(d.strokes) <= 8]
     assert candidates, "no held-out raw drawing of 0.8-3.5 s in the sample"
     probabilities = predictor.probabilities([predictor.prepare(d) for d in candidates])
     top4 = -np.sort(-probabilities, axis=1)[:, :4]
@@ -162,25 +157,18 @@ def test_finish_my_drawing_streams_new_strokes_onto_the_canvas(browser, server, 
     page.click("#finish")  # the word: the top guess (no pictionary target)
     page.wait_for_function("() => !window.quickdraw.finishing", timeout=15_000)
     browser_helpers.wait_for_newest_answer(page)
-    added = page.evaluate("window.quickdraw.strokes")[len(given) :]
+    added = page.evaluate("window.quickdraw.strokes")[len(given):]
     assert added, page.text_content("#timing")
     assert all(len(s[0]) == len(s[1]) == len(s[2]) >= 1 for s in added)
     assert int(page.get_attribute("#guesses", "data-updates")) > updates  # guessed again after it
     # the new points that fall on the canvas were drawn there: their pixels are ink
-    inside = [
-        [x, y]
-        for s in added
-        for x, y in zip(s[0], s[1], strict=True)
-        if 2 <= x < box["width"] - 6 and 2 <= y < box["height"] - 6
-    ]
-    inked = page.evaluate(
-        """points => {
+    inside = [[x, y] for s in added for x, y in zip(s[0], s[1], strict=True)
+              if 2 <= x < box["width"] - 6 and 2 <= y < box["height"] - 6]
+    inked = page.evaluate("""points => {
         const canvas = document.getElementById("canvas"), ratio = window.devicePixelRatio || 1;
         const ctx = canvas.getContext("2d");
         return points.filter(([x, y]) =>
             ctx.getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1).data[3] > 0).length;
-    }""",
-        inside,
-    )
+    }""", inside)
     assert inked == len(inside)
     page.close()

@@ -67,25 +67,21 @@ def test_completion_is_new_finite_strokes_in_canvas_coordinates(client, generato
     body["drawing"] = _moved(body["drawing"], 0.5, -40.0, 25.0)
     again = client.post("/v1/complete", json=body).json()["strokes"]
     assert [len(s[0]) for s in again] == [len(s[0]) for s in new]
-    np.testing.assert_allclose(
-        np.concatenate([np.array(s).T for s in again]), points * 0.5 + (-40.0, 25.0), atol=0.05
-    )
+    np.testing.assert_allclose(np.concatenate([np.array(s).T for s in again]), points * 0.5 + (-40.0, 25.0),
+                               atol=0.05)
 
 
-@pytest.mark.parametrize(
-    "body, status, message",
-    [
-        ({"drawing": [], "word": "cat"}, 422, "the drawing is empty"),
-        ({"drawing": [[[1, 2], [3]]], "word": "cat"}, 422, "mismatched lengths"),
-        ({"drawing": [[[1, 2], [3, 4]]]}, 422, "give 'drawing' (strokes) and 'word'"),
-        ({"drawing": [[[1, 2], [3, 4]]], "word": 7}, 422, "word is a JSON number"),
-        ({"drawing": [[[1, 2], [3, 4]]], "word": "cat", "temperature": 0}, 422, "temperature 0 is not"),
-        ({"drawing": [[[1, 2], [3, 4]]], "word": "cat", "seed": -1}, 422, "seed -1 is not"),
-        ({"drawing": [[[1, 2], [3, 4]]], "word": "cat", "top_k": 3}, 422, "unknown field 'top_k'"),
-        ({"drawing": [[[5, 5], [3, 3]]], "word": "cat"}, 422, "the drawing is a single point"),
-        ({"drawing": [[[1, 2], [3, 4]]], "word": "no such word"}, 409, "does not draw 'no such word'"),
-    ],
-)
+@pytest.mark.parametrize("body, status, message", [
+    ({"drawing": [], "word": "cat"}, 422, "the drawing is empty"),
+    ({"drawing": [[[1, 2], [3]]], "word": "cat"}, 422, "mismatched lengths"),
+    ({"drawing": [[[1, 2], [3, 4]]]}, 422, "give 'drawing' (strokes) and 'word'"),
+    ({"drawing": [[[1, 2], [3, 4]]], "word": 7}, 422, "word is a JSON number"),
+    ({"drawing": [[[1, 2], [3, 4]]], "word": "cat", "temperature": 0}, 422, "temperature 0 is not"),
+    ({"drawing": [[[1, 2], [3, 4]]], "word": "cat", "seed": -1}, 422, "seed -1 is not"),
+    ({"drawing": [[[1, 2], [3, 4]]], "word": "cat", "top_k": 3}, 422, "unknown field 'top_k'"),
+    ({"drawing": [[[5, 5], [3, 3]]], "word": "cat"}, 422, "the drawing is a single point"),
+    ({"drawing": [[[1, 2], [3, 4]]], "word": "no such word"}, 409, "does not draw 'no such word'"),
+])
 def test_bad_requests_get_one_json_message(client, generator, body, status, message):
     if body.get("word") == "cat":
         body = {**body, "word": generator.classes[0]}
@@ -109,17 +105,9 @@ def test_invalid_json_is_400_and_no_generator_is_404(client, predictor):
 
 def test_cli_refuses_a_missing_generator_dir_in_one_line(tmp_path):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "quickdraw_tf.serve",
-            f"--model_dir={tmp_path}",
-            f"--generator_dir={tmp_path}/none",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
+        [sys.executable, "-m", "quickdraw_tf.serve", f"--model_dir={tmp_path}",
+         f"--generator_dir={tmp_path}/none"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--generator_dir" in result.stderr

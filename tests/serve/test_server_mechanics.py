@@ -90,7 +90,6 @@ def test_body_over_1_mib_is_refused_before_parsing(client, monkeypatch):
     def chunks():  # no Content-Length: the limit is enforced while reading
         for _ in range(20):
             yield b" " * 65536
-
     response = client.post("/v1/predict", content=chunks())
     assert response.status_code == 413
     assert parsed == []
