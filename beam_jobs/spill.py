@@ -99,7 +99,7 @@ class RunWriter:
             with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
                 for bucket in sorted(self._starts):
                     frames = self._sorted_frames(self._starts[bucket])
-                    length = _write_frames(out, view, frames)
+                    length = _write_in_order(out, view, frames)
                     buckets[bucket] = (offset, length, len(frames))
                     offset += length
         finally:
@@ -110,14 +110,14 @@ class RunWriter:
         self._starts, self._end = {}, 0
         return Run(path, buckets)
 
-    def _sorted_frames(self, starts: array.array) -> list[tuple[int, int]]:
+    def _sorted_frames(self, frame_starts: array.array) -> list[tuple[int, int]]:
         """(start, end) of each framed record of a bucket, in the byte order of the records."""
         data = np.frombuffer(self._buffer, dtype=np.uint8, count=self._end)
-        starts_ = np.frombuffer(starts, dtype=np.uint64).astype(np.int64)
-        lengths = data[starts_[:, None] + np.arange(_LENGTH.size)].copy().view("<u4").ravel().astype(np.int64)
-        order = byte_order(data, starts_ + _LENGTH.size, lengths)
-        ends = starts_ + _LENGTH.size + lengths
-        return list(zip(starts_[order].tolist(), ends[order].tolist(), strict=True))
+        starts = np.frombuffer(frame_starts, dtype=np.uint64).astype(np.int64)
+        lengths = data[starts[:, None] + np.arange(_LENGTH.size)].copy().view("<u4").ravel().astype(np.int64)
+        order = byte_order(data, starts + _LENGTH.size, lengths)
+        ends = starts + _LENGTH.size + lengths
+        return list(zip(starts[order].tolist(), ends[order].tolist(), strict=True))
 
 
 def byte_order(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -157,8 +157,8 @@ def _words(data: np.ndarray, offsets: np.ndarray, have: np.ndarray) -> np.ndarra
     return gathered.view(">u8").ravel()
 
 
-def _write_frames(out, view: memoryview, frames: list[tuple[int, int]]) -> int:
-    """Writes the framed records view[start:end] in the given order, a few hundred at a time; their bytes."""
+def _write_in_order(out, view: memoryview, frames: list[tuple[int, int]]) -> int:
+    """Writes the framed records view[start:end] in the order given, a few hundred at a time; their bytes."""
     written = 0
     for i in range(0, len(frames), _RECORDS_PER_WRITE):
         data = b"".join([view[start:end] for start, end in frames[i : i + _RECORDS_PER_WRITE]])
