@@ -116,7 +116,9 @@ def collector_paused() -> Iterator[None]:
     Each parsed line is a few dozen new lists, so the collector runs every few lines and walks every
     object the process holds, again and again: half the parse time in a Beam worker (benchmarks/
     convert_bench.py). The parsed values hold no reference cycles, so reference counting alone frees
-    them; nothing is left for the collector to find."""
+    them; nothing is left for the collector to find. The Beam job's ConvertFiles holds it around each
+    whole batch (parse, outcomes, packing, spilling), which makes no cycles either; nested, it leaves
+    the collector as the outer block found it."""
     enabled = gc.isenabled()
     gc.disable()
     try:
