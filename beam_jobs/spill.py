@@ -28,12 +28,13 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 SPILL_DIR = ".spill"
-RUN_BYTES = 32 << 20  # buffered record bytes per worker before a run is written
+RUN_BYTES = 32 << 20  # memory for buffered records, over the worker's own after its first run
+_BUDGET_CHECKS = 128  # times per run that a writer reads its process's memory (~40 us each)
 _LENGTH = struct.Struct("<I")
 # What a merge reads ahead, shared by the runs it merges: the same memory for 4 runs or 128.
 _MERGE_READ_BYTES = 1 << 20
 _MIN_READ_BYTES = 1 << 13
-_RECORDS_PER_WRITE = 256
+_RECORDS_PER_WRITE = 64
 FAN_IN = 128  # runs merged at once
 
 
@@ -48,12 +49,17 @@ class RunWriter:
     """Collects packed records per bucket; flush() writes them as one run, each bucket sorted.
 
     The records are framed (length, bytes) into one anonymous memory map that is written over from run to
-    run, and a bucket holds only where its records start. A Python bytes object per record, freed at
-    every flush while the parser's short-lived objects came and went between them, left the heap a
-    little larger after each run (2–3 MB more by the end of a 1M-drawing conversion); the map is the
-    same memory at the first run and the hundredth. Only the pages written count (a writer that sees a
-    few records costs a few pages), and each flush hands them back, so the steps after the last run
-    do not stack their memory on top of it.
+    run, and a bucket holds only where its records start: a Python bytes object per record, freed at each
+    flush among the parser's short-lived objects, left the heap larger after every run. Only the pages
+    written count (a writer that sees a few records costs a few pages), and each flush hands them back,
+    so the steps after the last run do not stack their memory on top of it.
+
+    run_bytes is a memory budget, not a count of record bytes: what the buffer may take on top of the
+    process's own memory as it was after the first run. Over a long conversion that memory still creeps
+    up by a few MB (millions of short-lived objects fragment the allocators' arenas: Python's went from
+    47 to 49 arenas of 1 MiB over a 1M-drawing run), so the writer looks at its process's private memory
+    (private_memory) 128 times a run and ends the run as much sooner. A worker's peak then stays where
+    its first run put it, whether it reads 100,000 drawings or ten million.
     """
 
     def __init__(self, spill_dir: str, run_bytes: int | None = None):
@@ -63,6 +69,10 @@ class RunWriter:
         self._buffer = mmap.mmap(-1, 2 * self._run_bytes)
         self._end = 0
         self._starts: dict = {}  # bucket -> array of where its framed records start in the buffer
+        self._check_every = max(1, self._run_bytes // _BUDGET_CHECKS)
+        self._next_check = self._check_every
+        self._limit = self._run_bytes  # a run is written once the buffer reaches this many bytes
+        self._settled: int | None = None  # the process's own memory after the first run
 
     def add(self, bucket, packed: bytes) -> Run | None:
         """Adds a record; returns the Run written to make room for it or once the buffer is full, or None."""
@@ -78,9 +88,20 @@ class RunWriter:
         if starts is None:
             starts = self._starts[bucket] = array.array("Q")
         starts.append(start)
-        if run is None and end >= self._run_bytes:
+        if run is None and end >= self._next_check:
+            self._next_check = end + self._check_every
+            self._limit = self._run_bytes - self._grown()
+        if run is None and end >= self._limit:
             run = self.flush()
         return run
+
+    def _grown(self) -> int:
+        """How much the process's own memory (not the buffer's) grew since the first run, at most 3/4 of
+        the budget, so that runs stay large enough to merge cheaply even if something else leaks."""
+        now = private_memory()
+        if self._settled is None or now is None:
+            return 0
+        return min(max(0, now - self._settled), 3 * self._run_bytes // 4)
 
     def _make_room(self, size: int) -> tuple[Run | None, int, int]:
         """Flushes what is buffered; a record larger than the buffer gets a buffer (and a run) of its own."""
@@ -98,9 +119,9 @@ class RunWriter:
         try:
             with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
                 for bucket in sorted(self._starts):
-                    frames = self._sorted_frames(self._starts[bucket])
-                    length = _write_in_order(out, view, frames)
-                    buckets[bucket] = (offset, length, len(frames))
+                    starts, ends = self._sorted_frames(self._starts[bucket])
+                    length = _write_in_order(out, view, starts, ends)
+                    buckets[bucket] = (offset, length, len(starts))
                     offset += length
         finally:
             view.release()
@@ -108,16 +129,42 @@ class RunWriter:
         # after the last, the steps that follow use that memory.
         self._buffer.madvise(mmap.MADV_DONTNEED)
         self._starts, self._end = {}, 0
+        self._next_check = self._check_every
+        if self._settled is None:
+            self._settled = private_memory()
         return Run(path, buckets)
 
-    def _sorted_frames(self, frame_starts: array.array) -> list[tuple[int, int]]:
-        """(start, end) of each framed record of a bucket, in the byte order of the records."""
+    def _sorted_frames(self, frame_starts: array.array) -> tuple[np.ndarray, np.ndarray]:
+        """Where each framed record of a bucket starts and ends in the buffer, in the records' byte order."""
         data = np.frombuffer(self._buffer, dtype=np.uint8, count=self._end)
         starts = np.frombuffer(frame_starts, dtype=np.uint64).astype(np.int64)
-        lengths = data[starts[:, None] + np.arange(_LENGTH.size)].copy().view("<u4").ravel().astype(np.int64)
+        lengths = _read_lengths(data, starts)
         order = byte_order(data, starts + _LENGTH.size, lengths)
-        ends = starts + _LENGTH.size + lengths
-        return list(zip(starts[order].tolist(), ends[order].tolist(), strict=True))
+        starts = starts[order]
+        return starts, starts + _LENGTH.size + lengths[order]
+
+
+def private_memory() -> int | None:
+    """This process's resident memory but for shared anonymous maps (RunWriter's buffer is one): the Python
+    and C heaps, thread stacks, the pages of code and files it has touched. None where /proc does not say."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            status = f.read()
+    except OSError:
+        return None
+    fields = dict(line.split(b":", 1) for line in status.splitlines() if line.startswith(b"Rss"))
+    try:  # in kB; RssAnon and RssFile since Linux 4.5
+        return (int(fields[b"RssAnon"].split()[0]) + int(fields[b"RssFile"].split()[0])) * 1024
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _read_lengths(data: np.ndarray, frame_starts: np.ndarray) -> np.ndarray:
+    """The little-endian length in front of each framed record, a byte at a time (see _words)."""
+    lengths = np.zeros(len(frame_starts), dtype=np.int64)
+    for k in range(_LENGTH.size):
+        lengths |= data[frame_starts + k].astype(np.int64) << (8 * k)
+    return lengths
 
 
 def byte_order(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -149,28 +196,36 @@ def byte_order(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.
 
 
 def _words(data: np.ndarray, offsets: np.ndarray, have: np.ndarray) -> np.ndarray:
-    """The 8 bytes at each offset as big-endian numbers, the bytes past `have` read as zeros."""
-    columns = np.arange(8)
-    inside = columns < have[:, None]
-    at = np.minimum(offsets[:, None] + columns, max(len(data) - 1, 0))
-    gathered = np.where(inside, data[at] if len(data) else 0, 0).astype(np.uint8)
-    return gathered.view(">u8").ravel()
+    """The 8 bytes at each offset as big-endian numbers, the bytes past `have` read as zeros.
+
+    A byte column at a time: a flush sorts while its buffer is full, and (records x 8) index arrays of a
+    large bucket would add to that moment's memory."""
+    words = np.zeros(len(offsets), dtype=np.uint64)
+    last = max(len(data) - 1, 0)
+    for k in range(8):
+        inside = have > k
+        if len(data) and inside.any():
+            column = np.where(inside, data[np.minimum(offsets + k, last)], 0).astype(np.uint64)
+            words |= column << np.uint64(56 - 8 * k)
+    return words
 
 
-def _write_in_order(out, view: memoryview, frames: list[tuple[int, int]]) -> int:
-    """Writes the framed records view[start:end] in the order given, a few hundred at a time; their bytes."""
-    written = 0
-    for i in range(0, len(frames), _RECORDS_PER_WRITE):
-        data = b"".join([view[start:end] for start, end in frames[i : i + _RECORDS_PER_WRITE]])
-        out.write(data)
-        written += len(data)
-    return written
+def _write_in_order(out, view: memoryview, starts: np.ndarray, ends: np.ndarray) -> int:
+    """Writes the framed records view[start:end] in the order given, a few dozen at a time; their bytes.
+
+    A flush writes while its buffer is full, so what it copies to write (~70 KB) adds to the worker's peak
+    memory; a few dozen records at a time cost as little as that and write nearly as fast as hundreds."""
+    for i in range(0, len(starts), _RECORDS_PER_WRITE):
+        chunk = slice(i, i + _RECORDS_PER_WRITE)
+        spans = zip(starts[chunk].tolist(), ends[chunk].tolist(), strict=True)
+        out.write(b"".join([view[start:end] for start, end in spans]))
+    return int((ends - starts).sum())
 
 
 def _write_framed(out, records: Iterable[bytes]) -> tuple[int, int]:
     """Writes each record after its length; returns (bytes written, records written).
 
-    A few hundred records per write: one join of a whole bucket (a train shard's can be several MB) would be
+    A few dozen records per write: one join of a whole bucket (a train shard's can be several MB) would be
     a big allocation at every merge round, which the allocator then keeps."""
     written = count = 0
     records = iter(records)

@@ -152,3 +152,42 @@ def test_many_small_runs_give_the_same_output_as_one(tmp_path, monkeypatch):
     assert names == sorted(os.listdir(tmp_path / "many")) and spill.SPILL_DIR not in names
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
+
+
+def _run_sizes(writer: spill.RunWriter, records: int) -> list[int]:
+    """Adds `records` 6-byte records (10 bytes framed) to one bucket; the bytes of each run written."""
+    bucket = ("shard", "train", 0)
+    runs = [writer.add(bucket, b"abcdef") for _ in range(records)]
+    return [run.buckets[bucket][1] for run in runs if run is not None]
+
+
+def test_runs_end_sooner_by_what_the_process_grew_after_the_first(tmp_path, monkeypatch):
+    """The buffer gives back what the rest of the worker grew since its first run, up to 3/4 of it."""
+    memory = {"now": 5000}
+    monkeypatch.setattr(spill, "private_memory", lambda: memory["now"])
+    writer = spill.RunWriter(str(tmp_path), run_bytes=1280)  # its memory read every 10 bytes
+    assert set(_run_sizes(writer, 640)) == {1280}
+    memory["now"] = 5300
+    assert _run_sizes(writer, 490)[1:] == [980] * 4
+    memory["now"] = 50_000  # grown past the budget: runs keep a quarter of it
+    assert set(_run_sizes(writer, 320)[1:]) == {320}
+    memory["now"] = 4000  # shrunk below the first run's: the whole budget again
+    assert _run_sizes(writer, 640)[1:] == [1280] * 4
+
+
+def test_without_proc_the_budget_is_the_record_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(spill, "private_memory", lambda: None)
+    assert set(_run_sizes(spill.RunWriter(str(tmp_path), run_bytes=1280), 1280)) == {1280}
+
+
+@pytest.mark.skipif(spill.private_memory() is None, reason="reads /proc/self/status (Linux)")
+def test_private_memory_counts_the_heap_but_not_the_buffer(tmp_path):
+    writer = spill.RunWriter(str(tmp_path), run_bytes=64 << 20)
+    record = os.urandom(1 << 10)
+    before = spill.private_memory()
+    for _ in range(8 << 10):  # 8 MB of records in the buffer
+        writer.add(("rejected", 0), record)
+    buffered = spill.private_memory()
+    heap = b"\x01" * (8 << 20)  # 8 MB of bytes on the heap, every page written
+    assert buffered - before < 2 << 20 < (8 << 20) - (1 << 20) < spill.private_memory() - buffered
+    del heap
