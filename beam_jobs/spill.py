@@ -98,8 +98,10 @@ class RunWriter:
     def _grown(self) -> int:
         """How much the process's own memory (not the buffer's) grew since the first run, at most 3/4 of
         the budget, so that runs stay large enough to merge cheaply even if something else leaks."""
+        if self._settled is None:  # no reference yet: nothing to read /proc for
+            return 0
         now = private_memory()
-        if self._settled is None or now is None:
+        if now is None:
             return 0
         return min(max(0, now - self._settled), 3 * self._run_bytes // 4)
 
