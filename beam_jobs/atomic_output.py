@@ -30,7 +30,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.job_config import UsageError
-from quickdraw_tf import layout
+from quickdraw_tf.data import layout
 
 
 class OutputDirError(UsageError):

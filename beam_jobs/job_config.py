@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 
-from quickdraw_tf import formats, ink, layout, limits
+from quickdraw_tf.data import formats, ink, layout, limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_INPUTS = (

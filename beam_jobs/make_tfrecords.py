@@ -41,7 +41,7 @@ def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind
 
     from beam_jobs import outputs, shards, spill, tallies
     from beam_jobs.prepare import FACTS, ConvertFiles
-    from quickdraw_tf import preprocess, splits
+    from quickdraw_tf.data import preprocess, splits
 
     spill_dir = FileSystems.join(config.output_dir, spill.SPILL_DIR)
     caps = dict(config.caps)

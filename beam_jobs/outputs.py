@@ -18,7 +18,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import packed, spill
-from quickdraw_tf import layout, splits
+from quickdraw_tf.data import layout, splits
 
 _WRITE_BYTES = 1 << 20  # framed records buffered before a write
 

@@ -2,7 +2,7 @@
 
 One DoFn element is one input file, so Beam's per-element cost is paid per file, not per drawing.
 Records are prepared in batches: simplified ndjson lines go through the vectorized parser
-(quickdraw_tf.ndjson_batch) and anything it does not vouch for through the exact per-record path
+(quickdraw_tf.data.ndjson_batch) and anything it does not vouch for through the exact per-record path
 (records.prepare), which gives the same result for every line the fast path accepts (tested).
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import apache_beam as beam
 
 from beam_jobs import packed, records, spill
-from quickdraw_tf import formats, ndjson_batch, splits
+from quickdraw_tf.data import formats, ndjson_batch, splits
 
 # Records parsed together by the fast path. A batch in flight is ~3 KB a drawing (lines, parsed values,
 # outcomes): 128 keep it under half a MB; 128, 256 and 1024 parse at the same speed (41 us a record).
@@ -32,7 +32,7 @@ def rejected_bucket(index: int) -> tuple:
 
 
 class Placement:
-    """Where a drawing goes: split and shard from one sha256 of its key_id (quickdraw_tf.splits)."""
+    """Where a drawing goes: split and shard from one sha256 of its key_id (quickdraw_tf.data.splits)."""
 
     def __init__(self, eval_fraction: float, test_fraction: float, num_shards: int):
         self._fractions = (eval_fraction, test_fraction)

@@ -17,8 +17,8 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from quickdraw_tf import features, formats, limits, preprocess, splits
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf.data import features, formats, limits, preprocess, splits
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 
 MAX_ORIGINAL_BYTES = 1 << 20
 COUNTER_NAMESPACE = "quickdraw"
@@ -90,7 +90,7 @@ def check_labelled(drawing: Drawing) -> Drawing:
 def drawing_data(drawing: Drawing, normalize: str, simplify: bool) -> bytes:
     """What the example stores: float32 delta ink (raw drawings simplified first) or the 28x28 pixels.
 
-    The one preprocessing function the Predictor uses too (quickdraw_tf.preprocess)."""
+    The one preprocessing function the Predictor uses too (quickdraw_tf.data.preprocess)."""
     return preprocess.drawing_data(drawing, normalize, simplify)
 
 
@@ -196,7 +196,7 @@ def rank(key_id: int) -> tuple[float, int]:
 
 
 def encode(candidate: Candidate, class_index: int, kind: str) -> bytes:
-    """The serialized tf.train.Example, built by the shared schema in quickdraw_tf.features."""
+    """The serialized tf.train.Example, built by the shared schema in quickdraw_tf.data.features."""
     if kind == "images":
         image = np.frombuffer(candidate.data, np.uint8).reshape(features.BITMAP_SIZE, features.BITMAP_SIZE)
         return features.serialize_image_example(image, class_index, candidate.key_id, candidate.word)

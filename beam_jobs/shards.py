@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 
 from beam_jobs import outputs, packed, records, spill
 from beam_jobs.prepare import FACTS, rejected_bucket, shard_bucket
-from quickdraw_tf import layout
+from quickdraw_tf.data import layout
 
 REJECTED_RUNS = "rejected_runs"
 

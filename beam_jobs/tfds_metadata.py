@@ -1,6 +1,6 @@
 """dataset_info.json and features.json, so that tfds.builder_from_directory(output_dir) loads a conversion.
 
-Written from quickdraw_tf.features.FEATURE_TABLE and stats.json with plain json and Beam's FileSystems
+Written from quickdraw_tf.data.features.FEATURE_TABLE and stats.json with plain json and Beam's FileSystems
 (local, gs://, ...): neither TensorFlow nor TensorFlow Datasets is imported, which keeps both out of the
 job's process (importing them cost seconds at every start). The bytes are those that
 `tfds.folder_dataset.write_metadata` writes for the same dataset (tests/test_tfds_metadata.py checks it
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from quickdraw_tf import features, layout
+from quickdraw_tf.data import features, layout
 
 DATASET_INFO_FILE = "dataset_info.json"
 FEATURES_FILE = "features.json"

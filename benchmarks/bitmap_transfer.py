@@ -1,5 +1,5 @@
 r"""A bitmap_cnn trained on Google's numpy_bitmap images, classifying OUR renders of stroke drawings of the
-same classes (quickdraw_tf.bitmap, through quickdraw_tf.Predictor), beside its top-1 on Google's own
+same classes (quickdraw_tf.data.bitmap, through quickdraw_tf.Predictor), beside its top-1 on Google's own
 bitmaps (the model's eval_results.json from evaluate.py --split=test):
 
   python benchmarks/bitmap_transfer.py --model_dir=runs/bitmap_cnn \
@@ -23,8 +23,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python benchmarks/bitmap_transfer.py`: import from this checkout
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quickdraw_tf import formats, prediction_io
-from quickdraw_tf.predictor import Predictor
+from quickdraw_tf.data import formats
+from quickdraw_tf.inference import prediction_io
+from quickdraw_tf.inference.predictor import Predictor
 
 
 def main() -> None:

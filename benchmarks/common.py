@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import input_pipeline, train_config, trainer
+from quickdraw_tf.training import input_pipeline, train_config, trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RNN_CPU_FLAGFILE = os.path.join(REPO, "configs", "rnn_cpu.flags")

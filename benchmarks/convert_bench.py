@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from beam_jobs import job_config, make_tfrecords, packed, prepare, records
-from quickdraw_tf import formats
+from quickdraw_tf.data import formats
 
 SAMPLE_GLOB = os.path.join(job_config.REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson")
 

@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/device_check.py`: imp
 import tensorflow as tf
 
 from benchmarks import common, device_probes
-from quickdraw_tf import input_pipeline, trainer
+from quickdraw_tf.training import input_pipeline, trainer
 
 FLAGFILES = {"rnn": "rnn.flags", "scatter": "scatter.flags", "mobilenet": "mobilenet.flags"}
 LARGE_BATCH = 512

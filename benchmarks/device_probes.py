@@ -1,6 +1,6 @@
 """The measurements of benchmarks/device_check.py, each on the trainer's own code: the model, optimizer
-and training step of quickdraw_tf.trainer (its TrainState, train_step_fn and make_train_loop, the loop
-`python -m quickdraw_tf.train` runs), fed by quickdraw_tf.input_pipeline.
+and training step of quickdraw_tf.training.trainer (its TrainState, train_step_fn and make_train_loop,
+the loop `python -m quickdraw_tf.train` runs), fed by quickdraw_tf.training.input_pipeline.
 
 Every function takes a TrainConfig and returns a dict of plain values for the JSON; none catches errors
 (device_check records an exception as that row's error and goes on).
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import input_pipeline, trainer
+from quickdraw_tf.training import input_pipeline, trainer
 
 NOT_ON_GPU = "not on GPU"
 CUDNN_PREFIX = "CudnnRNN"

@@ -23,14 +23,14 @@ if __package__ in (None, ""):  # run as `python benchmarks/ensemble_bench.py`: i
 
 import tensorflow as tf
 
-from quickdraw_tf import features, input_pipeline
-from quickdraw_tf.predictor import Predictor
+from quickdraw_tf.inference.predictor import Predictor
+from quickdraw_tf.training import example_parsing, input_pipeline
 
 
 def test_inks(data_dir: str) -> tuple[list[np.ndarray], np.ndarray]:
     inks, labels = [], []
     for record in tf.data.TFRecordDataset(input_pipeline.split_files(data_dir, "test")):
-        parsed = tf.io.parse_single_example(record, features.STROKE_FEATURES)
+        parsed = tf.io.parse_single_example(record, example_parsing.STROKE_FEATURES)
         inks.append(tf.sparse.to_dense(parsed["ink"]).numpy().reshape(-1, 3))
         labels.append(int(parsed["class_index"][0]))
     return inks, np.array(labels)

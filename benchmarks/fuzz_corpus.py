@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from quickdraw_tf import formats, ink
+from quickdraw_tf.data import formats, ink
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 HOSTILE_NUMBERS = [

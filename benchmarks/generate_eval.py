@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import json
 import os
 import sys
@@ -33,7 +32,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import evaluate, generate, ink, input_pipeline, sketch_draw, sketch_sampling
+from quickdraw_tf import generate
+from quickdraw_tf.data import ink
+from quickdraw_tf.inference.generator import load_generator
+from quickdraw_tf.models import sketch_sampling
+from quickdraw_tf.pictures import sample_grids
+from quickdraw_tf.training import input_pipeline, run_dir
 
 
 def per_class_losses(model, data_dir: str, split: str, classes: list[str], batch_size: int = 64) -> dict:
@@ -54,9 +58,9 @@ class Classifier:
     """The recognizer: an `rnn` training run, fed padded delta ink as its training did."""
 
     def __init__(self, model_dir: str, data_dir: str):
-        config = dataclasses.replace(evaluate.read_run_config(model_dir), model_dir=model_dir)
+        config = run_dir.read_config(model_dir)
         self.classes = input_pipeline.read_classes(data_dir)
-        self.model, _, self.step = evaluate.load_model(config, len(self.classes))
+        self.model, _, self.step = run_dir.load_checkpoint(config, len(self.classes))
         self.max_length = config.input.max_length or None
         embedding = self.model.get_layer("sum_over_time").output
         self.both = tf.function(
@@ -137,7 +141,7 @@ def write_grid(model, classes: list[str], path: str, seed: int, per_class: int =
     drawn = sketch_sampling.sample(model, indices, len(indices), 0.5, seed)
     rows = [(word, [s.strokes for s in drawn[i * per_class :][:per_class]]) for i, word in enumerate(classes)]
     with open(path, "wb") as f:
-        f.write(sketch_draw.labelled_rows_png(rows))
+        f.write(sample_grids.labelled_rows_png(rows))
 
 
 def losses_summary(per_class: dict) -> dict:
@@ -167,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    model, classes, step = generate.load_generator(args.model_dir, args.checkpoint, args.data_dir)
+    model, classes, step = load_generator(args.model_dir, args.checkpoint, args.data_dir)
     classifier = Classifier(args.classifier_dir, args.data_dir)
     results = {"model_step": step, "classifier_step": classifier.step, "samples_per_class": args.samples}
     for split in ("eval", "test"):
@@ -189,7 +193,7 @@ def main() -> None:
     if args.single_model_dir:
         if args.compare_checkpoint:
             checkpoint = args.compare_checkpoint
-            model, classes, step = generate.load_generator(args.model_dir, checkpoint, args.data_dir)
+            model, classes, step = load_generator(args.model_dir, checkpoint, args.data_dir)
         results["single_class"] = single_class(args, model, classes, classifier)
         results["single_class"]["conditioned_step"] = step
     results["seconds"] = time.perf_counter() - started
@@ -201,7 +205,7 @@ def main() -> None:
 
 def single_class(args, model, classes, classifier) -> dict:
     """The conditioned model against the one-class model, on that class."""
-    single, single_classes, step = generate.load_generator(
+    single, single_classes, step = load_generator(
         args.single_model_dir, args.single_checkpoint, args.single_data_dir
     )
     word = single_classes[0]

@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/input_bench.py`: impo
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import rnn_cpu_input, training_examples_per_second
-from quickdraw_tf import input_pipeline
+from quickdraw_tf.training import input_pipeline
 
 
 def pipeline_examples_per_second(data_dir: str, config: input_pipeline.InputConfig, batches: int) -> float:

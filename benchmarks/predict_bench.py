@@ -8,7 +8,7 @@ reading and preprocessing included).
 
 The drawings of the model's classes (distinct key_ids; bitmap rows, the first ones of each file) are
 repeated until there are --min_drawings; they are written once as an input file for predict and once
-as the `test` split of a TFRecord directory for evaluate (the job's own ink: quickdraw_tf.preprocess).
+as the `test` split of a TFRecord directory for evaluate (the job's own ink: quickdraw_tf.data.preprocess).
 evaluate runs on a copy of model_dir, so the model's own eval_results.json is left alone. Both print
 top-1 on the same drawings, which must agree.
 """
@@ -32,7 +32,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __package__ in (None, ""):  # run as `python benchmarks/predict_bench.py`: import from this checkout
     sys.path.insert(0, REPO)
 
-from quickdraw_tf import features, formats, layout, prediction_io, preprocess
+from quickdraw_tf.data import features, formats, layout, preprocess
+from quickdraw_tf.inference import prediction_io
+from quickdraw_tf.training import run_dir
 
 
 def load_drawings(patterns: list[str], fmt: str | None, classes: list[str], minimum: int) -> list:
@@ -127,7 +129,7 @@ def main() -> None:
 
     with open(os.path.join(args.model_dir, "classes.txt"), encoding="utf-8") as f:
         classes = [line.strip() for line in f if line.strip()]
-    prep = preprocess.load(args.model_dir)
+    prep = run_dir.read_preprocessing(args.model_dir)
     drawings = load_drawings(args.input.split(","), args.format, classes, args.min_drawings)
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]

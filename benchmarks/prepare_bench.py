@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/prepare_benc
 
 import numpy as np
 
-from quickdraw_tf import features, formats, ndjson_batch, preprocess
+from quickdraw_tf.data import features, formats, ndjson_batch, preprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_GLOB = os.path.join(REPO, "data", "sample", "simplified", "*", "*.ndjson")

@@ -31,7 +31,9 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from benchmarks.common import REPO, flagfile_config, logged_examples_per_second
-from quickdraw_tf import input_pipeline, models, raster
+from quickdraw_tf import models
+from quickdraw_tf.models import raster
+from quickdraw_tf.training import input_pipeline
 
 # The first flagfile is the training rows' baseline: the RNN recognizer of the training stack.
 FLAGFILES = ("rnn_cpu.flags", "scatter_cpu.flags", "mobilenet_cpu.flags", "bitmap_cnn.flags")

@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/serve_bench.py`: impo
 
 import httpx
 
-from quickdraw_tf import formats
+from quickdraw_tf.data import formats
 
 WARM_UP = 100
 RSS_REQUESTS = 10_000

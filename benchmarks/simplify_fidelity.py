@@ -1,4 +1,4 @@
-r"""How exactly quickdraw_tf.ink.simplify reproduces Google's simplified drawings, and how fast it is:
+r"""How exactly quickdraw_tf.data.ink.simplify reproduces Google's simplified drawings, and how fast it is:
 
   .venv/bin/python -m benchmarks.simplify_fidelity [--data_dir=../shared/data/quickdraw] [--ablations]
 
@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/simplify_fidelity.py`
 
 import numpy as np
 
-from quickdraw_tf import ink
+from quickdraw_tf.data import ink
 
 Strokes = list[list[list[int]]]
 

@@ -32,7 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
-from quickdraw_tf import cli, input_pipeline, trainer
+from quickdraw_tf import cli
+from quickdraw_tf.training import input_pipeline, trainer
 
 RNN_FLAGFILE = os.path.join(common.REPO, "configs", "rnn.flags")
 PEER = os.path.join(common.REPO, "benchmarks", "peers", "torch_rnn.py")

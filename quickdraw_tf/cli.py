@@ -17,28 +17,6 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def flagfile_names(argv: list[str]) -> list[str]:
-    """The --flagfile values on the command line, in order (absl reads them before main runs).
-
-    Takes --flagfile=F, -flagfile=F and --flagfile F; stops at "--", after which absl parses nothing.
-    """
-    names, args = [], iter(argv[1:])
-    for arg in args:
-        if arg == "--":
-            break
-        name, has_value, value = arg.partition("=")
-        if name in ("--flagfile", "-flagfile"):
-            names.append(value if has_value else next(args, ""))
-    return names
-
-
-def default_model_dir(argv: list[str], model: str) -> str:
-    """runs/<stem of the last --flagfile> (configs/rnn.flags -> runs/rnn), else runs/<model name>."""
-    names = [name for name in flagfile_names(argv) if name]
-    stem = os.path.splitext(os.path.basename(names[-1]))[0] if names else model
-    return os.path.join("runs", stem)
-
-
 def flags_parser(flag_values: flags.FlagValues) -> Callable[[list[str]], list[str]]:
     """A parser for absl.app.run that reports a bad flag (or flagfile) in one line, not absl's usage."""
 

@@ -53,8 +53,9 @@ from typing import NamedTuple
 
 from absl import app, flags
 
-from quickdraw_tf import cli, formats
-from quickdraw_tf.drawing import InvalidRecord
+from quickdraw_tf import cli
+from quickdraw_tf.data import formats
+from quickdraw_tf.data.drawing import InvalidRecord
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
 BASE_URL_ENV = "QUICKDRAW_BASE_URL"

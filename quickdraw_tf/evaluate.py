@@ -4,171 +4,23 @@ r"""Evaluates a trained model on one split: top-1/3/5, MAP@3, per-class recall, 
 
 --data_dir defaults to the one the run trained on (model_dir/config.json; data/tfrecords by default).
 
-Writes model_dir/eval_results.json (keys top1, top3, top5, map3, balanced_top1, num_examples, per_class,
-...),
-model_dir/confusion_matrix_<split>.png and TensorBoard summaries under model_dir/eval_<split>/.
-Only the shards data_dir's manifest.json lists are read, after checking their sizes and counts
-(input_pipeline.split_files); any mismatch, or a corrupt record, is a one-line error naming the file.
-The model is rebuilt from model_dir/config.json and restored from --checkpoint: best (the eval-MAP@3
-selected one; the latest if there is none), latest, or a checkpoint path.
+Writes model_dir/eval_results.json, model_dir/confusion_matrix_<split>.png and TensorBoard summaries
+under model_dir/eval_<split>/ (quickdraw_tf/training/evaluation.py). The model is restored from
+--checkpoint: best (the eval-MAP@3 selected one; the latest if there is none), latest, or a path.
 """
 
 from __future__ import annotations
 
-import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
+from absl import app, flags
+
+from quickdraw_tf import cli, quiet
+from quickdraw_tf.data import layout
+
+quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see quiet.py
 
 # isort: split
 
-import dataclasses
-import json
-import os
-
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
-
-from quickdraw_tf import cli, input_pipeline, layout, metrics, plots, trainer
-
-RESULTS_FILE = "eval_results.json"
-
-
-def find_checkpoint(model_dir: str, checkpoint: str = "best") -> str:
-    """'best' (falls back to latest), 'latest', or an explicit checkpoint prefix."""
-    if checkpoint not in ("best", "latest"):
-        if not tf.io.gfile.exists(checkpoint + ".index"):
-            raise FileNotFoundError(f"no checkpoint {checkpoint} (expected {checkpoint}.index)")
-        return checkpoint
-    path = None
-    if checkpoint == "best":
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
-    path = path or tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    if not path:
-        raise FileNotFoundError(f"no checkpoint in {model_dir}/best or {model_dir}/checkpoints")
-    return path
-
-
-def read_run_config(model_dir: str) -> trainer.TrainConfig:
-    """The TrainConfig a training run saved in its model_dir."""
-    config_path = os.path.join(model_dir, trainer.CONFIG_FILE)
-    if not tf.io.gfile.exists(config_path):
-        raise FileNotFoundError(f"no {trainer.CONFIG_FILE} in {model_dir}: not a training model_dir")
-    with tf.io.gfile.GFile(config_path) as f:
-        return trainer.TrainConfig.from_json(f.read())
-
-
-def load_model(
-    config: trainer.TrainConfig, num_classes: int, checkpoint: str = "best"
-) -> tuple[keras.Model, str, int]:
-    """Rebuilds the run's model and restores its weights; returns (model, path, step)."""
-    model_dir = config.model_dir
-    model = trainer.build_model(config, num_classes)
-    path = find_checkpoint(model_dir, checkpoint)
-    step = tf.Variable(0, dtype=tf.int64)
-    # Every model weight must come from the checkpoint (its optimizer slots are not needed here).
-    tf.train.Checkpoint(model=model, step=step).restore(
-        path
-    ).expect_partial().assert_existing_objects_matched()
-    return model, path, int(step.numpy())
-
-
-def _accumulate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> tuple[dict, np.ndarray]:
-    # The dataset's spec (None for batch and time) keeps one trace for all bucket lengths.
-    @tf.function(input_signature=list(dataset.element_spec))
-    def batch_results(inputs, labels):
-        logits = model(inputs, training=False)
-        sums = metrics.classification_sums(logits, labels)
-        sums["top5"] = tf.reduce_sum(metrics.top_k_correct(logits, labels, 5))
-        confusion = tf.math.confusion_matrix(labels, tf.argmax(logits, -1), num_classes, dtype=tf.int64)
-        return sums, confusion
-
-    totals, confusion = {}, np.zeros((num_classes, num_classes), np.int64)
-    for inputs, labels in dataset:
-        sums, batch_confusion = batch_results(inputs, labels)
-        for key, value in sums.items():
-            totals[key] = totals.get(key, 0.0) + float(value)
-        confusion += batch_confusion.numpy()
-    return totals, confusion
-
-
-def balanced_top1(confusion: np.ndarray) -> float:
-    """Mean over classes of their recall (the diagonal over the row sums): balanced accuracy.
-
-    Classes with no example in the split are left out of the mean. Unlike top-1, one large class
-    cannot carry it: "always predict the largest class" scores 1 / (number of classes present).
-    """
-    counts = confusion.sum(axis=1)
-    present = counts > 0
-    if not present.any():
-        raise ValueError("the confusion matrix holds no example")
-    return float(np.mean(np.diag(confusion)[present] / counts[present]))
-
-
-def per_class_lines(results: dict, max_classes: int = 20) -> list[str]:
-    """The balanced top-1 line, then one line per class (recall, right/count) when there are few classes."""
-    per_class = {word: c for word, c in results["per_class"].items() if c["count"]}
-    balanced = results["balanced_top1"]
-    lines = [f"balanced top-1 (mean per-class recall) {balanced:.4f} over {len(per_class)} classes"]
-    if len(per_class) <= max_classes:
-        width = max(len(word) for word in per_class)
-        for word, c in per_class.items():
-            right = round(c["accuracy"] * c["count"])
-            lines.append(f"  {word:<{width}}  recall {c['accuracy']:.2f}  ({right}/{c['count']})")
-    return lines
-
-
-def evaluate(
-    model_dir: str,
-    data_dir: str | None = None,
-    split: str = "test",
-    checkpoint: str = "best",
-    batch_size: int = 256,
-) -> dict:
-    """Evaluates, writes eval_results.json, the confusion matrix PNG and summaries; returns the results.
-
-    data_dir None: the data_dir the run trained on, from its config.json.
-    """
-    if data_dir is not None:  # a bad --data_dir is reported first, before the model_dir is read
-        input_pipeline.check_data_dir(data_dir)
-        input_pipeline.read_classes(data_dir)
-    config = dataclasses.replace(read_run_config(model_dir), model_dir=model_dir)
-    data_dir = data_dir or config.data_dir
-    input_pipeline.check_data_dir(data_dir)
-    classes = input_pipeline.read_classes(data_dir)
-    model, path, step = load_model(config, len(classes), checkpoint)
-    # The run's own input config (truncation, static shapes), as its eval during training read it.
-    input_config = dataclasses.replace(config.input, batch_size=batch_size)
-    dataset = input_pipeline.make_dataset(data_dir, split, input_config, training=False)
-    with input_pipeline.naming_bad_shards(data_dir):
-        totals, confusion = _accumulate(model, dataset, len(classes))
-    count = int(totals.get("count", 0))
-    if not count:
-        raise ValueError(f"split '{split}' in {data_dir} has no drawings")
-    results = {key: totals[key] / count for key in ("top1", "top3", "top5", "map3")}
-    results.update(num_examples=count, split=split, checkpoint=path, step=step, data_dir=data_dir)
-    results["balanced_top1"] = balanced_top1(confusion)
-    per_class_count = confusion.sum(axis=1)
-    results["per_class"] = {
-        word: {"accuracy": float(confusion[i, i] / n) if n else None, "count": int(n)}
-        for i, (word, n) in enumerate(zip(classes, per_class_count, strict=True))
-    }
-    png = plots.confusion_matrix_png(confusion, classes)
-    results["confusion_matrix_png"] = os.path.join(model_dir, f"confusion_matrix_{split}.png")
-    with tf.io.gfile.GFile(results["confusion_matrix_png"], "wb") as f:
-        f.write(png)
-    with tf.io.gfile.GFile(os.path.join(model_dir, RESULTS_FILE), "w") as f:
-        f.write(json.dumps(results, indent=2))
-    _write_summaries(model_dir, split, step, results, png)
-    return results
-
-
-def _write_summaries(model_dir: str, split: str, step: int, results: dict, png: bytes) -> None:
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, f"eval_{split}"))
-    with writer.as_default(step=step):
-        for key in ("top1", "top3", "top5", "map3", "balanced_top1"):
-            tf.summary.scalar(key, results[key])
-        tf.summary.image("confusion_matrix", plots.png_summary_image(png))
-    writer.close()
+from quickdraw_tf.training import evaluation, run_dir
 
 
 def _define_flags() -> None:
@@ -185,13 +37,16 @@ def main(argv: list[str]) -> None:
     del argv
     FLAGS = flags.FLAGS  # noqa: N806
     try:
-        results = evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.batch_size)
+        results = evaluation.evaluate(
+            FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.batch_size
+        )
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
     summary = " ".join(f"{key} {results[key]:.4f}" for key in ("top1", "top3", "top5", "map3"))
     print(f"{results['split']}: {summary} on {results['num_examples']} drawings (step {results['step']})")
-    print("\n".join(per_class_lines(results)))
-    print(f"wrote {os.path.join(FLAGS.model_dir, RESULTS_FILE)} and {results['confusion_matrix_png']}")
+    print("\n".join(evaluation.per_class_lines(results)))
+    results_file = run_dir.path(FLAGS.model_dir, run_dir.RESULTS_FILE)
+    print(f"wrote {results_file} and {results['confusion_matrix_png']}")
 
 
 if __name__ == "__main__":

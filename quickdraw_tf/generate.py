@@ -16,10 +16,17 @@ import os
 import numpy as np
 from absl import app, flags
 
-import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
-from quickdraw_tf import cli, formats, ink, sketch_draw, sketch_sampling
-from quickdraw_tf.drawing import Drawing
-from quickdraw_tf.sketch_sampling import load_generator
+from quickdraw_tf import cli, quiet
+from quickdraw_tf.data import formats, ink
+from quickdraw_tf.data.drawing import Drawing
+
+quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see quiet.py
+
+# isort: split
+
+from quickdraw_tf.inference.generator import load_generator
+from quickdraw_tf.models import sketch_sampling
+from quickdraw_tf.pictures import sample_grids
 
 
 def prefix_ink(path: str) -> np.ndarray:
@@ -63,14 +70,14 @@ def generate(
     given = [s.prefix_length + 1 if s.prefix_length else 0 for s in samples]
     columns = min(num, 4)
     with open(stem + "_grid.png", "wb") as f:
-        f.write(sketch_draw.grid_png(strokes, columns, given=given))
+        f.write(sample_grids.grid_png(strokes, columns, given=given))
     with open(stem + "_grid.svg", "w", encoding="utf-8") as f:
-        f.write(sketch_draw.grid_svg(strokes, columns))
+        f.write(sample_grids.grid_svg(strokes, columns))
     gifs = []
     for i, sample in enumerate(samples):
         gifs.append(f"{stem}_{i:02d}.gif")
         with open(gifs[-1], "wb") as f:
-            f.write(sketch_draw.drawing_gif(sample.strokes, given=given[i]))
+            f.write(sample_grids.drawing_gif(sample.strokes, given=given[i]))
     return {"ndjson": [stem + ".ndjson"], "grid": [stem + "_grid.png", stem + "_grid.svg"], "gif": gifs}
 
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from quickdraw_tf import formats, prediction_io
-from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.data import formats
+from quickdraw_tf.data.drawing import Drawing
+from quickdraw_tf.inference import prediction_io
 
 PROGRESS_SECONDS = 5.0
 
@@ -217,7 +218,7 @@ def main(argv: list[str]) -> None:
     del argv
     from absl import flags
 
-    from quickdraw_tf import cli
+    from quickdraw_tf import cli, quiet
 
     FLAGS = flags.FLAGS  # noqa: N806
     try:
@@ -230,7 +231,8 @@ def main(argv: list[str]) -> None:
         output_dir = os.path.dirname(os.path.abspath(FLAGS.output))
         if not os.path.isdir(output_dir):
             raise FileNotFoundError(f"the directory of --output {output_dir} does not exist")
-        from quickdraw_tf.predictor import Predictor  # TensorFlow only once the flags are fine
+        quiet.import_tensorflow_quietly()  # TensorFlow only once the flags are fine
+        from quickdraw_tf.inference.predictor import Predictor
 
         predictor = Predictor.load(FLAGS.model_dir, weights)
         progress = Progress(sum(item.size for item in inputs))

@@ -1,16 +1,19 @@
-"""TensorFlow without its start-up noise on a CPU machine. Import this module before TensorFlow in a CLI.
+"""TensorFlow without its start-up noise on a CPU machine, for the commands (python -m quickdraw_tf.X):
+each calls import_tensorflow_quietly() before anything imports TensorFlow. Importing this module changes
+nothing; the call changes the process (file descriptor 2 for a moment, TensorFlow's logging), which is
+a program's business, not a library's.
 
 On a machine without a GPU, TensorFlow prints lines that look like failures to a newcomer, before absl
 logging is initialised and so whatever TF_CPP_MIN_LOG_LEVEL says:
   WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
   I0000 ... cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
   E0000 ... cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: ... (303)
-The first two come with `import tensorflow`, the last with the first use of a device. Importing this
-module imports TensorFlow and lists its devices with file descriptor 2 pointed at /dev/null (Python
-exceptions still print: they are raised after it is restored), and sets TF_CPP_MIN_LOG_LEVEL=2 unless
-it is set, so TensorFlow's C++ info and warning logs stay off too, and sets TensorFlow's Python logger
-to WARNING: its INFO lines ("Assets written to", "Sharding callback duration", "Writing fingerprint")
-are TensorFlow's bookkeeping, not the CLI's progress.
+The first two come with `import tensorflow`, the last with the first use of a device.
+import_tensorflow_quietly() imports TensorFlow and lists its devices with file descriptor 2 pointed at
+/dev/null (Python exceptions still print: they are raised after it is restored), and sets
+TF_CPP_MIN_LOG_LEVEL=2 unless it is set, so TensorFlow's C++ info and warning logs stay off too, and
+sets TensorFlow's Python logger to WARNING: its INFO lines ("Assets written to", "Sharding callback
+duration", "Writing fingerprint") are TensorFlow's bookkeeping, not the CLI's progress.
 
 `--verbosity=1` (or -v 1, absl's flag; any value >= 1) on the command line keeps everything: the lines
 above print, TensorFlow's INFO logs follow absl's verbosity, and TF_CPP_MIN_LOG_LEVEL is left as it is
@@ -85,6 +88,3 @@ class _DropLibraryInfo(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or not any(lib in record.pathname for lib in self._LIBRARIES)
-
-
-import_tensorflow_quietly()

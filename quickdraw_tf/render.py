@@ -21,8 +21,10 @@ import re
 
 import numpy as np
 
-from quickdraw_tf import formats, pictures, prediction_io, preprocess
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf import pictures
+from quickdraw_tf.data import formats, preprocess
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.inference import prediction_io
 
 OUTPUT_FORMATS = ("png", "svg", "gif", "npy")
 REJECTED_FILE = "rejected-render.ndjson"

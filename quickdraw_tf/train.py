@@ -19,11 +19,17 @@ import sys
 
 from absl import app, flags, logging
 
-import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
-from quickdraw_tf import cli, config_flags, distribute, input_pipeline, layout, trainer
-from quickdraw_tf.train_config import TrainConfig
+from quickdraw_tf import cli, quiet
+from quickdraw_tf.data import layout
 
-# Every TrainConfig / InputConfig field with a help text is a flag (quickdraw_tf/config_flags.py).
+quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see quiet.py
+
+# isort: split
+
+from quickdraw_tf.training import config_flags, distribute, input_pipeline, trainer
+from quickdraw_tf.training.train_config import TrainConfig
+
+# Every TrainConfig / InputConfig field with a help text is a flag (quickdraw_tf/training/config_flags.py).
 config_flags.define_flags(TrainConfig)
 _STRATEGY = flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES, "tf.distribute strategy.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
@@ -32,7 +38,7 @@ FLAGS = flags.FLAGS
 
 def config_from_flags(argv: list[str] | None = None) -> TrainConfig:
     """The TrainConfig the parsed flags describe; argv (default sys.argv) names the default model_dir."""
-    model_dir = FLAGS.model_dir or cli.default_model_dir(argv or sys.argv, FLAGS.model)
+    model_dir = FLAGS.model_dir or config_flags.default_model_dir(argv or sys.argv, FLAGS.model)
     return config_flags.config_from_flags(TrainConfig, FLAGS, model_dir=model_dir)
 
 

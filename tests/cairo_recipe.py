@@ -1,5 +1,6 @@
 """The numpy_bitmap recipe Google's team posted in googlecreativelab/quickdraw-dataset issue #19
-(vector_to_raster), run with cairo through cairocffi: the reference quickdraw_tf.bitmap is tested against."""
+(vector_to_raster), run with cairo through cairocffi: the reference quickdraw_tf.data.bitmap is tested
+against."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny make_tfrecords-style output dir built from the embedded real sample.
 
-It follows the Beam job's layout (quickdraw_tf/layout.py: shards, classes.txt, stats.json, manifest.json) and
-encodes with the shared schema, so the reader is tested against the format without running Beam.
+It follows the Beam job's layout (quickdraw_tf/data/layout.py: shards, classes.txt, stats.json,
+manifest.json) and encodes with the shared schema, so the reader is tested against the format without
+running Beam.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, ink, layout, preprocess, splits
+from quickdraw_tf.data import features, ink, layout, preprocess, splits
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample", "simplified")
 PER_CLASS = 40

@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-from quickdraw_tf import ink
+from quickdraw_tf.data import ink
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 BELT = SAMPLE / "simplified" / "lamnguyen5464-Sketch-dataset" / "belt.ndjson"

@@ -12,9 +12,10 @@ import os
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import bitmap, features, layout, splits, trainer
-from quickdraw_tf.drawing import Drawing
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.data import bitmap, features, layout, splits
+from quickdraw_tf.data.drawing import Drawing
+from quickdraw_tf.training import trainer
+from quickdraw_tf.training.input_pipeline import InputConfig
 from tests.conftest import sample_drawings, write_manifest, write_tfrecord_dir
 
 TINY_RNN = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}

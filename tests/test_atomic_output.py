@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from beam_jobs import atomic_output, job_config, make_tfrecords, tfds_metadata
-from quickdraw_tf import input_pipeline, layout
+from quickdraw_tf.data import layout
+from quickdraw_tf.training import input_pipeline
 
 REPO = job_config.REPO_ROOT
 # 250 real drawings of 10 classes, "The Eiffel Tower" among them: a small, quick input.

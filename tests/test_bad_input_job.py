@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from beam_jobs import make_tfrecords, outputs
-from quickdraw_tf import formats, limits
+from quickdraw_tf.data import formats, limits
 from tests.npz_payloads import malicious_npz
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"

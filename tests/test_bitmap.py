@@ -1,5 +1,5 @@
-"""quickdraw_tf.bitmap against the numpy_bitmap recipe itself (issue #19's vector_to_raster, run with cairo
-through cairocffi) on every drawing of the embedded sample: raw ones simplified first, as Google did."""
+"""quickdraw_tf.data.bitmap against the numpy_bitmap recipe itself (issue #19's vector_to_raster, run with
+cairo through cairocffi) on every drawing of the embedded sample: raw ones simplified first, as Google did."""
 
 import glob
 import os
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from quickdraw_tf import bitmap, formats, preprocess
+from quickdraw_tf.data import bitmap, formats, preprocess
 from tests.cairo_recipe import vector_to_raster
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")

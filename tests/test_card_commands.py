@@ -13,7 +13,9 @@ import sys
 import pytest
 from tensorboard.backend.event_processing import event_multiplexer
 
-from quickdraw_tf import cli, layout, models, trainer
+from quickdraw_tf import models
+from quickdraw_tf.data import layout
+from quickdraw_tf.training import config_flags, trainer
 from tests.train_cli import config_as_the_cli_builds_it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,15 +36,16 @@ IMAGE_FORMATS = ("npy", "bitmap_raw")
     ],
 )
 def test_flagfile_names_are_read_from_argv(argv, names):
-    assert cli.flagfile_names(argv) == names
+    assert config_flags.flagfile_names(argv) == names
 
 
 def test_model_dir_defaults_to_runs_and_the_flagfile_name():
-    assert cli.default_model_dir(["t", "--flagfile=configs/rnn.flags"], "rnn") == os.path.join("runs", "rnn")
-    assert cli.default_model_dir(["t", "--flagfile=a/base.flags", "--flagfile=b/mine.flags"], "rnn") == (
+    default_model_dir = config_flags.default_model_dir
+    assert default_model_dir(["t", "--flagfile=configs/rnn.flags"], "rnn") == os.path.join("runs", "rnn")
+    assert default_model_dir(["t", "--flagfile=a/base.flags", "--flagfile=b/mine.flags"], "rnn") == (
         os.path.join("runs", "mine")
     )
-    assert cli.default_model_dir(["t", "--model=mobilenet"], "mobilenet") == os.path.join("runs", "mobilenet")
+    assert default_model_dir(["t", "--model=mobilenet"], "mobilenet") == os.path.join("runs", "mobilenet")
 
 
 def _header_commands(path: str) -> list[str]:

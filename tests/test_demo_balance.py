@@ -2,7 +2,7 @@
 
 The sample itself is 74% monkey; the Makefile's DEMO_SPLIT conversion flags (split fractions and per-class
 caps) must keep every class in every split and no class dominating the test split. Computed here with the
-job's own split rule (quickdraw_tf.splits) on the sample's distinct key_ids, without running Beam.
+job's own split rule (quickdraw_tf.data.splits) on the sample's distinct key_ids, without running Beam.
 """
 
 import collections
@@ -11,7 +11,7 @@ import os
 import re
 import shlex
 
-from quickdraw_tf import formats, splits
+from quickdraw_tf.data import formats, splits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -32,7 +32,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from quickdraw_tf import trainer
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.training.input_pipeline import InputConfig
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 config = trainer.TrainConfig(
     data_dir=sys.argv[1], model_dir=sys.argv[2], train_steps=6, eval_every=6, checkpoint_every=3, log_every=2,

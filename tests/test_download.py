@@ -20,7 +20,8 @@ import urllib.parse
 
 import pytest
 
-from quickdraw_tf import download, formats
+from quickdraw_tf import download
+from quickdraw_tf.data import formats
 from tests.npz_payloads import malicious_npz
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

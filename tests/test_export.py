@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import export, ink
+from quickdraw_tf.data import ink
+from quickdraw_tf.training import export
 from tests.conftest import sample_drawings
 from tests.test_models import _tiny
 

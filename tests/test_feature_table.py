@@ -1,4 +1,5 @@
-"""quickdraw_tf.features.FEATURE_TABLE: the one declaration the parse specs and the encoders agree with."""
+"""quickdraw_tf.data.features.FEATURE_TABLE: the one declaration the parse specs and the encoders agree
+with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, layout
+from quickdraw_tf.data import features, layout
+from quickdraw_tf.training import example_parsing
 
 # The tf.io specs as they were written by hand before the table: the reference the derived ones must equal.
 HAND_WRITTEN = {
@@ -35,8 +37,8 @@ def test_the_table_covers_each_kind():
 
 @pytest.mark.parametrize("kind", layout.KINDS)
 def test_parse_specs_derive_from_the_table(kind):
-    assert features.parse_spec(kind) == HAND_WRITTEN[kind]
-    module_spec = features.STROKE_FEATURES if kind == "strokes" else features.IMAGE_FEATURES
+    assert example_parsing.parse_spec(kind) == HAND_WRITTEN[kind]
+    module_spec = example_parsing.STROKE_FEATURES if kind == "strokes" else example_parsing.IMAGE_FEATURES
     assert module_spec == HAND_WRITTEN[kind]
 
 
@@ -49,7 +51,7 @@ def test_encoded_examples_hold_exactly_the_table_features():
     for kind, serialized in encoded.items():
         names = set(tf.train.Example.FromString(serialized).features.feature)
         assert names == {feature.name for feature in features.FEATURE_TABLE[kind]}, kind
-        parsed = tf.io.parse_single_example(serialized, features.parse_spec(kind))
+        parsed = tf.io.parse_single_example(serialized, example_parsing.parse_spec(kind))
         for feature in features.FEATURE_TABLE[kind]:
             value = parsed[feature.name]
             if isinstance(value, tf.SparseTensor):
@@ -58,5 +60,5 @@ def test_encoded_examples_hold_exactly_the_table_features():
             assert all(d is None or d == n for d, n in zip(feature.shape, value.shape, strict=True)), (
                 feature.name
             )
-    stroke = tf.io.parse_single_example(encoded["strokes"], features.STROKE_FEATURES)
+    stroke = tf.io.parse_single_example(encoded["strokes"], example_parsing.STROKE_FEATURES)
     np.testing.assert_array_equal(tf.sparse.to_dense(stroke["ink"]).numpy().reshape(-1, 3), ink)

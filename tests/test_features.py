@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import features, ink
+from quickdraw_tf.data import features, ink
 from tests.conftest import sample_drawings
 
 

@@ -16,9 +16,9 @@ import struct
 import numpy as np
 import pytest
 
-from quickdraw_tf import formats, safe_npz
-from quickdraw_tf.drawing import REJECTION_REASONS, Drawing, InvalidRecord
-from quickdraw_tf.formats import SourceRecord
+from quickdraw_tf.data import formats, safe_npz
+from quickdraw_tf.data.drawing import REJECTION_REASONS, Drawing, InvalidRecord
+from quickdraw_tf.data.formats import SourceRecord
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 SIMPLIFIED_FILES = sorted((SAMPLE / "simplified").glob("*/*.ndjson"))

@@ -1,4 +1,4 @@
-"""quickdraw_tf.ink on hand-computed examples and on the real drawings of data/sample."""
+"""quickdraw_tf.data.ink on hand-computed examples and on the real drawings of data/sample."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from quickdraw_tf import ink
+from quickdraw_tf.data import ink
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, ink, input_pipeline
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.data import features, ink
 from quickdraw_tf.models.augment import RandomInkAffine
+from quickdraw_tf.training import input_pipeline
+from quickdraw_tf.training.input_pipeline import InputConfig
 from tests.conftest import sample_drawings, write_manifest
 
 EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)

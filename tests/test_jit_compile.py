@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import input_pipeline, trainer
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.training import input_pipeline, run_dir, trainer
+from quickdraw_tf.training.input_pipeline import InputConfig
 
 # No dropout and no augmentation: the two runs must see the same numbers, not the same random draws.
 HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8, "dropout": 0.0}
@@ -77,7 +77,7 @@ def test_jit_compile_needs_static_shapes(tfrecord_dir, tmp_path):
 
 
 def test_layers_xla_cannot_compile_are_named():
-    model = trainer.build_model(trainer.TrainConfig("", "", hparams=HPARAMS), num_classes=3)
+    model = run_dir.build_model(trainer.TrainConfig("", "", hparams=HPARAMS), num_classes=3)
     trainer.check_jit_support(model)  # on CPU the LSTMs run the generic loop, which XLA compiles
     # What Keras does to an LSTM that will run on cuDNN (a GPU is visible).
     model.get_layer("bilstm_0").forward_layer.supports_jit = False

@@ -11,8 +11,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import evaluate, input_pipeline, layout
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.data import layout
+from quickdraw_tf.training import evaluation, input_pipeline
+from quickdraw_tf.training.input_pipeline import InputConfig
 from tests.conftest import NUM_SHARDS, write_manifest
 
 REPO = os.path.join(os.path.dirname(__file__), os.pardir)
@@ -68,7 +69,7 @@ def _refused(data_dir: str, match: str) -> None:
         lambda: input_pipeline.split_files(data_dir, "test"),
         lambda: input_pipeline.read_classes(data_dir),
         lambda: input_pipeline.make_dataset(data_dir, "test", EVAL, training=False),
-        lambda: evaluate.evaluate("no-model-needed-first", data_dir, split="test"),
+        lambda: evaluation.evaluate("no-model-needed-first", data_dir, split="test"),
     ):
         with pytest.raises(layout.DataDirError, match=match) as raised:
             read()

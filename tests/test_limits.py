@@ -14,8 +14,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from quickdraw_tf import formats, ink, limits
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf.data import formats, ink, limits
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 PIG_RAW = SAMPLE / "raw" / "borismus-exupery" / "pig.ndjson"

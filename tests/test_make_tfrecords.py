@@ -29,8 +29,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import job_config, make_tfrecords, outputs, packed, records, runtime
 from beam_jobs.records import Candidate, Origin
-from quickdraw_tf import features, formats, ink, splits
-from quickdraw_tf.drawing import InvalidRecord
+from quickdraw_tf.data import formats, ink, splits
+from quickdraw_tf.data.drawing import InvalidRecord
+from quickdraw_tf.training import example_parsing
 
 REPO = job_config.REPO_ROOT
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -81,7 +82,7 @@ def read_rejected(output_dir) -> list[dict]:
 
 @functools.cache
 def sample_drawings() -> list[tuple[formats.SourceRecord, object]]:
-    """Every (record, drawing) of the default inputs, read directly with quickdraw_tf.formats."""
+    """Every (record, drawing) of the default inputs, read directly with quickdraw_tf.data.formats."""
     out = []
     for path, fmt in job_config.expand_inputs(SAMPLE_GLOBS):
         with open(path, "rb") as f:
@@ -95,7 +96,9 @@ def sample_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample")
     stats = run_job(SAMPLE_GLOBS, out)
     written = {
-        split: {path: read_examples(path, features.STROKE_FEATURES) for path in shard_paths(out, split)}
+        split: {
+            path: read_examples(path, example_parsing.STROKE_FEATURES) for path in shard_paths(out, split)
+        }
         for split in splits.SPLITS
     }
     return out, stats, written
@@ -408,7 +411,7 @@ def test_bitmaps_become_image_examples(bitmap_run):
     total = 0
     for split in splits.SPLITS:
         for path in shard_paths(out, split):
-            for ex in read_examples(path, features.IMAGE_FEATURES):
+            for ex in read_examples(path, example_parsing.IMAGE_FEATURES):
                 row = rows[int(ex["key_id"][0])]
                 assert ex["image"] == pixels[row].tobytes()
                 assert ex["word"] == b"eye" and ex["class_index"][0] == 0
@@ -508,7 +511,7 @@ def test_classes_file_sets_the_order_and_rejects_other_words(tmp_path):
     assert stats["unrecognized"] == sum(not d.recognized for d in drawings) > 0
     for split in splits.SPLITS:
         for path in shard_paths(tmp_path / "out", split):
-            for ex in read_examples(path, features.STROKE_FEATURES):
+            for ex in read_examples(path, example_parsing.STROKE_FEATURES):
                 assert (
                     ex["class_index"][0] == ["pig", "belt"].index(ex["word"].decode()) and ex["recognized"][0]
                 )

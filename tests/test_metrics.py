@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from quickdraw_tf import metrics
+from quickdraw_tf.training import metrics
 
 # Three drawings, four classes. Ranks of the true class: 1, 3, 4 (outside the top 3).
 LOGITS = np.array(

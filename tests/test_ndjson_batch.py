@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from benchmarks import fuzz_corpus
-from quickdraw_tf import formats, ndjson_batch, preprocess
-from quickdraw_tf.drawing import InvalidRecord
+from quickdraw_tf.data import formats, ndjson_batch, preprocess
+from quickdraw_tf.data.drawing import InvalidRecord
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 NORMALIZATIONS = ("uniform", "per_axis")

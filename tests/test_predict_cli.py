@@ -1,5 +1,5 @@
 """python -m quickdraw_tf.predict: every input format, the top-k CSV and Kaggle's submission layout byte
-for byte, bad records, scores equal to evaluate.py, one-line errors (exit 2). Tiny models trained here."""
+for byte, bad records, scores equal to evaluation.py, one-line errors (exit 2). Tiny models trained here."""
 
 import csv
 import gzip
@@ -12,8 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from quickdraw_tf import evaluate, formats, predict, prediction_io
-from quickdraw_tf.predictor import Predictor
+from quickdraw_tf import predict
+from quickdraw_tf.data import formats
+from quickdraw_tf.inference import prediction_io
+from quickdraw_tf.inference.predictor import Predictor
+from quickdraw_tf.training import evaluation
 from tests import predict_fixtures
 from tests.conftest import sample_drawings
 from tests.predict_fixtures import as_drawing, split_of
@@ -174,7 +177,7 @@ def _cli(*args, env_extra=None):
 
 def test_cli_scores_equal_evaluate_on_the_same_drawings(stroke_run, predictor, tmp_path):
     data_dir, model_dir = stroke_run
-    results = evaluate.evaluate(model_dir, data_dir, split="test", batch_size=32)
+    results = evaluation.evaluate(model_dir, data_dir, split="test", batch_size=32)
     test = [as_drawing(r) for r in sample_drawings() if split_of(int(r["key_id"])) == "test"]
     with open(tmp_path / "test.ndjson", "w", encoding="utf-8") as f:
         formats.write_ndjson(test, f)

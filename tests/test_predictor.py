@@ -1,5 +1,5 @@
 """quickdraw_tf.Predictor on tiny models trained here on real sample drawings: preprocessing recorded in
-model_dir, the same top-3 as evaluate.py, ensembles (weights, mixed stroke + image, mismatched classes),
+model_dir, the same top-3 as evaluation.py, ensembles (weights, mixed stroke + image, mismatched classes),
 canvas strokes, and `import quickdraw_tf` being enough for keras.models.load_model in a fresh Python."""
 
 import json
@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from quickdraw_tf import evaluate, preprocess
-from quickdraw_tf.drawing import Drawing, InvalidRecord
-from quickdraw_tf.predictor import Predictor
+from quickdraw_tf.data import preprocess
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.inference.predictor import Predictor
+from quickdraw_tf.training import evaluation
 from tests import predict_fixtures
 from tests.conftest import sample_drawings
 from tests.predict_fixtures import as_drawing, split_of
@@ -35,7 +36,7 @@ def test_preprocessing_and_classes_travel_into_model_dir(stroke_run):
 
 def test_predictor_gives_evaluate_scores_on_the_same_drawings(stroke_run):
     data_dir, model_dir = stroke_run
-    results = evaluate.evaluate(model_dir, data_dir, split="test", batch_size=32)
+    results = evaluation.evaluate(model_dir, data_dir, split="test", batch_size=32)
     test = [as_drawing(r) for r in sample_drawings() if split_of(int(r["key_id"])) == "test"]
     predictor = Predictor.load(model_dir)
     probabilities = predictor.probabilities([predictor.prepare(d) for d in test], batch_size=7)
@@ -130,10 +131,10 @@ def test_untrained_model_dir_is_refused(tmp_path):
         Predictor.load(str(tmp_path / "missing"))
 
 
-def test_import_quickdraw_tf_is_enough_for_keras_load_model(image_run, stroke_run):
+def test_register_all_is_enough_for_keras_load_model(image_run, stroke_run):
     code = (
-        "import sys, quickdraw_tf, keras\n"
-        "assert 'quickdraw_tf.models' in sys.modules\n"
+        "import sys, keras, quickdraw_tf.models\n"
+        "quickdraw_tf.models.register_all()\n"
         "for path in sys.argv[1:]:\n"
         "    print(type(keras.models.load_model(path)).__name__)\n"
     )
@@ -144,20 +145,25 @@ def test_import_quickdraw_tf_is_enough_for_keras_load_model(image_run, stroke_ru
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["BitmapCNN", "RnnClassifier"]
-    # Without quickdraw_tf, Keras cannot find the classes: the registration above is what made it work.
+    # Importing the package registers nothing (it changes no process-wide state): Keras cannot find the
+    # classes, so the registration above is what made it work.
+    load = "import keras, sys, quickdraw_tf; keras.models.load_model(sys.argv[1])"
     bare = subprocess.run(
-        [sys.executable, "-c", "import keras, sys; keras.models.load_model(sys.argv[1])", paths[0]],
+        [sys.executable, "-c", load, paths[0]],
         capture_output=True,
         text=True,
-        env={**env, "PYTHONPATH": ""},
-        cwd="/",
+        env=env,
+        cwd=REPO,
     )
     assert bare.returncode != 0 and "BitmapCNN" in bare.stderr
 
 
 def test_import_quickdraw_tf_does_not_import_tensorflow():
-    # The Beam job's workers import quickdraw_tf.formats and must not pay for TensorFlow.
-    code = "import sys, quickdraw_tf.formats, quickdraw_tf.preprocess; print('tensorflow' in sys.modules)"
+    # The Beam job's workers import quickdraw_tf.data.formats and must not pay for TensorFlow.
+    code = (
+        "import sys, quickdraw_tf.data.formats, quickdraw_tf.data.preprocess;"
+        " print('tensorflow' in sys.modules)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

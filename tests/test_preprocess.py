@@ -1,5 +1,5 @@
-"""quickdraw_tf.preprocess: the one path from a drawing to a model input, shared by the Beam job and the
-Predictor, and its record (stats.json -> model_dir/preprocessing.json)."""
+"""quickdraw_tf.data.preprocess: the one path from a drawing to a model input, shared by the Beam job and the
+Predictor, and its record in stats.json (its copy in a run directory: tests/test_run_dir.py)."""
 
 import glob
 import json
@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from quickdraw_tf import bitmap, formats, ink, preprocess
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf.data import bitmap, formats, ink, preprocess
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 
@@ -81,29 +81,6 @@ def test_truncation_and_kinds():
         preprocess.model_input(Drawing(key_id=1, word="", image=image), preprocess.Preprocessing())
     with pytest.raises(InvalidRecord, match="more than"):
         preprocess.checked_strokes([[[0.0] * 60_000, [1.0] * 60_000]] * 2)
-    assert preprocess.run_max_points({"max_length": 200}) == 200
-    assert (
-        preprocess.run_max_points({"static_shapes": True, "bucket_boundaries": [32, 64], "max_length": 0})
-        == 64
-    )
-
-
-def test_record_travels_from_stats_to_model_dir(tmp_path):
-    data_dir, model_dir = tmp_path / "data", tmp_path / "model"
-    data_dir.mkdir()
-    stats = {"kind": "strokes", "preprocessing": preprocess.job_record("strokes", "per_axis", False)}
-    (data_dir / "stats.json").write_text(json.dumps(stats))
-    (data_dir / "classes.txt").write_text("cat\ndog\n")
-    preprocess.record_in_model_dir(str(data_dir), str(model_dir), max_points=200)
-    assert preprocess.load(str(model_dir)) == preprocess.Preprocessing("strokes", "per_axis", False, 200)
-    assert (model_dir / "classes.txt").read_text() == "cat\ndog\n"
-    # A run made before the record existed: its config's data_dir and truncation, the job's defaults.
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "config.json").write_text(
-        json.dumps({"data_dir": str(tmp_path / "gone"), "input": {"max_length": 7}})
-    )
-    assert preprocess.load(str(old)) == preprocess.Preprocessing(max_points=7)
 
 
 def test_job_writes_the_record_into_stats(tmp_path):

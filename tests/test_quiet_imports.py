@@ -17,15 +17,18 @@ JOB_MODULES = (
     "beam_jobs.tfds_metadata",
     "beam_jobs.runtime",
     "beam_jobs.atomic_output",
-    "quickdraw_tf.formats",
-    "quickdraw_tf.features",
-    "quickdraw_tf.ink",
-    "quickdraw_tf.layout",
-    "quickdraw_tf.preprocess",
-    "quickdraw_tf.limits",
-    "quickdraw_tf.splits",
-    "quickdraw_tf.safe_npz",
-    "quickdraw_tf.bin_split",
+    "quickdraw_tf.data.formats",
+    "quickdraw_tf.data.features",
+    "quickdraw_tf.data.ink",
+    "quickdraw_tf.data.layout",
+    "quickdraw_tf.data.preprocess",
+    "quickdraw_tf.data.limits",
+    "quickdraw_tf.data.splits",
+    "quickdraw_tf.data.safe_npz",
+    "quickdraw_tf.data.bin_split",
+    "quickdraw_tf.data.drawing",
+    "quickdraw_tf.data.bitmap",
+    "quickdraw_tf.data.ndjson_batch",
 )
 
 
@@ -87,8 +90,9 @@ def test_device_setup_is_quiet_and_verbosity_reveals_it():
     use_tf = "import tensorflow as tf; print(int(tf.constant(1) + 1))"
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     plain = _python("-c", use_tf, env=env)
-    quiet = _python("-c", "import quickdraw_tf.quiet; " + use_tf, env=env)
-    verbose = _python("-c", "import quickdraw_tf.quiet; " + use_tf, "--verbosity=1", env=env)
+    quieted = "from quickdraw_tf import quiet; quiet.import_tensorflow_quietly(); "
+    quiet = _python("-c", quieted + use_tf, env=env)
+    verbose = _python("-c", quieted + use_tf, "--verbosity=1", env=env)
     assert plain.stdout == quiet.stdout == verbose.stdout == "2\n", (plain.stderr, quiet.stderr)
     assert _noise(quiet.stderr) == []
     # Where TensorFlow is noisy at all (no GPU here), --verbosity=1 shows the same lines again.

@@ -1,4 +1,4 @@
-"""quickdraw_tf.raster: scatter-mean against numpy, and render against PIL on real drawings."""
+"""quickdraw_tf.models.raster: scatter-mean against numpy, and render against PIL on real drawings."""
 
 import glob
 import json
@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from quickdraw_tf import ink, raster
+from quickdraw_tf.data import ink
+from quickdraw_tf.models import raster
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import evaluate, export, features, ink, input_pipeline, models, trainer
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf import models
+from quickdraw_tf.data import features, ink
 from quickdraw_tf.models.augment import RandomInkAffine
+from quickdraw_tf.training import evaluation, export, input_pipeline, trainer
+from quickdraw_tf.training.input_pipeline import InputConfig
 from tests.conftest import sample_drawings, write_manifest
 
 # Tiny versions of each registered raster model: test key → (model name, hparams).
@@ -163,7 +165,7 @@ def test_registered_model_trains_resumes_evaluates_and_exports(key, tfrecord_dir
     trainer.train(_config(data_dir, model_dir, key, train_steps=2))
     trainer.train(_config(data_dir, model_dir, key, train_steps=4))  # resumes from step 2
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-4")
-    results = evaluate.evaluate(model_dir, data_dir, split="test", batch_size=16)
+    results = evaluation.evaluate(model_dir, data_dir, split="test", batch_size=16)
     assert 0 <= results["top1"] <= results["map3"] <= results["top3"] <= 1 and results["step"] > 0
     # The export serves what the training data holds (strokes or bitmaps), as model.keras predicts.
     inputs, _ = next(iter(input_pipeline.make_dataset(data_dir, "test", InputConfig(batch_size=3), False)))
@@ -178,7 +180,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from quickdraw_tf import trainer
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.training.input_pipeline import InputConfig
 from quickdraw_tf.models.augment import RandomInkAffine
 from tests.test_raster_models import TINY
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quickdraw_tf import bitmap, formats, pictures, prediction_io, preprocess, render
+from quickdraw_tf import pictures, render
+from quickdraw_tf.data import bitmap, formats, preprocess
+from quickdraw_tf.inference import prediction_io
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAW = sorted(glob.glob(os.path.join(REPO, "data", "sample", "raw", "*", "*.ndjson")))[0]

@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from quickdraw_tf import formats, safe_npz
-from quickdraw_tf.drawing import InvalidRecord
+from quickdraw_tf.data import formats, safe_npz
+from quickdraw_tf.data.drawing import InvalidRecord
 from tests.npz_payloads import CreatesFile, malicious_npz, object_array, real_stroke3
 
 

@@ -4,6 +4,7 @@ adaptation, and (integration) a tiny config whose loss falls when trained by the
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,8 +13,11 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import ink, input_pipeline, models, optimization, sketch_sampling, trainer
-from quickdraw_tf.models import sketch_rnn_loss
+from quickdraw_tf import models
+from quickdraw_tf.data import ink
+from quickdraw_tf.inference.generator import load_generator
+from quickdraw_tf.models import sketch_rnn_loss, sketch_sampling
+from quickdraw_tf.training import input_pipeline, optimization, run_dir, trainer
 from tests.conftest import sample_drawings
 
 TINY = dict(enc_size=8, dec_size=16, z_size=4, num_mixture=3, class_size=4)
@@ -152,8 +156,11 @@ def test_tiny_config_loss_falls_with_the_shared_trainer(tfrecord_dir, tmp_path):
     from benchmarks import common
 
     flagfile = os.path.join(REPO, "configs", "sketch_rnn_tiny.flags")
-    config = common.flagfile_config(flagfile, tfrecord_dir, str(tmp_path), num_summary_drawings=2)
+    data_dir = str(tmp_path / "data")  # a copy, deleted after training: the run must not need it
+    shutil.copytree(tfrecord_dir, data_dir)
+    config = common.flagfile_config(flagfile, data_dir, str(tmp_path), num_summary_drawings=2)
     trainer.train(config)
+    shutil.rmtree(data_dir)
     log = event_accumulator.EventAccumulator(str(tmp_path / "train"), {event_accumulator.TENSORS: 0})
     log.Reload()
     recon = [float(tf.make_ndarray(e.tensor_proto)) for e in log.Tensors("recon")]
@@ -164,13 +171,17 @@ def test_tiny_config_loss_falls_with_the_shared_trainer(tfrecord_dir, tmp_path):
     assert {"loss", "recon", "kl", "dropped"} <= tags
     classes = input_pipeline.read_classes(tfrecord_dir)
     assert {f"samples/{word}" for word in classes[:2]} <= tags
-    assert os.path.exists(tmp_path / trainer.DATA_STATS_FILE) and os.path.exists(tmp_path / "model.keras")
+    assert os.path.exists(tmp_path / run_dir.DATA_STATS_FILE) and os.path.exists(tmp_path / "model.keras")
+    model, generator_classes, step = load_generator(str(tmp_path))  # as generate and serve load it
+    assert generator_classes == classes and 0 < step <= config.train_steps
+    assert len(sketch_sampling.sample(model, 1, 2, 0.5, seed=0)) == 2
 
 
 def test_generate_writes_simplified_ndjson_grids_and_gifs(tmp_path):
     from PIL import Image
 
-    from quickdraw_tf import formats, generate
+    from quickdraw_tf import generate
+    from quickdraw_tf.data import formats
 
     model = tiny_model()
     model.scale_factor.assign(0.1)

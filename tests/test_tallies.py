@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from beam_jobs import packed, prepare, records, spill, tallies
-from quickdraw_tf import formats, splits
+from quickdraw_tf.data import formats, splits
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
 NUM_SHARDS = 3

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from beam_jobs import tfds_metadata
-from quickdraw_tf import features, layout
+from quickdraw_tf.data import features, layout
+from quickdraw_tf.training import example_parsing
 
 SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -170,7 +171,7 @@ def _convert(inputs: list[str], output_dir, caps: dict[str, int]) -> dict:
 def _shard_examples(output_dir, split: str, kind: str) -> dict[int, dict]:
     import tensorflow as tf
 
-    spec = features.parse_spec(kind)
+    spec = example_parsing.parse_spec(kind)
     out = {}
     for path in sorted(glob.glob(os.path.join(str(output_dir), layout.shard_glob(split)))):
         for serialized in tf.data.TFRecordDataset(path):

@@ -8,10 +8,11 @@ import os
 import pytest
 from absl import flags
 
-from quickdraw_tf import config_flags, train, train_config
-from quickdraw_tf.config_flags import setting
-from quickdraw_tf.input_pipeline import InputConfig
-from quickdraw_tf.train_config import TrainConfig
+from quickdraw_tf import train
+from quickdraw_tf.training import config_flags, train_config
+from quickdraw_tf.training.config_flags import setting
+from quickdraw_tf.training.input_pipeline import InputConfig
+from quickdraw_tf.training.train_config import TrainConfig
 from tests.train_cli import config_as_the_cli_builds_it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

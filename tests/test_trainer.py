@@ -11,8 +11,8 @@ import tensorflow as tf
 from absl import logging as absl_logging
 from tensorboard.backend.event_processing import event_accumulator
 
-from quickdraw_tf import distribute, evaluate, export, input_pipeline, optimization, trainer
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.training import distribute, evaluation, export, input_pipeline, optimization, trainer
+from quickdraw_tf.training.input_pipeline import InputConfig
 
 TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
 
@@ -93,7 +93,7 @@ def test_model_keras_and_export_serve_a_real_drawing(trained, tfrecord_dir):
 @pytest.mark.integration
 def test_evaluate_writes_sane_results(trained, tfrecord_dir):
     model_dir, _ = trained
-    results = evaluate.evaluate(model_dir, tfrecord_dir, split="test", batch_size=32)
+    results = evaluation.evaluate(model_dir, tfrecord_dir, split="test", batch_size=32)
     with open(os.path.join(model_dir, "eval_results.json")) as f:
         written = json.load(f)
     assert written == results
@@ -117,7 +117,7 @@ def test_evaluate_reads_the_split_as_the_runs_own_eval_did(tfrecord_dir, tmp_pat
     truncating = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(), max_length=10)
     config = tiny_config(tfrecord_dir, str(tmp_path), input=truncating, train_steps=6, num_summary_drawings=0)
     during_training = trainer.train(config)
-    results = evaluate.evaluate(str(tmp_path), tfrecord_dir, split="eval", checkpoint="latest")
+    results = evaluation.evaluate(str(tmp_path), tfrecord_dir, split="eval", checkpoint="latest")
     assert results["step"] == 6
     for key in ("top1", "top3", "map3"):
         assert results[key] == pytest.approx(during_training[key], abs=1e-6), key

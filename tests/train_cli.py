@@ -2,7 +2,8 @@
 
 from absl import flags
 
-from quickdraw_tf import train, train_config
+from quickdraw_tf import train
+from quickdraw_tf.training import train_config
 
 
 def config_as_the_cli_builds_it(argv: list[str]) -> train_config.TrainConfig:

@@ -1,7 +1,13 @@
-"""Models by name. Adding a model: write models/<name>.py with a keras.Model class whose constructor
-takes `num_classes` plus keyword hyper-parameters with defaults (and a get_config returning them),
-then add one line to _MODELS below. train.py passes `--hparams=key=value` flags straight through.
-A model with its own loss (sketch_rnn, a generator) also defines the trainer's hooks (see trainer.py).
+"""Models by name, imported on first use: naming a model (train_config, flags, --help) imports no Keras.
+
+Adding a model: write models/<name>.py with a keras.Model class whose constructor takes `num_classes` plus
+keyword hyper-parameters with defaults (and a get_config returning them), add its name to MODEL_NAMES and
+one branch to model_class below. train.py passes `--hparams=key=value` flags straight through.
+A model with its own loss (sketch_rnn, a generator) also defines the trainer's hooks (see
+training/trainer.py); its own TensorBoard pictures come from summary_images_fn.
+
+Each model module registers its Keras classes when imported, so keras.models.load_model(".../model.keras")
+needs the module of the saved model imported first: register_all() imports every one.
 """
 
 from __future__ import annotations
@@ -9,31 +15,50 @@ from __future__ import annotations
 import ast
 import inspect
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
-from quickdraw_tf.models import bitmap_cnn, mobilenet, rnn, scatter_raster, sketch_rnn
-
-_MODELS: dict[str, Callable[..., keras.Model]] = {
-    "rnn": rnn.RnnClassifier,
-    "scatter_raster": scatter_raster.ScatterRaster,
-    "mobilenet": mobilenet.InkMobileNet,
-    "bitmap_cnn": bitmap_cnn.BitmapCNN,
-    "sketch_rnn": sketch_rnn.SketchRnn,
-}
-
-MODEL_NAMES = tuple(_MODELS)
+MODEL_NAMES = ("rnn", "scatter_raster", "mobilenet", "bitmap_cnn", "sketch_rnn")
 
 
-def _constructor(name: str) -> Callable[..., keras.Model]:
-    if name not in _MODELS:
+def model_class(name: str) -> type[keras.Model]:
+    """The keras.Model class of model `name` (its module imported now); ValueError for an unknown name."""
+    if name == "rnn":
+        from quickdraw_tf.models.rnn import RnnClassifier as model
+    elif name == "scatter_raster":
+        from quickdraw_tf.models.scatter_raster import ScatterRaster as model
+    elif name == "mobilenet":
+        from quickdraw_tf.models.mobilenet import InkMobileNet as model
+    elif name == "bitmap_cnn":
+        from quickdraw_tf.models.bitmap_cnn import BitmapCNN as model
+    elif name == "sketch_rnn":
+        from quickdraw_tf.models.sketch_rnn import SketchRnn as model
+    else:
         raise ValueError(f"unknown model '{name}'; known: {', '.join(MODEL_NAMES)}")
-    return _MODELS[name]
+    return model
+
+
+def register_all() -> None:
+    """Imports every model module, which registers the project's Keras classes (for load_model)."""
+    for name in MODEL_NAMES:
+        model_class(name)
+
+
+def summary_images_fn(name: str) -> Callable[[keras.Model, list[str], int], dict[str, bytes]] | None:
+    """Model `name`'s own TensorBoard pictures, (model, classes, count) -> {name: PNG}, if it has them
+    (a generator draws samples); None: the trainer shows eval drawings with their predictions."""
+    if name == "sketch_rnn":
+        from quickdraw_tf.models.sketch_sampling import summary_images
+
+        return summary_images
+    return None
 
 
 def model_hparams(name: str) -> dict:
     """The hyper-parameters a model accepts, with their defaults."""
-    parameters = inspect.signature(_constructor(name)).parameters.values()
+    parameters = inspect.signature(model_class(name)).parameters.values()
     return {
         p.name: p.default
         for p in parameters
@@ -67,7 +92,7 @@ def get_model(name: str, num_classes: int, **hparams) -> keras.Model:
     """Builds model `name`; unknown names or hyper-parameters raise ValueError listing the known ones."""
     defaults = check_hparams(name, hparams)
     hparams = {key: _coerce(key, value, defaults[key]) for key, value in hparams.items()}
-    return _constructor(name)(num_classes=num_classes, **hparams)
+    return model_class(name)(num_classes=num_classes, **hparams)
 
 
 def _parse_value(text: str):

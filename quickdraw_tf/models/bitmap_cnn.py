@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import keras
 
-from quickdraw_tf.features import BITMAP_SIZE
+from quickdraw_tf.data.features import BITMAP_SIZE
 
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")

@@ -1,6 +1,6 @@
 """MobileNet on drawings rendered inside the model, as the Kaggle "Greyscale MobileNet" kernel.
 
-{"ink", "length"} → RenderInk (quickdraw_tf.raster.render: image_size x image_size, time colouring by
+{"ink", "length"} → RenderInk (quickdraw_tf.models.raster.render: image_size x image_size, time colouring by
 stroke order by default) → keras.applications MobileNetV2 / V3 (weights=None: any size and channel
 count) → logits. Rendering in the graph means the exported model serves strokes, like the RNN.
 """
@@ -11,7 +11,7 @@ import keras
 
 from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.models.layers import AtLeastOneStep
-from quickdraw_tf.raster import RenderInk
+from quickdraw_tf.models.raster import RenderInk
 
 VERSIONS = ("v2", "v3_small", "v3_large")
 

@@ -2,7 +2,7 @@
 
 Per-point inputs (absolute position, deltas, pen state, stroke and time fractions) → dilated Conv1D
 stack → `point_features` channels per point → scatter-mean into a grid_size x grid_size image at each
-point's absolute position (quickdraw_tf.raster.scatter) → (SE-)ResNeXt whose stem takes those
+point's absolute position (quickdraw_tf.models.raster.scatter) → (SE-)ResNeXt whose stem takes those
 channels → logits. The sequence module learns what to draw; the CNN sees where it is drawn.
 """
 
@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from quickdraw_tf import raster
-from quickdraw_tf.models import resnext
+from quickdraw_tf.models import raster, resnext
 from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.models.layers import AtLeastOneStep, SequenceMask, ZeroPadding
 

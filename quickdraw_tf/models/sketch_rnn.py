@@ -12,7 +12,8 @@ the training set's std and clipped), then:
 
 The trainer calls `loss_sums` (the loss comes from the model, train.py does not fork), `adapt_to_data`
 once before the first step (the std scale factor and max_seq_len from the training data, stored as
-non-trainable weights, so in every checkpoint) and `summary_images` at each eval.
+non-trainable weights, so in every checkpoint); at each eval it draws the model's samples
+(models/sketch_sampling.py summary_images).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from quickdraw_tf.models.lstm_cells import LayerNormLSTMCell
 
 PRESIG_LIMIT = 20.0  # |log sigma^2| of z: keeps exp() finite for any input
 START_TOKEN = (0.0, 0.0, 1.0, 0.0, 0.0)
-SUMMARY_SAMPLES_PER_CLASS = 4
-SUMMARY_TEMPERATURE = 0.5
 
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")
@@ -233,18 +232,6 @@ class SketchRnn(keras.Model):
         self.scale_factor.assign(scale if scale > 0 else 1.0)
         self.data_max_seq_len.assign(longest)
         return {"scale_factor": scale, "max_seq_len": longest, "kept": kept, "dropped_too_long": dropped}
-
-    def summary_images(self, classes: list[str], count: int) -> dict[str, bytes]:
-        """A PNG grid of samples (temperature 0.5) per class, for the first `count` classes."""
-        from quickdraw_tf import sketch_draw, sketch_sampling  # sampling/pictures import this module
-
-        images = {}
-        for index, word in enumerate(classes[:count]):
-            samples = sketch_sampling.sample(
-                self, index, SUMMARY_SAMPLES_PER_CLASS, SUMMARY_TEMPERATURE, seed=index
-            )
-            images[f"samples/{word}"] = sketch_draw.grid_png([s.strokes for s in samples], columns=4)
-        return images
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from quickdraw_tf import cli  # noqa: E402
+from quickdraw_tf import cli, quiet  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
@@ -46,7 +46,8 @@ def main(argv: list[str]) -> None:
         cli.fail(f"--generator_dir={FLAGS.generator_dir}: no such directory")
     import uvicorn
 
-    from quickdraw_tf.predictor import Predictor
+    quiet.import_tensorflow_quietly()
+    from quickdraw_tf.inference.predictor import Predictor
     from quickdraw_tf.serve.app import create_app
     from quickdraw_tf.serve.completion import Generator
 

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.data.drawing import Drawing
 from quickdraw_tf.serve import metrics, schemas
 from quickdraw_tf.serve.batcher import Batcher
 from quickdraw_tf.serve.completion import UnknownWord

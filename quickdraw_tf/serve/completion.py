@@ -15,8 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf import ink, plots, sketch_sampling
-from quickdraw_tf.drawing import Stroke
+from quickdraw_tf.data import ink
+from quickdraw_tf.data.drawing import Stroke
+from quickdraw_tf.inference.generator import load_generator
+from quickdraw_tf.models import sketch_sampling
 
 # How many moves a completion may add beyond the model's max_seq_len, as a share of it: a drawing
 # already as long as the model's training drawings still gets this much more.
@@ -41,7 +43,7 @@ class Generator:
 
     @classmethod
     def load(cls, model_dir: str) -> Generator:
-        model, classes, step = sketch_sampling.load_generator(model_dir)
+        model, classes, step = load_generator(model_dir)
         return cls(model=model, classes=list(classes), step=int(step), name=f"sketch_rnn@{step}")
 
     def complete(
@@ -77,7 +79,7 @@ class Generator:
 
 def continuation(sample: sketch_sampling.Sample) -> list[np.ndarray]:
     """The strokes of `sample` after its given prefix ([k, 2] points each, in ink units)."""
-    strokes = plots.ink_strokes(sample.ink, len(sample.ink)) if len(sample.ink) else []
+    strokes = ink.ink_strokes(sample.ink, len(sample.ink)) if len(sample.ink) else []
     # the prefix's last row ends its last stroke, so its strokes are exactly the first ones
     given = int((sample.ink[: sample.prefix_length, 2] > 0.5).sum())
     return strokes[given:] if sample.prefix_length < len(sample.ink) else []

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.data.drawing import Drawing
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 MAX_STROKES = 200

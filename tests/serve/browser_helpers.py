@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.data.drawing import Drawing
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from quickdraw_tf import features, formats, layout, splits, trainer
-from quickdraw_tf.drawing import Drawing
-from quickdraw_tf.input_pipeline import InputConfig
+from quickdraw_tf.data import features, formats, layout, splits
+from quickdraw_tf.data.drawing import Drawing
+from quickdraw_tf.training import trainer
+from quickdraw_tf.training.input_pipeline import InputConfig
 from tests.conftest import sample_drawings, write_manifest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
@@ -77,7 +78,7 @@ def bitmap_model_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def predictor(model_dir):
-    from quickdraw_tf.predictor import Predictor
+    from quickdraw_tf.inference.predictor import Predictor
 
     return Predictor.load(model_dir)
 

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.data.drawing import Drawing
 
 
 class FakePredictor:

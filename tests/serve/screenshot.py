@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from quickdraw_tf.predictor import Predictor
+from quickdraw_tf.inference.predictor import Predictor
 from tests.serve import browser_helpers
 from tests.serve.conftest import raw_sample_drawings, start_server, stop_server
 

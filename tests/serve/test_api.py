@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from quickdraw_tf.drawing import Drawing
-from quickdraw_tf.predictor import Predictor
+from quickdraw_tf.data.drawing import Drawing
+from quickdraw_tf.inference.predictor import Predictor
 from quickdraw_tf.serve.app import create_app
 from tests.conftest import sample_drawings
 from tests.serve.conftest import REPO, as_request, eye_bitmaps, held_out_raw_drawings, raw_sample_drawings

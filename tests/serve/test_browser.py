@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from quickdraw_tf import formats
-from quickdraw_tf.drawing import Drawing
+from quickdraw_tf.data import formats
+from quickdraw_tf.data.drawing import Drawing
 from tests.serve import browser_helpers
 from tests.serve.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.serve.conftest import held_out_raw_drawings

@@ -5,8 +5,9 @@
     p.predict([drawing], top_k=3)  ->  [[("cat", 0.91), ("dog", 0.05), ("lion", 0.01)]]
 
 Each member loads model_dir/model.keras and model_dir/preprocessing.json (how its training inputs
-were made, quickdraw_tf.preprocess), so a drawing - raw or simplified, from a file or a canvas, or a
-28x28 image for image models - is prepared exactly as the member's training data was. An ensemble
+were made, quickdraw_tf.data.preprocess; training/run_dir.py reads the run's files), so a drawing -
+raw or simplified, from a file or a canvas, or a 28x28 image for image models - is prepared exactly as
+the member's training data was. An ensemble
 averages the members' probabilities (weighted when asked); their classes.txt must be identical.
 Stroke members are fed batches of drawings of similar length (sorted by length, padded to the
 longest of each batch), as evaluation's length buckets do.
@@ -14,12 +15,7 @@ longest of each batch), as evaluation's length buckets do.
 
 from __future__ import annotations
 
-import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
-
-# isort: split
-
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 
@@ -27,10 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import layout, models, preprocess  # noqa: F401 - models registers the Keras classes
-from quickdraw_tf.drawing import Drawing, InvalidRecord
+from quickdraw_tf.data import preprocess
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.training import run_dir
 
-MODEL_FILE = "model.keras"
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -45,26 +41,6 @@ class _Member:
     @property
     def takes_images(self) -> bool:
         return self.prep.kind == "images"
-
-
-def _read_classes(model_dir: str) -> tuple[str, ...]:
-    """model_dir/classes.txt (copied there by training), else the run's data_dir/classes.txt."""
-    path = os.path.join(model_dir, layout.CLASSES_FILE)
-    if not tf.io.gfile.exists(path):
-        config = _run_config(model_dir)
-        path = os.path.join(config.get("data_dir", ""), layout.CLASSES_FILE)
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"no classes.txt in {model_dir} nor in its run's data_dir")
-    with tf.io.gfile.GFile(path) as f:
-        return tuple(line.rstrip("\n") for line in f if line.strip())
-
-
-def _run_config(model_dir: str) -> dict:
-    path = os.path.join(model_dir, preprocess.CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as f:
-        return json.loads(f.read())
 
 
 def _probabilities_fn(model: keras.Model, takes_images: bool):
@@ -85,26 +61,15 @@ def _probabilities_fn(model: keras.Model, takes_images: bool):
     return tf.function(call, input_signature=spec, reduce_retracing=True)
 
 
-def _check_trained(model_dir: str) -> str:
-    """The path of model_dir's model.keras; FileNotFoundError (one line) if there is none."""
-    if not tf.io.gfile.isdir(model_dir):
-        raise FileNotFoundError(f"model_dir {model_dir} does not exist")
-    path = os.path.join(model_dir, MODEL_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"no trained model in {model_dir}: {MODEL_FILE} is missing (training not finished?)"
-        )
-    return path
-
-
 def _load_member(model_dir: str) -> _Member:
-    model = keras.models.load_model(_check_trained(model_dir), compile=False)
+    model = run_dir.load_keras_model(model_dir)
     input_names = {tensor.name for tensor in model.inputs}
-    prep = preprocess.load(model_dir)
+    prep = run_dir.read_preprocessing(model_dir)
     takes_images = input_names == {"image"}
     if takes_images != (prep.kind == "images"):
         prep = dataclasses.replace(prep, kind="images" if takes_images else "strokes")
-    name = _run_config(model_dir).get("model") or type(model).__name__
+    config = run_dir.read_config(model_dir, required=False)
+    name = config.model if config else type(model).__name__
     return _Member(model_dir, name, prep, model, _probabilities_fn(model, takes_images))
 
 
@@ -145,8 +110,8 @@ class Predictor:
         dirs = [os.fspath(path) for path in dirs]
         _normalized_weights(weights, len(dirs))  # fail before loading anything
         for path in dirs:
-            _check_trained(path)
-        classes = [_read_classes(path) for path in dirs]
+            run_dir.trained_model_file(path)
+        classes = [tuple(run_dir.read_classes(path)) for path in dirs]
         for path, names in zip(dirs[1:], classes[1:], strict=True):
             if names != classes[0]:
                 difference = _class_difference(classes[0], names)

@@ -1,31 +1,19 @@
-"""What a training run writes into model_dir besides its checkpoints: the run's files at the start
-(config.json, preprocessing.json, classes.txt), TensorBoard summaries while it trains (train/, eval/),
-and the model at the end (model.keras, export/). Only the chief writes them; the trainer decides who.
+"""What a training run writes into model_dir besides its checkpoints and its run files (run_dir.py):
+TensorBoard summaries while it trains (train/, eval/) and the model at the end (model.keras, export/).
+Only the chief writes them; the trainer decides who.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import tempfile
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from quickdraw_tf import export, input_pipeline, plots, preprocess
-from quickdraw_tf.train_config import CONFIG_FILE, TrainConfig
-
-
-def write_run_files(config: TrainConfig) -> None:
-    """config.json, and how the inputs were made with the classes beside the model (what a Predictor
-    needs). config.json atomically (rename), so that another worker's validate() never reads half a file."""
-    tf.io.gfile.makedirs(config.model_dir)
-    path = os.path.join(config.model_dir, CONFIG_FILE)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        f.write(config.to_json())
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-    max_points = preprocess.run_max_points(dataclasses.asdict(config.input))
-    preprocess.record_in_model_dir(config.data_dir, config.model_dir, max_points)
+from quickdraw_tf.pictures import charts
+from quickdraw_tf.training import export, input_pipeline, run_dir
+from quickdraw_tf.training.train_config import TrainConfig
 
 
 def summary_writers(model_dir: str, chief: bool):
@@ -33,8 +21,8 @@ def summary_writers(model_dir: str, chief: bool):
     if not chief:
         return tf.summary.create_noop_writer(), tf.summary.create_noop_writer()
     return (
-        tf.summary.create_file_writer(os.path.join(model_dir, "train")),
-        tf.summary.create_file_writer(os.path.join(model_dir, "eval")),
+        tf.summary.create_file_writer(run_dir.path(model_dir, run_dir.TRAIN_LOGS_DIR)),
+        tf.summary.create_file_writer(run_dir.path(model_dir, run_dir.EVAL_LOGS_DIR)),
     )
 
 
@@ -54,17 +42,23 @@ def summary_batch(config: TrainConfig) -> tuple[dict, tf.Tensor]:
 
 
 def write_drawings(
-    writer, model: keras.Model, batch: tuple[dict, tf.Tensor], classes: list[str], step: int, count: int
+    writer,
+    model: keras.Model,
+    batch: tuple[dict, tf.Tensor],
+    classes: list[str],
+    step: int,
+    count: int,
+    own_images: Callable[[keras.Model, list[str], int], dict[str, bytes]] | None = None,
 ) -> None:
-    """The summary drawings rendered with their true and predicted class (or the model's own summary
-    images, e.g. a generator's samples per class), as image summaries."""
-    if hasattr(model, "summary_images"):
-        images = model.summary_images(classes, count)
+    """The summary drawings rendered with their true and predicted class, or the model's own pictures
+    (`own_images`, models.summary_images_fn: e.g. a generator's samples per class), as image summaries."""
+    if own_images is not None:
+        images = own_images(model, classes, count)
     else:
         images = {"drawings": _drawings_png(model, batch, classes)}
     with writer.as_default(step=step):
         for name, png in images.items():
-            tf.summary.image(name, plots.png_summary_image(png))
+            tf.summary.image(name, png_summary_image(png))
     writer.flush()
 
 
@@ -76,16 +70,21 @@ def _drawings_png(model: keras.Model, batch: tuple[dict, tf.Tensor], classes: li
         f"true: {classes[t]} / pred: {classes[p]}" for t, p in zip(labels.numpy(), predicted, strict=True)
     ]
     if "ink" in inputs:
-        return plots.drawings_png(inputs["ink"].numpy(), inputs["length"].numpy(), titles)
-    return plots.bitmaps_png(inputs["image"].numpy(), titles)
+        return charts.drawings_png(inputs["ink"].numpy(), inputs["length"].numpy(), titles)
+    return charts.bitmaps_png(inputs["image"].numpy(), titles)
 
 
 def save_model(model: keras.Model, classes: list[str], model_dir: str, chief: bool, serving: bool) -> None:
     """model.keras, and export/ (a SavedModel whose serving signature returns class probabilities) when
     `serving`. Off the chief, saved into a temporary directory (saving runs collectives) and deleted."""
     out_dir = model_dir if chief else tempfile.mkdtemp()
-    model.save(os.path.join(out_dir, "model.keras"))
+    model.save(run_dir.path(out_dir, run_dir.MODEL_FILE))
     if serving:
-        export.export_saved_model(model, classes, os.path.join(out_dir, "export"))
+        export.export_saved_model(model, classes, run_dir.path(out_dir, run_dir.EXPORT_DIR))
     if not chief:
         tf.io.gfile.rmtree(out_dir)
+
+
+def png_summary_image(png: bytes) -> tf.Tensor:
+    """PNG bytes → uint8 [1, H, W, 4], the batch tf.summary.image wants."""
+    return tf.image.decode_png(png, channels=4)[None]

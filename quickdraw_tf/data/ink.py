@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf import limits
-from quickdraw_tf.drawing import InvalidRecord, Stroke
+from quickdraw_tf.data import limits
+from quickdraw_tf.data.drawing import InvalidRecord, Stroke
 
 NORMALIZATIONS = ("uniform", "per_axis")
 
@@ -42,6 +42,19 @@ def to_ink(strokes: Sequence[Stroke], normalize: str = "uniform") -> np.ndarray:
     points[:, :2] = (points[:, :2] - lower) / scale
     points[1:, :2] -= points[:-1, :2].copy()
     return points[1:]
+
+
+def ink_strokes(ink: np.ndarray, length: int) -> list[np.ndarray]:
+    """Delta ink [T, 3] → absolute [k, 2] point arrays, one per stroke, starting at the origin."""
+    ink = np.asarray(ink, np.float32)[: max(int(length), 1)]
+    points = np.concatenate([np.zeros((1, 2), np.float32), np.cumsum(ink[:, :2], axis=0)])
+    ends = np.flatnonzero(ink[:, 2] > 0.5) + 2  # row i moves to point i + 1, which ends a stroke
+    strokes, start = [], 0
+    for end in [*ends, len(points)]:
+        if end > start:
+            strokes.append(points[start:end])
+        start = end
+    return strokes
 
 
 def to_stroke3(strokes: Sequence[Stroke]) -> np.ndarray:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from quickdraw_tf import features
+from quickdraw_tf.data import features
 
 SIGNATURE = "serving_default"
 MAX_POINTS = 10_000  # per drawing; the longest simplified drawings of the dataset have a few hundred

@@ -14,9 +14,13 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import input_pipeline, plots
+from quickdraw_tf.data.ink import ink_strokes
 from quickdraw_tf.models import sketch_rnn_loss
 from quickdraw_tf.models.sketch_rnn import START_TOKEN, SketchRnn
+from quickdraw_tf.pictures import sample_grids
+
+SUMMARY_SAMPLES_PER_CLASS = 4
+SUMMARY_TEMPERATURE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,18 +30,6 @@ class Sample:
     ink: np.ndarray
     strokes: list[np.ndarray]  # [k, 2] points per stroke, the first at the origin
     prefix_length: int = 0  # rows of `ink` given (completion), not sampled
-
-
-def load_generator(model_dir: str, checkpoint: str = "best", data_dir: str | None = None):
-    """(model, classes, step) of a Sketch-RNN training run; classes from the run's data_dir (or data_dir)."""
-    from quickdraw_tf import evaluate  # imports the trainer: only when a model is loaded
-
-    config = dataclasses.replace(evaluate.read_run_config(model_dir), model_dir=model_dir)
-    if config.model != "sketch_rnn":
-        raise ValueError(f"{model_dir} holds a {config.model} model, not sketch_rnn")
-    classes = input_pipeline.read_classes(data_dir or config.data_dir)
-    model, _, step = evaluate.load_model(config, len(classes), checkpoint)
-    return model, classes, step
 
 
 def _choose(rng: np.random.Generator, logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -140,5 +132,15 @@ def _to_sample(stroke5: np.ndarray, scale: float, prefix_length: int) -> Sample:
     ink[:, 2] = stroke5[:, 3]
     if len(ink):
         ink[-1, 2] = 1.0  # the last point ends its stroke
-    strokes = plots.ink_strokes(ink, len(ink)) if len(ink) else [np.zeros((1, 2), np.float32)]
+    strokes = ink_strokes(ink, len(ink)) if len(ink) else [np.zeros((1, 2), np.float32)]
     return Sample(ink=ink, strokes=strokes, prefix_length=prefix_length)
+
+
+def summary_images(model: SketchRnn, classes: list[str], count: int) -> dict[str, bytes]:
+    """A PNG grid of samples (temperature 0.5) per class, for the first `count` classes: the trainer's
+    TensorBoard pictures for this model (models.summary_images_fn)."""
+    images = {}
+    for index, word in enumerate(classes[:count]):
+        samples = sample(model, index, SUMMARY_SAMPLES_PER_CLASS, SUMMARY_TEMPERATURE, seed=index)
+        images[f"samples/{word}"] = sample_grids.grid_png([s.strokes for s in samples], columns=4)
+    return images

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from quickdraw_tf.layout import SPLITS  # noqa: F401 (re-exported; the output layout lives in layout.py)
+from quickdraw_tf.data.layout import SPLITS  # noqa: F401 (re-exported; the output layout lives in layout.py)
 
 _TWO_TO_64 = float(2**64)
 

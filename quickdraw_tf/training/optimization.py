@@ -8,7 +8,7 @@ import math
 import keras
 import tensorflow as tf
 
-from quickdraw_tf.train_config import TrainConfig
+from quickdraw_tf.training.train_config import TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")

@@ -41,7 +41,7 @@ def recipe_transform(strokes: Sequence, side: int = SIDE) -> tuple[list[np.ndarr
 
 def google_bitmap(strokes: Sequence, side: int = SIDE, supersample: int = SUPERSAMPLE) -> np.ndarray:
     """uint8 [side, side]: white strokes on black, as numpy_bitmap. `strokes` should be simplified
-    (0..255), as Google's were: quickdraw_tf.preprocess.simplified_strokes makes them so."""
+    (0..255), as Google's were: quickdraw_tf.data.preprocess.simplified_strokes makes them so."""
     big = side * supersample
     canvas = Image.new("L", (big, big), 0)
     draw = ImageDraw.Draw(canvas)

@@ -1,31 +1,28 @@
 """ONE way from a drawing to the model input a run was trained on, for the Beam job and for prediction.
 
 How the inks were made is recorded with the data (stats.json "preprocessing", written by
-beam_jobs.make_tfrecords) and copied into model_dir/preprocessing.json by training, so a Predictor
-prepares new drawings exactly as the training data was prepared:
+beam_jobs.make_tfrecords) and copied into model_dir/preprocessing.json by training
+(quickdraw_tf/training/run_dir.py), so a Predictor prepares new drawings exactly as the training data
+was prepared:
 
   strokes  raw drawings (with times, or with coordinates that are not integers in 0..255: a canvas
            in any size and origin) get Google's simplification when `simplify` is on; then to_ink
            with the recorded `normalize`; then the run's own truncation (`max_points`).
   images   a 28x28 image is taken as it is; strokes are rendered the way Google made numpy_bitmap
-           (quickdraw_tf.bitmap).
+           (quickdraw_tf.data.bitmap).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf import bitmap, ink
-from quickdraw_tf.drawing import Drawing, InvalidRecord
-from quickdraw_tf.layout import CLASSES_FILE, KINDS, STATS_FILE
+from quickdraw_tf.data import bitmap, ink
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.data.layout import KINDS
 
-PREPROCESSING_FILE = "preprocessing.json"
-CONFIG_FILE = "config.json"  # trainer.CONFIG_FILE (not imported: the Beam workers never import TensorFlow)
 # A bound on the points of one input drawing, so that one absurd request cannot hold a worker for
 # long (Google's raw drawings have a few hundred points; the simplification runs in ~1 ms per 1,000).
 MAX_INPUT_POINTS = 100_000
@@ -59,61 +56,8 @@ class Preprocessing:
 
 def job_record(kind: str, normalize: str, simplify: bool) -> dict:
     """The "preprocessing" object of stats.json. The job never truncates (max_points 0): a run's
-    truncation is in its config and added by model_dir_preprocessing."""
+    truncation is in its config, and run_dir adds it to the run's copy."""
     return Preprocessing(kind, normalize, simplify, 0).to_dict()
-
-
-# ---------------------------------------------------------------------------------------------------
-# The record, from data_dir to model_dir
-
-
-def _read_json(path: str) -> dict | None:
-    import tensorflow as tf  # only here: the job's workers import this module without TensorFlow
-
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.loads(f.read())
-
-
-def data_dir_preprocessing(data_dir: str) -> Preprocessing:
-    """The data's record; the job's defaults for data converted before it was recorded."""
-    stats = _read_json(os.path.join(data_dir, STATS_FILE)) or {}
-    if "preprocessing" in stats:
-        return Preprocessing.from_dict(stats["preprocessing"])
-    return Preprocessing(kind=stats.get("kind", "strokes"))
-
-
-def record_in_model_dir(data_dir: str, model_dir: str, max_points: int) -> Preprocessing:
-    """Training's copy: model_dir/preprocessing.json (with the run's truncation) and classes.txt."""
-    import tensorflow as tf
-
-    prep = dataclasses.replace(data_dir_preprocessing(data_dir), max_points=max_points)
-    tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(os.path.join(model_dir, PREPROCESSING_FILE), "w") as f:
-        f.write(json.dumps(prep.to_dict(), indent=2, sort_keys=True) + "\n")
-    source = os.path.join(data_dir, CLASSES_FILE)
-    if tf.io.gfile.exists(source):
-        tf.io.gfile.copy(source, os.path.join(model_dir, CLASSES_FILE), overwrite=True)
-    return prep
-
-
-def load(model_dir: str) -> Preprocessing:
-    """A model_dir's preprocessing: its preprocessing.json, else its config's data_dir and truncation."""
-    recorded = _read_json(os.path.join(model_dir, PREPROCESSING_FILE))
-    if recorded is not None:
-        return Preprocessing.from_dict(recorded)
-    config = _read_json(os.path.join(model_dir, CONFIG_FILE)) or {}
-    data_dir = config.get("data_dir", "")
-    prep = data_dir_preprocessing(data_dir) if data_dir else Preprocessing()
-    return dataclasses.replace(prep, max_points=run_max_points(config.get("input", {})))
-
-
-def run_max_points(input_config: dict) -> int:
-    """The truncation input_pipeline applies (static shapes: the largest bucket boundary)."""
-    if input_config.get("static_shapes") and input_config.get("bucket_boundaries"):
-        return int(input_config["bucket_boundaries"][-1])
-    return int(input_config.get("max_length", 0) or 0)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from quickdraw_tf.drawing import InvalidRecord
+from quickdraw_tf.data.drawing import InvalidRecord
 
 MAX_RECORD_BYTES = 1 << 20
 MAX_POINTS_PER_STROKE = 10_000

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from quickdraw_tf import formats
-from quickdraw_tf.drawing import InvalidRecord
+from quickdraw_tf.data import formats
+from quickdraw_tf.data.drawing import InvalidRecord
 
 REJECTED_FILE = "rejected-predict.ndjson"
 KAGGLE_HEADER = ("key_id", "word")

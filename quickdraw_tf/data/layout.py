@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
-from quickdraw_tf.drawing import word_problem
+from quickdraw_tf.data.drawing import word_problem
 
 SPLITS = ("train", "eval", "test")
 KINDS = ("strokes", "images")  # stats.json's and manifest.json's "kind"

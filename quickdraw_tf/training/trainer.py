@@ -3,8 +3,8 @@ multi_worker, tpu). Keras 3's model.fit does not run under MultiWorkerMirroredSt
 (keras-team/keras#20585), so the loop is written out: strategy.run inside a tf.function.
 train() reads top to bottom: setup, restore, data, loop, export.
 
-model_dir after a run:
-  config.json             the run's TrainConfig (evaluate.py rebuilds the model from it)
+model_dir after a run (run_dir.py names and reads every file):
+  config.json             the run's TrainConfig (evaluation rebuilds the model from it)
   preprocessing.json, classes.txt   how the inputs were made (from stats.json) and the classes
   checkpoints/            the last --keep_checkpoints checkpoints (model, optimizer, step, best MAP@3)
   best/                   the checkpoint with the best eval MAP@3 so far
@@ -16,8 +16,9 @@ train_steps. The data order does not resume: the shuffle is re-seeded with the r
 Classifiers are trained on cross-entropy. A model with its own loss (the generator models/sketch_rnn.py)
 defines `loss_sums(inputs, labels, step, training) -> (per-example loss [B], summed metrics)` and
 `metric_keys`; the best checkpoint is then the lowest eval loss instead of the highest MAP@3. Optional
-hooks: `adapt_to_data(train dataset) -> dict` runs once before step 0 (written to data_stats.json),
-`summary_images(classes, count) -> {name: png}` replaces the eval drawings summary.
+hook: `adapt_to_data(train dataset) -> dict` runs once before step 0 (written to data_stats.json).
+A model's own TensorBoard pictures (models.summary_images_fn, e.g. a generator's samples per class)
+replace the eval drawings summary.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 
@@ -34,10 +34,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from quickdraw_tf import distribute, input_pipeline, metrics, models, optimization, train_outputs
-from quickdraw_tf.train_config import CONFIG_FILE, TrainConfig
+from quickdraw_tf import models
+from quickdraw_tf.training import distribute, input_pipeline, metrics, optimization, run_dir, train_outputs
+from quickdraw_tf.training.train_config import TrainConfig
 
-DATA_STATS_FILE = "data_stats.json"
 METRIC_KEYS = ("loss", "top1", "top3", "map3", "count")
 
 
@@ -66,7 +66,7 @@ class TrainState:
         """A new model and optimizer under the strategy's scope (train() then restores a checkpoint)."""
         strategy = strategy or tf.distribute.get_strategy()
         with strategy.scope():
-            model = build_model(config, num_classes)
+            model = run_dir.build_model(config, num_classes)
             optimizer = optimization.build_optimizer(config)
             # Create the slots now so that a restore fills them instead of deferring.
             optimizer.build(model.trainable_variables)
@@ -80,7 +80,8 @@ class TrainState:
             directory = distribute.write_dir(config.model_dir, name, strategy)
             return tf.train.CheckpointManager(checkpoint, directory, keep)
 
-        last, best = manager("checkpoints", config.keep_checkpoints), manager("best", 1)
+        last = manager(run_dir.CHECKPOINTS_DIR, config.keep_checkpoints)
+        best = manager(run_dir.BEST_DIR, 1)
         return cls(model, optimizer, step, best_score, checkpoint, last, best, distribute.is_chief(strategy))
 
 
@@ -96,20 +97,14 @@ def validate(config: TrainConfig, num_replicas: int = 1) -> None:
     input_pipeline.check_data_dir(config.data_dir)
     input_pipeline.read_classes(config.data_dir)
     input_pipeline.split_files(config.data_dir, "train")
-    config_path = os.path.join(config.model_dir, CONFIG_FILE)
-    if tf.io.gfile.exists(config_path):
-        with tf.io.gfile.GFile(config_path) as f:
-            previous = json.load(f)
-        new = json.loads(config.to_json())
+    previous_config = run_dir.read_config(config.model_dir, required=False)
+    if previous_config is not None:
+        previous, new = json.loads(previous_config.to_json()), json.loads(config.to_json())
         if (previous["model"], previous["hparams"]) != (new["model"], new["hparams"]):
             raise ValueError(
                 f"--model_dir {config.model_dir} holds model {previous['model']} {previous['hparams']}, "
                 f"not {new['model']} {new['hparams']}: use another --model_dir"
             )
-
-
-def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
-    return models.get_model(config.model, num_classes, **config.hparams)
 
 
 def check_jit_support(model: keras.Model) -> None:
@@ -274,13 +269,13 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
         keras.utils.set_random_seed(config.seed)
         state = TrainState.create(config, len(classes), strategy)
         if state.chief:
-            train_outputs.write_run_files(config)
+            run_dir.write_run_files(config, classes)
         if config.jit_compile:
             check_jit_support(state.model)
         train_writer, eval_writer = train_outputs.summary_writers(config.model_dir, state.chief)
 
         # ---- restore the latest checkpoint (the chief's, on every worker), or initialize from the data
-        latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+        latest = run_dir.latest_checkpoint(config.model_dir)
         if latest:
             state.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("restored checkpoint at step %d from %s", int(state.step.numpy()), latest)
@@ -291,8 +286,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
             stats = state.model.adapt_to_data(dataset)
             logging.info("adapted to the training data: %s", stats)
             if state.chief:
-                with tf.io.gfile.GFile(os.path.join(config.model_dir, DATA_STATS_FILE), "w") as f:
-                    f.write(json.dumps(stats, indent=2))
+                run_dir.write_data_stats(config.model_dir, stats)
 
         # ---- data: after the restore, since re-seeding with the step keeps a resumed run from replaying
         # the batches it already trained on
@@ -301,8 +295,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
         distributed_eval = distributed_dataset(strategy, config, config.input, "eval", training=False)
         train_loop, eval_pass = make_train_loop(strategy, state, config), make_eval_pass(strategy, state)
         summary_batch = None  # drawn at each eval: the model's own images, or eval drawings predicted
+        own_images = models.summary_images_fn(config.model)
         if state.chief and config.num_summary_drawings:
-            own_images = hasattr(state.model, "summary_images")
             summary_batch = () if own_images else train_outputs.summary_batch(config)
 
         # ---- loop: chunks of steps up to the next log, eval or checkpoint boundary
@@ -331,7 +325,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
                 train_outputs.write_scalars(eval_writer, step, eval_metrics)
                 if summary_batch is not None:
                     train_outputs.write_drawings(
-                        eval_writer, state.model, summary_batch, classes, step, config.num_summary_drawings
+                        eval_writer, state.model, summary_batch, classes, step, config.num_summary_drawings,
+                        own_images,
                     )
                 if _score(state.model, eval_metrics) > float(state.best_score.numpy()):
                     state.best_score.assign(_score(state.model, eval_metrics))
@@ -342,7 +337,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
         # ---- export: the best weights (when an eval ran), else the final ones
         if not state.chief:
             distribute.remove_worker_dirs(config.model_dir)
-        best = tf.train.latest_checkpoint(os.path.join(config.model_dir, "best"))
+        best = run_dir.best_checkpoint(config.model_dir)
         if best:
             tf.train.Checkpoint(model=state.model).restore(best).expect_partial()
             score = float(state.best_score.numpy())

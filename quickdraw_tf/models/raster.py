@@ -1,7 +1,7 @@
 """TF-native rasterization of delta inks: scatter-mean of per-point features, and line rendering.
 
 Both operations are plain TensorFlow with static shapes (no Python callbacks), so they run inside a
-model or a tf.data map on CPU, GPU and TPU alike. Inks follow quickdraw_tf.ink.to_ink: float32
+model or a tf.data map on CPU, GPU and TPU alike. Inks follow quickdraw_tf.data.ink.to_ink: float32
 [B, T, 3] rows of (dx, dy, end_of_stroke), right-padded, with the valid row count in `lengths`.
 Row k is the move from point k to point k + 1 and carries point k + 1's end-of-stroke flag; point 0
 is not stored, so it is taken as the origin and every drawing is re-fitted to its own bounding box.

@@ -10,22 +10,10 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-
-def ink_strokes(ink: np.ndarray, length: int) -> list[np.ndarray]:
-    """Delta ink [T, 3] → absolute [k, 2] point arrays, one per stroke, starting at the origin."""
-    ink = np.asarray(ink, np.float32)[: max(int(length), 1)]
-    points = np.concatenate([np.zeros((1, 2), np.float32), np.cumsum(ink[:, :2], axis=0)])
-    ends = np.flatnonzero(ink[:, 2] > 0.5) + 2  # row i moves to point i + 1, which ends a stroke
-    strokes, start = [], 0
-    for end in [*ends, len(points)]:
-        if end > start:
-            strokes.append(points[start:end])
-        start = end
-    return strokes
+from quickdraw_tf.data.ink import ink_strokes
 
 
 def _png(figure: Figure) -> bytes:
@@ -87,8 +75,3 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str]) -> byte
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     return _png(figure)
-
-
-def png_summary_image(png: bytes) -> tf.Tensor:
-    """PNG bytes → uint8 [1, H, W, 4], the batch tf.summary.image wants."""
-    return tf.image.decode_png(png, channels=4)[None]

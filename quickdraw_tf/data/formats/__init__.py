@@ -11,7 +11,7 @@ FORMATS:
               simplified ([xs, ys]) is told per record, so one file may mix both.
   bin         the official binary format (quickdraw-dataset examples/binary_file_parser.py). It has no
               sync marker: after a corrupt count or header the rest of the file is one unreadable_tail
-              record (quickdraw_tf.bin_split).
+              record (quickdraw_tf.data.bin_split).
   csv         Kaggle "quickdraw-doodle-recognition": the train layout
               countrycode,drawing,key_id,recognized,timestamp,word, or the test layout
               key_id,countrycode,drawing (no word: word "", recognized True, timestamp 0).
@@ -23,12 +23,12 @@ FORMATS:
               header is unreadable or not such rows becomes one record, rejected as bad_image.
   bitmap_raw  numpy_bitmap rows without the .npy header, 784 bytes each; never guessed from a name.
   npz         sketch-rnn: np.savez_compressed of "train", "valid", "test" object arrays of int16 stroke-3.
-              Object arrays are pickled; they are read by quickdraw_tf.safe_npz, whose unpickler builds
+              Object arrays are pickled; they are read by quickdraw_tf.data.safe_npz, whose unpickler builds
               nothing but numpy arrays of numbers (never allow_pickle=True): a crafted file runs no code.
               An archive that cannot be read, or holds anything else, becomes one record, rejected as
               truncated_record. Values outside int16 are rejected as bad_coordinate (never wrapped).
 
-Limits (quickdraw_tf.limits): a line or binary record over max_record_bytes is rejected as too_large
+Limits (quickdraw_tf.data.limits): a line or binary record over max_record_bytes is rejected as too_large
 before it is decoded; so are drawings of too many points; |x|, |y| over 1e6 are bad_coordinate. Words
 with control characters, or blank, are bad_field (drawing.word_problem); the writers refuse them.
 
@@ -61,8 +61,8 @@ from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
-from quickdraw_tf import bin_split, features, ink, limits, safe_npz
-from quickdraw_tf.drawing import Drawing, InvalidRecord, word_problem
+from quickdraw_tf.data import bin_split, features, ink, limits, safe_npz
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord, word_problem
 
 FORMATS = ("ndjson", "bin", "csv", "npy", "bitmap_raw", "npz")
 NPZ_SPLITS = ("train", "valid", "test")
@@ -227,7 +227,7 @@ def _is_kaggle_header(line: bytes) -> bool:
 
 
 def _split_bin(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
-    # No delimiter and no sync marker: quickdraw_tf.bin_split walks the counts (and reports an unreadable
+    # No delimiter and no sync marker: quickdraw_tf.data.bin_split walks the counts (and reports an unreadable
     # tail as one record). A record cut short at the end of the file is rejected as truncated_record.
     for position, payload, skipped in bin_split.split(fileobj, max_bytes):
         yield SourceRecord(source, position, payload, "bin", skipped=skipped)
@@ -316,7 +316,7 @@ def _split_npz(fileobj: BinaryIO, source: str) -> Iterator[SourceRecord]:
 def _load_npz(data: bytes) -> dict[str, np.ndarray]:
     """The arrays of an npz archive, sketch-rnn's splits first; ValueError if it cannot be read.
 
-    Never unpickles anything but arrays of numbers (quickdraw_tf.safe_npz): a crafted file runs no code.
+    Never unpickles anything but arrays of numbers (quickdraw_tf.data.safe_npz): a crafted file runs no code.
     """
     arrays = safe_npz.load_npz(data)
     split_order = {split: rank for rank, split in enumerate(NPZ_SPLITS)}

@@ -5,8 +5,8 @@ tutorial's readers still work, plus the drawing's metadata. Image examples (nump
 the 28x28 uint8 pixels row-major in one bytes feature.
 
 `FEATURE_TABLE` (plain Python, no TensorFlow) declares each kind's features once; from it derive the
-tf.io parse specs `STROKE_FEATURES` / `IMAGE_FEATURES` (built, and TensorFlow imported, on first
-access) and the TFDS features.json (beam_jobs/tfds_metadata.py). The examples are encoded by
+tf.io parse specs (quickdraw_tf/training/example_parsing.py) and the TFDS features.json
+(beam_jobs/tfds_metadata.py). The examples are encoded by
 `serialize_stroke_example` / `serialize_image_example`, which write the protobuf wire format directly
 (byte for byte what TensorFlow's own serializer gives for the same tf.train.Example,
 tests/test_features.py), so the Beam workers need no TensorFlow.
@@ -57,44 +57,6 @@ FEATURE_TABLE: dict[str, tuple[Feature, ...]] = {
         _text("word", "the class word"),
     ),
 }
-
-
-def parse_spec(kind: str) -> dict:
-    """The tf.io.parse_single_example spec of a kind's examples, from FEATURE_TABLE."""
-    import tensorflow as tf
-
-    spec = {}
-    for feature in FEATURE_TABLE[kind]:
-        dtype = tf.dtypes.as_dtype(feature.dtype)
-        if None in feature.shape:
-            spec[feature.name] = tf.io.VarLenFeature(dtype)
-        else:
-            spec[feature.name] = tf.io.FixedLenFeature(list(feature.shape), dtype)
-    return spec
-
-
-def _stroke_features() -> dict:
-    return parse_spec("strokes")
-
-
-def _image_features() -> dict:
-    return parse_spec("images")
-
-
-_LAZY = {"STROKE_FEATURES": _stroke_features, "IMAGE_FEATURES": _image_features}
-
-
-def _spec(name: str) -> dict:
-    return globals()[name] if name in globals() else __getattr__(name)
-
-
-def __getattr__(name: str):
-    # STROKE_FEATURES and IMAGE_FEATURES are built (and TensorFlow imported) on first access.
-    if name in _LAZY:
-        value = _LAZY[name]()
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -287,13 +249,3 @@ def serialize_stroke_example(
 def serialize_image_example(image: np.ndarray, class_index: int, key_id: int, word: str) -> bytes:
     """An image tf.train.Example's bytes as TensorFlow serializes them (deterministic=True), without TF."""
     return example_with_class_index(image_example_body(image, key_id, word), class_index)
-
-
-def parse_image_example(serialized):
-    """Parses one serialized image example; `image` comes back as uint8 [28, 28]."""
-    import tensorflow as tf
-
-    parsed = tf.io.parse_single_example(serialized, _spec("IMAGE_FEATURES"))
-    pixels = tf.io.decode_raw(parsed["image"], tf.uint8)
-    parsed["image"] = tf.reshape(pixels, [BITMAP_SIZE, BITMAP_SIZE])
-    return parsed

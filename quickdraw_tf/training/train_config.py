@@ -1,7 +1,7 @@
 """TrainConfig: everything a training run needs, each hyper-parameter declared ONCE, as a field with its
 default and help text. The flags of `python -m quickdraw_tf.train` are derived from these fields and
-from InputConfig's (quickdraw_tf/config_flags.py); adding a field with a help text adds its flag.
-config.json in a model_dir is this dataclass as JSON.
+from InputConfig's (quickdraw_tf/training/config_flags.py); adding a field with a help text adds its flag.
+config.json in a model_dir is this dataclass as JSON (training/run_dir.py reads and writes it).
 
 A library caller reads a flagfile with config_from_flagfile(path, **overrides): the config that
 `python -m quickdraw_tf.train --flagfile=path` trains, without absl's global flags.
@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from quickdraw_tf import cli, config_flags, models
-from quickdraw_tf.config_flags import setting
-from quickdraw_tf.input_pipeline import InputConfig
-from quickdraw_tf.layout import DEFAULT_DATA_DIR
+from quickdraw_tf import models
+from quickdraw_tf.data.layout import DEFAULT_DATA_DIR
+from quickdraw_tf.training import config_flags
+from quickdraw_tf.training.config_flags import setting
+from quickdraw_tf.training.input_pipeline import InputConfig
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 MIXED_PRECISION = ("off", "float16", "bfloat16")
-CONFIG_FILE = "config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,5 +87,6 @@ def config_from_flagfile(path: str, **overrides) -> TrainConfig:
     """What `python -m quickdraw_tf.train --flagfile=path` trains, with `overrides` (TrainConfig fields,
     e.g. data_dir=..., input=..., train_steps=...), read without absl's global FLAGS. As on the command
     line, an empty or absent model_dir is runs/<flagfile name>."""
-    model_dir = overrides.pop("model_dir", None) or cli.default_model_dir(["", f"--flagfile={path}"], "")
+    model_dir = overrides.pop("model_dir", None)
+    model_dir = model_dir or config_flags.default_model_dir(["", f"--flagfile={path}"], "")
     return config_flags.config_from_flagfile(TrainConfig, path, model_dir=model_dir, **overrides)

@@ -15,6 +15,7 @@ separated list), dict (a repeatable string flag turned into the dict by metadata
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -115,3 +116,25 @@ def _field_default(field: dataclasses.Field) -> Any:
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()
     return None if field.default is dataclasses.MISSING else field.default
+
+
+def flagfile_names(argv: list[str]) -> list[str]:
+    """The --flagfile values on the command line, in order (absl reads them before main runs).
+
+    Takes --flagfile=F, -flagfile=F and --flagfile F; stops at "--", after which absl parses nothing.
+    """
+    names, args = [], iter(argv[1:])
+    for arg in args:
+        if arg == "--":
+            break
+        name, has_value, value = arg.partition("=")
+        if name in ("--flagfile", "-flagfile"):
+            names.append(value if has_value else next(args, ""))
+    return names
+
+
+def default_model_dir(argv: list[str], model: str) -> str:
+    """runs/<stem of the last --flagfile> (configs/rnn.flags -> runs/rnn), else runs/<model name>."""
+    names = [name for name in flagfile_names(argv) if name]
+    stem = os.path.splitext(os.path.basename(names[-1]))[0] if names else model
+    return os.path.join("runs", stem)

@@ -49,8 +49,8 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
-from quickdraw_tf import formats, ink, limits
-from quickdraw_tf.drawing import word_problem
+from quickdraw_tf.data import formats, ink, limits
+from quickdraw_tf.data.drawing import word_problem
 
 _FIELDS = frozenset(("word", "countrycode", "timestamp", "recognized", "key_id", "drawing"))
 _EPOCH = datetime.date(1970, 1, 1)

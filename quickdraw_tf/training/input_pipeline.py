@@ -4,7 +4,7 @@ Stroke records yield ({"ink": float32 [B, T, 3], "length": int32 [B]}, class_ind
 image records yield ({"image": uint8 [B, 28, 28]}, class_index int64 [B]).
 
 Order of operations: shuffled shard list → parallel interleave → shuffle serialized records → repeat
-(training) → parse with the shared schema in quickdraw_tf/features.py → augment (training only) →
+(training) → parse with the shared schema in quickdraw_tf/data/features.py → augment (training only) →
 padded or length-bucketed batches → prefetch.
 """
 
@@ -17,10 +17,11 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from quickdraw_tf import features, layout
-from quickdraw_tf.config_flags import setting
-from quickdraw_tf.layout import DEFAULT_DATA_DIR, SPLITS
+from quickdraw_tf.data import layout
+from quickdraw_tf.data.layout import DEFAULT_DATA_DIR, SPLITS
 from quickdraw_tf.models import augment
+from quickdraw_tf.training import example_parsing
+from quickdraw_tf.training.config_flags import setting
 
 KINDS = ("auto", *layout.KINDS)  # "auto": the kind the data directory's manifest records
 PARSE_BATCH = 64  # records parsed per parse op
@@ -76,6 +77,14 @@ class InputConfig:
             raise ValueError("augment_drop_prob and augment_scale must be in [0, 1)")
         if not 0.0 <= self.augment_rotation <= 180.0:
             raise ValueError(f"augment_rotation must be in [0, 180] degrees, got {self.augment_rotation}")
+
+    @property
+    def truncation(self) -> int:
+        """The most rows a drawing's ink keeps (0: all): the largest bucket boundary with static shapes,
+        else max_length. A Predictor truncates the same way (run_dir's preprocessing.json)."""
+        if self.static_shapes and self.bucket_boundaries:
+            return int(self.bucket_boundaries[-1])
+        return int(self.max_length or 0)
 
 
 def split_files(data_dir: str, split: str) -> list[str]:
@@ -177,7 +186,7 @@ def drop_points(ink: tf.RaggedTensor, drop_prob: float) -> tf.RaggedTensor:
 def parse_stroke_batch(serialized: tf.Tensor) -> tuple[dict[str, tf.RaggedTensor], tf.Tensor]:
     """N records at once (one parse op instead of one per record):
     ({"ink": ragged [N, None, 3], "length": [N]}, class_index [N]); empty inks get a zero row."""
-    parsed = tf.io.parse_example(serialized, features.STROKE_FEATURES)
+    parsed = tf.io.parse_example(serialized, example_parsing.STROKE_FEATURES)
     flat = tf.RaggedTensor.from_sparse(parsed["ink"])
     lengths = tf.cast(flat.row_lengths() // 3, tf.int32)
     ink = tf.RaggedTensor.from_row_lengths(tf.reshape(flat.values, [-1, 3]), lengths)
@@ -195,7 +204,7 @@ def parse_stroke(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor
 
 
 def parse_image(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    parsed = features.parse_image_example(serialized)
+    parsed = example_parsing.parse_image_example(serialized)
     return {"image": parsed["image"]}, parsed["class_index"][0]
 
 
