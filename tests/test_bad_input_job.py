@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from beam_jobs import make_tfrecords, outputs
 from quickdraw_tf.data import formats, limits
+from quickdraw_tf.data.formats import binary
 from tests.npz_payloads import malicious_npz
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -55,9 +56,9 @@ def _hostile_inputs(src: pathlib.Path) -> dict[str, int]:
     hostile = [json.dumps(far).encode(), json.dumps(zigzag).encode(), json.dumps(newline).encode(), huge]
     (src / "pig.ndjson").write_bytes(b"\n".join(lines + hostile) + b"\n")
     nose = list(formats.iter_drawings(str(NOSE_SIMPLIFIED)))
-    data = bytearray(b"".join(formats._bin_record(drawing) for drawing in nose[:5]))
+    data = bytearray(b"".join(binary.record_bytes(drawing) for drawing in nose[:5]))
     corrupt = len(data)
-    data += b"".join(formats._bin_record(drawing) for drawing in nose[5:])
+    data += b"".join(binary.record_bytes(drawing) for drawing in nose[5:])
     data[corrupt + 15 : corrupt + 17] = b"\0\0"  # 0 strokes: the walk loses the record boundaries
     (src / "nose.bin").write_bytes(bytes(data))
     (src / "sketchrnn_belt.npz").write_bytes(malicious_npz(src.parent / "pwned"))

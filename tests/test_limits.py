@@ -16,6 +16,7 @@ import pytest
 
 from quickdraw_tf.data import formats, ink, limits
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.data.formats import binary
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 PIG_RAW = SAMPLE / "raw" / "borismus-exupery" / "pig.ndjson"
@@ -94,7 +95,7 @@ def test_a_binary_record_over_the_cap_is_skipped_and_the_next_one_read():
     drawings = list(formats.iter_drawings(str(NOSE_SIMPLIFIED)))[:3]
     data = io.BytesIO()
     formats.write_bin(drawings, data)
-    sizes = [len(formats._bin_record(drawing)) for drawing in drawings]
+    sizes = [len(binary.record_bytes(drawing)) for drawing in drawings]
     cap = sizes[1] - 1
     found = records(data.getvalue(), "bin", "nose.bin", max_record_bytes=cap)
     if sizes[0] > cap or sizes[2] > cap:
@@ -184,7 +185,7 @@ def _nose_bin() -> tuple[bytearray, list[int]]:
     data, offsets = bytearray(), []
     for drawing in formats.iter_drawings(str(NOSE_SIMPLIFIED)):
         offsets.append(len(data))
-        data += formats._bin_record(drawing)
+        data += binary.record_bytes(drawing)
     return data, offsets
 
 
@@ -211,9 +212,9 @@ def test_a_bad_header_whose_record_is_followed_by_a_sound_one_costs_only_that_re
 @pytest.mark.parametrize("count", [1, 2, 60000])
 def test_a_corrupt_point_count_costs_one_rejection_for_the_rest(count):
     drawings = list(formats.iter_drawings(str(NOSE_SIMPLIFIED)))[:30]
-    data = bytearray(b"".join(formats._bin_record(drawing) for drawing in drawings))
-    first = len(formats._bin_record(drawings[0]))
-    at = first + formats._BIN_HEADER.size  # drawing 1's first point count
+    data = bytearray(b"".join(binary.record_bytes(drawing) for drawing in drawings))
+    first = len(binary.record_bytes(drawings[0]))
+    at = first + binary.HEADER.size  # drawing 1's first point count
     data[at : at + 2] = count.to_bytes(2, "little")
     found = records(bytes(data), "bin", "nose.bin")
     reasons = [outcome(record) for record in found]
@@ -243,7 +244,7 @@ def test_words_with_control_characters_or_blank_are_bad_field_in_every_reader(wo
     )
     if "\n" not in word and "\u2028" not in word:  # a newline splits a CSV line, caught as invalid_csv
         assert outcome(formats.SourceRecord("x.csv", 2, row.getvalue().encode(), "csv")) == "bad_field"
-    record = formats.SourceRecord(f"{word}.bin", 0, formats._bin_record(real), "bin")
+    record = formats.SourceRecord(f"{word}.bin", 0, binary.record_bytes(real), "bin")
     assert outcome(record) == "bad_field"
 
 
