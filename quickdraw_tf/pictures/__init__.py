@@ -1,8 +1,13 @@
 """Drawings as pictures people look at: PNG, SVG, a GIF replaying the strokes, contact sheets.
 
-Strokes keep their own aspect ratio and are fitted into the picture with a margin; black on white by
-default, or coloured by stroke (a 10-colour palette) or by time (viridis, from the recorded `t` of raw
-drawings, else from the drawing order of the points). The 28x28 training bitmaps are in bitmap.py.
+Strokes keep their own aspect ratio and are fitted into the picture with a margin (fit: the one fitting
+of the package); black on white by default, or coloured by stroke (a 10-colour palette) or by time
+(viridis, from the recorded `t` of raw drawings, else from the drawing order of the points).
+
+The package draws every picture of a drawing once: this module (one drawing, contact sheets),
+sample_grids.py (a generator's samples: grids and a point-by-point GIF) and charts.py (matplotlib:
+TensorBoard grids with titles, confusion matrices). The 28x28 training bitmaps are model input, not
+pictures: data/bitmap.py; the models' in-graph renderer is models/raster.py.
 """
 
 from __future__ import annotations
@@ -25,15 +30,21 @@ GIF_STROKE_MS = 250  # a drawing without times shows one more stroke every 250 m
 GIF_HOLD_MS = 1500  # the finished drawing stays this long before the GIF loops
 
 
+def fit(point_arrays: Sequence[np.ndarray], size: float, usable: float) -> list[np.ndarray]:
+    """Point arrays ([n, 2], x and y) scaled to fit a usable x usable square centred in a size x size
+    picture, aspect ratio kept: the one fitting of every picture here (sample_grids.py's too)."""
+    arrays = [np.asarray(array, np.float64).reshape(-1, 2) for array in point_arrays]
+    points = np.concatenate(arrays)
+    lower, extent = points.min(axis=0), points.max(axis=0) - points.min(axis=0)
+    scale = usable / max(float(extent.max()), 1e-9)  # a single point: any scale puts it in the middle
+    offset = (size - extent * scale) / 2
+    return [(array - lower) * scale + offset for array in arrays]
+
+
 def fitted(strokes: Sequence, size: float) -> list[np.ndarray]:
     """Each stroke's points as float [n, 2] in a size x size picture, centred, aspect ratio kept."""
     arrays = [np.stack([np.asarray(s[0], float), np.asarray(s[1], float)], axis=1) for s in strokes]
-    points = np.concatenate(arrays)
-    lower, extent = points.min(axis=0), points.max(axis=0) - points.min(axis=0)
-    usable = size * (1 - 2 * MARGIN)
-    scale = usable / max(extent.max(), 1e-9)
-    offset = (size - extent * scale) / 2
-    return [(array - lower) * scale + offset for array in arrays]
+    return fit(arrays, size, size * (1 - 2 * MARGIN))
 
 
 def point_times(strokes: Sequence) -> list[np.ndarray]:

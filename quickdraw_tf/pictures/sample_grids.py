@@ -13,19 +13,16 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from quickdraw_tf.pictures import fit
+
 Strokes = Sequence[np.ndarray]
 INK, GIVEN, BACKGROUND = (0, 0, 0), (200, 40, 40), (255, 255, 255)
 MAX_GIF_FRAMES = 60
 
 
 def _fit(strokes: Strokes, size: int, margin: int) -> list[np.ndarray]:
-    """The strokes scaled and shifted into a size x size cell with a margin, aspect ratio kept."""
-    points = np.concatenate([np.asarray(s, np.float64).reshape(-1, 2) for s in strokes])
-    lower = points.min(axis=0)
-    extent = float((points.max(axis=0) - lower).max()) or 1.0
-    scale = (size - 2 * margin) / extent
-    offset = margin + ((size - 2 * margin) - (points.max(axis=0) - lower) * scale) / 2
-    return [(np.asarray(s, np.float64).reshape(-1, 2) - lower) * scale + offset for s in strokes]
+    """The strokes ([k, 2] points each) in a size x size cell with `margin` pixels on each side."""
+    return fit(strokes, size, size - 2 * margin)
 
 
 def _draw(canvas: ImageDraw.ImageDraw, strokes: list[np.ndarray], origin, width: int, given: int) -> None:
