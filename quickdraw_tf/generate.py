@@ -91,7 +91,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("complete", None, "A drawing file: continue its first drawing.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
     flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
-    flags.DEFINE_string("data_dir", None, "Where classes.txt is, if not the run's data_dir.")
+    flags.DEFINE_string("data_dir", None, "Read classes.txt from this data dir instead of the run's own.")
     flags.mark_flags_as_required(["model_dir", "word", "output_dir"])
 
 
