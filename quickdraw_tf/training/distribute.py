@@ -11,8 +11,9 @@ import os
 
 import tensorflow as tf
 
+from quickdraw_tf.training import run_dir
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-WORKER_DIR = "workertemp"
 
 
 def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
@@ -51,13 +52,13 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def write_dir(model_dir: str, name: str, strategy: tf.distribute.Strategy) -> str:
     """model_dir/name for the chief; a throw-away model_dir/workertemp/name_<task id> for the others."""
     if is_chief(strategy):
-        return os.path.join(model_dir, name)
+        return run_dir.path(model_dir, name)
     _, task_id, _ = _cluster(strategy)
-    return os.path.join(model_dir, WORKER_DIR, f"{name}_{task_id}")
+    return run_dir.path(run_dir.path(model_dir, run_dir.WORKER_TEMP_DIR), f"{name}_{task_id}")
 
 
 def remove_worker_dirs(model_dir: str) -> None:
     """The throw-away directories of write_dir (called on the workers that are not the chief)."""
-    path = os.path.join(model_dir, WORKER_DIR)
+    path = run_dir.path(model_dir, run_dir.WORKER_TEMP_DIR)
     if tf.io.gfile.exists(path):
         tf.io.gfile.rmtree(path)

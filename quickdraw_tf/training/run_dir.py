@@ -11,6 +11,7 @@ The twin of data/layout.py, which owns a conversion's output directory.
   model.keras          the best (else the final) weights as a Keras file (load_keras_model)
   export/              the same as a SavedModel whose serving signature returns class probabilities
   eval_results.json, confusion_matrix_<split>.png, eval_<split>/   written by evaluation
+  workertemp/          during a multi-worker run, the checkpoints of the workers that are not the chief
 
 A run directory is self-contained: training writes the classes and the preprocessing into it, so the
 model keeps working (predict, generate, serve) when its data directory is gone. Run directories written
@@ -43,6 +44,7 @@ EVAL_LOGS_DIR = "eval"
 MODEL_FILE = "model.keras"
 EXPORT_DIR = "export"
 RESULTS_FILE = "eval_results.json"
+WORKER_TEMP_DIR = "workertemp"  # the other workers' throw-away checkpoints (training/distribute.py)
 CHECKPOINT_CHOICES = ("best", "latest")
 
 
