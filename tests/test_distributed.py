@@ -31,7 +31,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from quickdraw_tf import trainer
+from quickdraw_tf.training import trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 config = trainer.TrainConfig(

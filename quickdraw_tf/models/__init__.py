@@ -1,4 +1,4 @@
-"""Models by name, imported on first use: naming a model (train_config, flags, --help) imports no Keras.
+"""Models by name, each imported on first use: the registry imports no Keras until a model is asked for.
 
 Adding a model: write models/<name>.py with a keras.Model class whose constructor takes `num_classes` plus
 keyword hyper-parameters with defaults (and a get_config returning them), add its name to MODEL_NAMES and
