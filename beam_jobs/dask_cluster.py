@@ -37,6 +37,8 @@ from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner, DaskRu
 from beam_jobs.atomic_output import is_local
 from beam_jobs.job_config import UsageError
 
+_WORKER_LOG_LEVEL = "DASK_LOGGING__DISTRIBUTED"  # read by a worker process when it imports distributed
+
 
 class ClusterRunner(DaskRunner):
     """Beam's DaskRunner, whose client is closed when the run ends (ClosingResult)."""
@@ -126,26 +128,38 @@ def cluster_workers(dask_options: DaskOptions) -> int:
 @contextlib.contextmanager
 def local_cluster(workers: int) -> Iterator[str]:
     """A dask.distributed LocalCluster of `workers` processes for the block; yields its scheduler address."""
+    import dask
     from distributed import LocalCluster
 
     # The scheduler and the nannies run in this process: their INFO lines (every start and stop) would
-    # reach the console through the root logger, whatever LocalCluster's silence_logs says.
+    # reach the console through the root logger, whatever LocalCluster's silence_logs says. The worker
+    # processes read their level from the environment the nannies give them before they start.
     logger = logging.getLogger("distributed")
     level = logger.level
     logger.setLevel(max(logging.WARNING, level))
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), _WORKER_LOG_LEVEL: "warning"}
+    previous = os.environ.get(_WORKER_LOG_LEVEL)
     try:
         # Its HTTP server (health and metrics routes) listens on 127.0.0.1 too, on a free port.
-        with LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            scheduler_kwargs={"dashboard": False},
-        ) as cluster:
+        with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
+            ) as cluster,
+        ):
             yield cluster.scheduler_address
     finally:
         logger.setLevel(level)
+        # A nanny sets its pre-spawn environment in this process before it spawns its worker.
+        if previous is None:
+            os.environ.pop(_WORKER_LOG_LEVEL, None)
+        else:
+            os.environ[_WORKER_LOG_LEVEL] = previous
 
 
 def unshared_paths_warning(address: str | None, paths: Sequence[str]) -> str | None:
