@@ -86,11 +86,10 @@ def cluster_runner(
     dask_options = options.view_as(DaskOptions)
     split = dask_options.npartitions is None and dask_options.partition_size is None
     if _named_cluster(dask_options):
-        warning = unshared_paths_warning(dask_options.address, paths)
-        if warning:
-            print(f"make_tfrecords: warning: {warning}", file=sys.stderr)
+        warn_unshared_paths(dask_options, paths)
+        cluster_size = cluster_workers(dask_options)  # UsageError if it cannot be reached
         if split:
-            dask_options.npartitions = cluster_workers(dask_options)
+            dask_options.npartitions = cluster_size
         yield ClusterRunner()
         return
     workers = workers or os.cpu_count() or 1
@@ -115,14 +114,26 @@ def _named_cluster(dask_options: DaskOptions) -> bool:
 
 
 def cluster_workers(dask_options: DaskOptions) -> int:
-    """How many worker processes the cluster the options name has now (at least 1)."""
+    """How many worker processes the cluster the options name has now (at least 1); UsageError, in one
+    line, when its scheduler cannot be reached (within --dask_connection_timeout, Dask's 30 s by default)."""
     from distributed import Client
 
     kwargs = {"address": dask_options.address, "scheduler_file": dask_options.scheduler_file}
     if isinstance(dask_options.timeout, int):
         kwargs["timeout"] = dask_options.timeout
-    with Client(**kwargs, set_as_default=False) as client:
-        return max(1, len(client.nthreads()))
+    named = dask_options.address or f"in {dask_options.scheduler_file}"
+    try:
+        with Client(**kwargs, set_as_default=False) as client:
+            return max(1, len(client.nthreads()))
+    except (OSError, ValueError) as error:  # TimeoutError is an OSError; a malformed address a ValueError
+        raise UsageError(f"cannot reach the Dask scheduler {named}: {error}") from None
+
+
+def warn_unshared_paths(dask_options: DaskOptions, paths: Sequence[str]) -> None:
+    """One line on stderr when the named cluster is on another machine and a path is local."""
+    warning = unshared_paths_warning(dask_options.address, paths)
+    if warning:
+        print(f"make_tfrecords: warning: {warning}", file=sys.stderr)
 
 
 @contextlib.contextmanager

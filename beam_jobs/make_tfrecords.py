@@ -20,7 +20,8 @@ caps, duplicates, rejections): docs/beam_job.md. The steps:
                 written in rank order (shards.py, outputs.py)
   WriteRejected, WriteClasses, WriteStats; then the TFDS metadata (outputs.py, tfds_metadata.py)
 
-The output directory appears whole or not at all (beam_jobs/atomic_output.py).
+The steps meet through keyed joins (joins.py), the same on every runner; the runner: runtime.py,
+dask_cluster.py. The output directory appears whole or not at all (beam_jobs/atomic_output.py).
 """
 
 from __future__ import annotations

@@ -92,10 +92,15 @@ def runner_name(options: PipelineOptions) -> str | None:
     return name.lower() if isinstance(name, str) else None
 
 
+def uses_dask(options: PipelineOptions) -> bool:
+    """Whether --runner names Beam's DaskRunner (DASK_RUNNER_NAMES, any case)."""
+    return runner_name(options) in DASK_RUNNER_NAMES
+
+
 def check_runner(options: PipelineOptions, dask_workers: int | None = None) -> None:
     """UsageError for runner flags that do not go together (--dask_workers without --runner=DaskRunner, or
     with a cluster named), or for DaskRunner without Dask installed: said before anything starts."""
-    if runner_name(options) in DASK_RUNNER_NAMES:
+    if uses_dask(options):
         _dask_cluster().check_options(options, dask_workers)
     elif dask_workers is not None:
         raise UsageError("--dask_workers sizes the local cluster of --runner=DaskRunner only")
@@ -110,7 +115,7 @@ def job_runner(
     the options name one; `paths`, the job's inputs and output, are checked against a remote one), or None.
     UsageError as check_runner says."""
     check_runner(options, dask_workers)
-    if runner_name(options) not in DASK_RUNNER_NAMES:
+    if not uses_dask(options):
         yield direct_runner(options)
         return
     with _dask_cluster().cluster_runner(options, dask_workers, paths) as runner:

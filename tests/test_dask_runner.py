@@ -209,25 +209,40 @@ def test_joins_give_every_key_its_element_once():
 
 
 @pytest.mark.parametrize(
-    "name", ["DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner", "daskrunner"]
+    "flags, dask",
+    [
+        (["--runner=DaskRunner"], True),
+        (["--runner=dask"], True),
+        (["--runner=apache_beam.runners.dask.dask_runner.DaskRunner"], True),
+        (["--runner=DirectRunner"], False),
+        (["--runner=DataflowRunner"], False),
+        ([], False),
+    ],
 )
-def test_dask_runner_is_accepted_by_name(name):
-    cluster = ["--dask_client_address=tcp://127.0.0.1:1", "--dask_npartitions=3"]
-    options = PipelineOptions([f"--runner={name}", *cluster])
-    with runtime.job_runner(options) as runner:
-        assert isinstance(runner, dask_cluster.ClusterRunner)
-    assert options.view_as(dask_cluster.DaskOptions).npartitions == 3  # a partitioning given is kept
+def test_dask_runner_is_accepted_by_name(flags, dask):
+    assert runtime.uses_dask(PipelineOptions(flags)) == dask
 
 
 def test_a_remote_scheduler_with_local_paths_is_one_warning_line(capsys):
-    cluster = ["--dask_client_address=tcp://10.1.2.3:8786", "--dask_npartitions=2"]
-    options = PipelineOptions(["--runner=DaskRunner", *cluster])
-    with runtime.job_runner(options, paths=["/data/out", "gs://bucket/in.ndjson"]):
-        pass
+    options = PipelineOptions(["--runner=DaskRunner", "--dask_client_address=tcp://10.1.2.3:8786"])
+    dask_options = options.view_as(dask_cluster.DaskOptions)
+    dask_cluster.warn_unshared_paths(dask_options, ["/data/out", "gs://b/in.ndjson"])
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("make_tfrecords: warning: the Dask scheduler tcp://10.1.2.3:8786")
     assert "/data/out" in err
+
+
+@pytest.mark.integration
+def test_an_unreachable_scheduler_is_one_line_and_exit_2(tmp_path):
+    cluster = ["--dask_client_address=tcp://127.0.0.1:1", "--dask_connection_timeout=1"]
+    result, left = run_job("--runner=DaskRunner", *cluster, f"--output_dir={tmp_path}/out")
+    assert left == []
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    message = "make_tfrecords: error: cannot reach the Dask scheduler tcp://127.0.0.1:1"
+    assert result.stderr.startswith(message)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
