@@ -173,12 +173,15 @@ def result_row(name: str, workers: int, kept: int | None, measured: Measured, cm
 
 def process_roles(processes: Sequence[ProcessPeak]) -> list[dict]:
     """Each process of a run with its role: "job" (the command), "worker" (a DirectRunner SDK worker or a
-    Dask worker process), "tutorial", or "other" (multiprocessing's resource tracker, ...); and its peak."""
+    Dask worker process), "tutorial", or "other" (a shell, multiprocessing's resource tracker); its peak."""
     commands = {p.pid for p in processes}
     rows = []
     for process in processes:
+        program = os.path.basename(process.command.split(" ", 1)[0])
         if process.parent not in commands:
             role = "job" if "beam_jobs.make_tfrecords" in process.command else "tutorial"
+        elif program in ("sh", "bash"):  # the shell DirectRunner starts each SDK worker through
+            role = "other"
         elif "beam_jobs.sdk_worker" in process.command or "spawn_main" in process.command:
             role = "worker"
         else:

@@ -113,9 +113,10 @@ def test_each_process_of_a_run_gets_its_role():
             peak(11, 10, "python -c from multiprocessing.spawn import spawn_main; spawn_main(", 200_000_000),
             peak(12, 10, "python -c from multiprocessing.resource_tracker import main;main(5)", 9_000_000),
             peak(13, 10, "python -m beam_jobs.sdk_worker", 150_000_000),
+            peak(14, 10, "/bin/sh -c python -m beam_jobs.sdk_worker", 2_000_000),
         ]
     )
-    assert [row["role"] for row in rows] == ["job", "worker", "other", "worker"]
+    assert [row["role"] for row in rows] == ["job", "worker", "other", "worker", "other"]
     assert rows[1]["peak_rss_mb"] == 200
 
 
