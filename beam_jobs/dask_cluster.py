@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -134,9 +135,22 @@ def cluster_workers(dask_options: DaskOptions) -> int:
 
 def warn_unshared_paths(dask_options: DaskOptions, paths: Sequence[str]) -> None:
     """One line on stderr when the named cluster is on another machine and a path is local."""
-    warning = unshared_paths_warning(dask_options.address, paths)
+    address = dask_options.address or _address_in(dask_options.scheduler_file)
+    warning = unshared_paths_warning(address, paths)
     if warning:
         print(f"make_tfrecords: warning: {warning}", file=sys.stderr)
+
+
+def _address_in(scheduler_file: str | None) -> str | None:
+    """The scheduler's address in a --dask_scheduler_file (JSON that `dask scheduler` writes), if readable."""
+    if not scheduler_file:
+        return None
+    try:
+        with open(scheduler_file, encoding="utf-8") as f:
+            address = json.load(f).get("address")
+    except (OSError, ValueError, AttributeError):
+        return None  # Client reports an unusable file
+    return address if isinstance(address, str) else None
 
 
 @contextlib.contextmanager

@@ -233,6 +233,14 @@ def test_a_remote_scheduler_with_local_paths_is_one_warning_line(capsys):
     assert "/data/out" in err
 
 
+def test_a_scheduler_file_gives_the_address_to_check(tmp_path, capsys):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file.write_text('{"type": "Scheduler", "address": "tcp://10.1.2.3:8786"}', encoding="utf-8")
+    options = PipelineOptions(["--runner=DaskRunner", f"--dask_scheduler_file={scheduler_file}"])
+    dask_cluster.warn_unshared_paths(options.view_as(dask_cluster.DaskOptions), ["/data/out"])
+    assert capsys.readouterr().err.startswith("make_tfrecords: warning: the Dask scheduler tcp://10.1.2.3:8786")
+
+
 @pytest.mark.integration
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(tmp_path):
     cluster = ["--dask_client_address=tcp://127.0.0.1:1", "--dask_connection_timeout=1"]
