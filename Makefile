@@ -20,7 +20,7 @@ CHROMIUM ?= /usr/bin/chromium
 $(INSTALLED): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,dask]"
 	@touch $(INSTALLED)
 
 # convert a balanced subset of the embedded sample -> train configs/rnn_small.flags -> evaluate on its test split

@@ -39,6 +39,9 @@ setup(
             # benchmarks.process_memory (tests/test_convert_memory.py): RSS of a process tree
             "psutil>=5.9",
         ],
+        # python -m beam_jobs.make_tfrecords --runner=DaskRunner (Beam's DaskRunner on dask.distributed);
+        # the versions Beam's own "dask" extra asks for.
+        "dask": ["dask[distributed]>=2024.4.2"],
         # benchmarks/train_vs_peers.py's PyTorch peer only (never needed by the tests); on a CPU-only machine
         # install PyTorch's CPU build rather than the default CUDA one.
         "bench": ["torch>=2.4"],

@@ -46,6 +46,7 @@ class JobConfig:
     normalize: str = "uniform"
     simplify: bool = True
     max_record_bytes: int = limits.MAX_RECORD_BYTES
+    dask_workers: int | None = None  # the processes of the local cluster of --runner=DaskRunner
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -115,6 +116,13 @@ def build_arg_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="keep raw drawings as they are instead of applying Google's simplification",
     )
+    parser.add_argument(
+        "--dask_workers",
+        type=int,
+        default=None,
+        help="with --runner=DaskRunner and no --dask_client_address: the worker processes (one thread "
+        "each) of the local Dask cluster the job starts and stops; default: one per CPU",
+    )
     return parser
 
 
@@ -135,6 +143,8 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         raise UsageError(f"--num_shards must be >= 1, got {args.num_shards}")
     if args.max_record_bytes < 1:
         raise UsageError(f"--max_record_bytes must be >= 1, got {args.max_record_bytes}")
+    if args.dask_workers is not None and args.dask_workers < 1:
+        raise UsageError(f"--dask_workers must be >= 1, got {args.dask_workers}")
     if args.format is not None and args.format not in formats.FORMATS:
         raise UsageError(f"--format must be one of {', '.join(formats.FORMATS)}, got {args.format!r}")
     if args.normalize not in ink.NORMALIZATIONS:
@@ -157,6 +167,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         normalize=args.normalize,
         simplify=args.simplify,
         max_record_bytes=args.max_record_bytes,
+        dask_workers=args.dask_workers,
     )
 
 

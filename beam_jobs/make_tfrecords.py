@@ -3,6 +3,8 @@
     python -m beam_jobs.make_tfrecords --runner=DirectRunner --output_dir=data/tfrecords
     python -m beam_jobs.make_tfrecords --input='data/raw/*.ndjson' --output_dir=out \\
         --direct_num_workers=2 --direct_running_mode=multi_processing
+    python -m beam_jobs.make_tfrecords --input='data/raw/*.ndjson' --output_dir=out \\
+        --runner=DaskRunner --dask_workers=2       # or --dask_client_address=tcp://HOST:8786
     python -m beam_jobs.make_tfrecords --input='gs://quickdraw_dataset/full/simplified/*.ndjson' \\
         --output_dir=gs://BUCKET/quickdraw --runner=DataflowRunner --project=P --region=R \\
         --temp_location=gs://BUCKET/tmp
@@ -18,7 +20,8 @@ caps, duplicates, rejections): docs/beam_job.md. The steps:
                 written in rank order (shards.py, outputs.py)
   WriteRejected, WriteClasses, WriteStats; then the TFDS metadata (outputs.py, tfds_metadata.py)
 
-The output directory appears whole or not at all (beam_jobs/atomic_output.py).
+The steps meet through keyed joins (joins.py), the same on every runner; the runner: runtime.py,
+dask_cluster.py. The output directory appears whole or not at all (beam_jobs/atomic_output.py).
 """
 
 from __future__ import annotations
@@ -35,62 +38,71 @@ from beam_jobs.job_config import JobConfig, UsageError, build_arg_parser, config
 
 
 def build_pipeline(p, config: JobConfig, inputs: Sequence[tuple[str, str]], kind: str) -> None:
-    """Adds the job's steps to the beam.Pipeline `p`: `inputs` are (path, format) pairs from expand_inputs."""
+    """Adds the job's steps to the beam.Pipeline `p`: `inputs` are (path, format) pairs from expand_inputs.
+
+    One pipeline for every runner: no side inputs and no tagged outputs (beam_jobs/joins.py says why). The
+    steps emit (key, value) pairs, a bucket and a spill run or FACTS and a count, and each step receives what
+    it needs grouped under its own key. The last step, WriteStats, depends on every other file written
+    (and checks that each was), so a runner that runs only what its last step needs runs them all."""
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
     from beam_jobs import outputs, shards, spill, tallies
-    from beam_jobs.prepare import FACTS, ConvertFiles
+    from beam_jobs.joins import Gather, JoinOnKeys, select, to_each
+    from beam_jobs.prepare import FACTS, ConvertFiles, rejected_bucket, shard_bucket
     from quickdraw_tf.data import preprocess, splits
 
-    spill_dir = FileSystems.join(config.output_dir, spill.SPILL_DIR)
+    out, num_shards = config.output_dir, config.num_shards
+    spill_dir = FileSystems.join(out, spill.SPILL_DIR)
     caps = dict(config.caps)
-    keys = [(split, index) for split in splits.SPLITS for index in range(config.num_shards)]
+    shard_keys = [shard_bucket(split, index) for split in splits.SPLITS for index in range(num_shards)]
+    rejected_keys = [rejected_bucket(index) for index in range(num_shards)]
 
     converted = (
         p
         | "ListFiles" >> beam.Create(list(inputs))
-        | "ConvertFiles" >> beam.ParDo(ConvertFiles(config, spill_dir)).with_outputs(FACTS, main="runs")
+        | "ConvertFiles" >> beam.ParDo(ConvertFiles(config, spill_dir))
     )
-    runs = beam.pvalue.AsList(converted.runs)
-    shard_keys = p | "ShardKeys" >> beam.Create(keys)  # read twice: tallies, then the shards
+    shard_tallies = (
+        {"runs": converted}
+        | "ShardRuns" >> JoinOnKeys(shard_keys)
+        | "ShardTallies" >> beam.FlatMap(tallies.tally_shard, spill_dir, caps)
+    )
     plan = (
-        shard_keys
-        | "ShardTallies" >> beam.FlatMap(tallies.shard_tallies, runs, spill_dir, caps)
-        | "CollectTallies" >> beam.combiners.ToList()
-        | "PlanCaps" >> beam.Map(tallies.plan_caps, caps, config.classes)
+        {"tallies": shard_tallies}
+        | "CollectTallies" >> Gather()
+        | "PlanCaps" >> beam.Map(tallies.plan_of, caps, config.classes)
+    )
+    written = (
+        {"runs": converted, "plan": plan | "PlanPerShard" >> beam.FlatMap(to_each, shard_keys)}
+        | "ShardInputs" >> JoinOnKeys(shard_keys)
+        | "WriteShards" >> beam.ParDo(shards.WriteShard(out, spill_dir, num_shards, kind))
+    )
+    rejected_names = (
+        {"runs": (converted, written)}
+        | "RejectedRuns" >> JoinOnKeys(rejected_keys)
+        | "WriteRejected" >> beam.Map(outputs.write_rejected, out, num_shards)
     )
     classes = plan | "Classes" >> beam.Map(lambda plan: plan.classes)
-    written = shard_keys | "WriteShards" >> beam.ParDo(
-        shards.WriteShard(config.output_dir, spill_dir, config.num_shards, kind),
-        runs,
-        beam.pvalue.AsSingleton(plan),
-    ).with_outputs(shards.REJECTED_RUNS, FACTS, main="shards")
-    rejected_runs = (converted.runs, written[shards.REJECTED_RUNS]) | "AllRuns" >> beam.Flatten()
-    _ = (
-        p
-        # Light work (a merge of pre-sorted runs per file): one bundle, without Create's reshuffle step.
-        | "RejectedFiles" >> beam.Create(range(config.num_shards), reshuffle=False)
-        | "WriteRejected"
-        >> beam.Map(
-            outputs.write_rejected, beam.pvalue.AsList(rejected_runs), config.output_dir, config.num_shards
-        )
+    facts = (
+        converted | "ConvertedFacts" >> select(FACTS),
+        written | "ShardFacts" >> select(FACTS),
+        plan | "OverCap" >> beam.FlatMap(tallies.over_cap_facts, caps),
     )
-    _ = classes | "WriteClasses" >> beam.Map(outputs.write_classes, config.output_dir)
-
-    over_cap = plan | "OverCap" >> beam.FlatMap(tallies.over_cap_facts, caps)
-    shard_facts = written.shards | "ShardFacts" >> beam.Map(lambda info: ("shard", info[0], info[1:]))
+    names = (
+        written | "ShardNames" >> select(outputs.WRITTEN),
+        rejected_names,
+        classes | "WriteClasses" >> beam.Map(outputs.write_classes, out),
+    )
     _ = (
-        (converted[FACTS], written[FACTS], over_cap, shard_facts)
-        | "AllFacts" >> beam.Flatten()
-        | "CollectFacts" >> beam.combiners.ToList()
+        {"facts": facts, "classes": classes, "names": names}
+        | "CollectFacts" >> Gather()
         | "WriteStats"
         >> beam.Map(
-            outputs.write_stats,
-            beam.pvalue.AsSingleton(classes),
-            config.output_dir,
+            outputs.write_stats_file,
+            out,
             kind,
-            config.num_shards,
+            num_shards,
             preprocess.job_record(kind, config.normalize, config.simplify),
         )
     )
@@ -109,9 +121,12 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (), save_main_session:
 
     options = PipelineOptions(list(beam_args))
     options.view_as(SetupOptions).save_main_session = save_main_session
+    runtime.check_runner(options, config.dask_workers)
+    paths = [config.output_dir, *(path for path, _ in inputs)]
     with atomic_output.claim(config.output_dir, config.overwrite) as staging:
-        with beam.Pipeline(runner=runtime.direct_runner(options), options=options) as p:
-            build_pipeline(p, dataclasses.replace(config, output_dir=staging), inputs, kind)
+        with runtime.job_runner(options, config.dask_workers, paths) as runner:
+            with beam.Pipeline(runner=runner, options=options) as p:
+                build_pipeline(p, dataclasses.replace(config, output_dir=staging), inputs, kind)
         spill.remove(FileSystems.join(staging, spill.SPILL_DIR))
         stats = outputs.reconciled_stats(staging)
         tfds_metadata.write_tfds_metadata(stats, staging, kind)

@@ -21,6 +21,7 @@ from beam_jobs import packed, spill
 from quickdraw_tf.data import layout, splits
 
 _WRITE_BYTES = 1 << 20  # framed records buffered before a write
+WRITTEN = "written"  # the key of the names of the files a step wrote: (WRITTEN, name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,22 +74,37 @@ def read_text(path: str) -> str:
         return f.read().decode("utf-8")
 
 
-def write_rejected(index: int, runs: Sequence[spill.Run], output_dir: str, num_files: int) -> tuple[int, int]:
-    """Writes rejected-{index}: its entries from every run, merged in (source, position) order."""
-    bucket = ("rejected", index)
-    path = FileSystems.join(output_dir, layout.rejected_name(index, num_files))
-    lines = 0
-    with FileSystems.create(
-        path, mime_type="text/plain", compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        for entry in spill.merged(runs, bucket):
+def write_rejected(element: tuple, output_dir: str, num_files: int) -> str:
+    """WriteRejected: (("rejected", index), {"runs": [spill.Run]}) -> the name of rejected-{index} written:
+    its entries from every run, merged in (source, position) order."""
+    bucket, inputs = element
+    name = layout.rejected_name(bucket[1], num_files)
+    path = FileSystems.join(output_dir, name)
+    text = "text/plain"
+    with FileSystems.create(path, mime_type=text, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for entry in spill.merged(inputs["runs"], bucket):
             f.write((packed.rejection_line(entry) + "\n").encode("utf-8"))
-            lines += 1
-    return index, lines
+    return name
 
 
-def write_classes(classes: Sequence[str], output_dir: str) -> None:
+def write_classes(classes: Sequence[str], output_dir: str) -> str:
     write_text(FileSystems.join(output_dir, layout.CLASSES_FILE), layout.classes_text(classes))
+    return layout.CLASSES_FILE
+
+
+def check_written(names: Sequence[str], num_shards: int) -> None:
+    """RuntimeError unless `names` are every file the pipeline writes before stats.json, each once.
+
+    WriteStats checks the names the writing steps return before it writes: it depends on every one of
+    them, so a runner that runs only what the last step needs (Beam's DaskRunner) runs them all, and one
+    that skipped or repeated a step is caught."""
+    shards = [layout.shard_name(split, i, num_shards) for split in splits.SPLITS for i in range(num_shards)]
+    rejected = [layout.rejected_name(i, num_shards) for i in range(num_shards)]
+    expected = sorted([*shards, *rejected, layout.CLASSES_FILE])
+    if sorted(names) != expected:
+        missing = sorted(set(expected) - set(names))
+        repeated = sorted({name for name in names if list(names).count(name) > 1})
+        raise RuntimeError(f"the pipeline's output is not whole: missing {missing}, written twice {repeated}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -160,6 +176,14 @@ def reconciled_stats(output_dir: str) -> dict:
     if error is not None:
         raise RuntimeError(f"counts do not reconcile: {error}")
     return stats
+
+
+def write_stats_file(gathered: dict, output_dir: str, kind: str, num_shards: int, preprocessing: dict):
+    """WriteStats, the last step: {"facts": [every fact], "classes": [the class list], "names": [every
+    other file written]} -> stats.json, once check_written agrees."""
+    check_written(gathered["names"], num_shards)
+    (classes,) = gathered["classes"]
+    write_stats(gathered["facts"], classes, output_dir, kind, num_shards, preprocessing)
 
 
 def write_stats(facts, classes, output_dir: str, kind: str, num_shards: int, preprocessing: dict) -> dict:

@@ -20,7 +20,7 @@ from quickdraw_tf.data import formats, ndjson_batch, splits
 # Records parsed together by the fast path. A batch in flight is ~3 KB a drawing (lines, parsed values,
 # outcomes): 128 keep it under half a MB; 128, 256 and 1024 parse at the same speed (41 us a record).
 BATCH_RECORDS = 128
-FACTS = "facts"  # tagged output: ("read" | "unrecognized" | "rejected", key, count)
+FACTS = "facts"  # the key of the steps' counts: (FACTS, ("read" | "unrecognized" | "rejected", key, count))
 
 
 def shard_bucket(split: str, index: int) -> tuple:
@@ -44,7 +44,8 @@ class Placement:
 
 
 class ConvertFiles(beam.DoFn):
-    """(path, format) -> spill.Run descriptions of the runs written; FACTS: counts of what was read."""
+    """(path, format) -> (bucket, spill.Run) for each bucket of each run written (spill.per_bucket), and
+    (FACTS, (what, key, count)): counts of what was read. One output (beam_jobs.joins says why)."""
 
     def __init__(self, config, spill_dir: str):
         self._config = config
@@ -64,16 +65,15 @@ class ConvertFiles(beam.DoFn):
             # Thousands of short-lived objects a batch, none in a cycle (see ndjson_batch.collector_paused).
             with ndjson_batch.collector_paused():
                 runs = [self._add(outcome) for outcome in prepare_batch(batch, self._config)]
-            yield from filter(None, runs)
+            for run in filter(None, runs):
+                yield from spill.per_bucket(run)
 
     def finish_bundle(self):
         run = self._writer.flush()
-        if run is not None:
-            yield beam.transforms.window.GlobalWindows.windowed_value(run)
-        for (what, key), value in sorted(self._facts.items()):
-            yield beam.pvalue.TaggedOutput(
-                FACTS, beam.transforms.window.GlobalWindows.windowed_value((what, key, value))
-            )
+        pairs = list(spill.per_bucket(run)) if run is not None else []
+        pairs += [(FACTS, (what, key, value)) for (what, key), value in sorted(self._facts.items())]
+        for pair in pairs:
+            yield beam.transforms.window.GlobalWindows.windowed_value(pair)
 
     def _add(self, outcome) -> spill.Run | None:
         if outcome is None:

@@ -1,4 +1,8 @@
-"""Local runs: `direct_runner(options)` keeps DirectRunner off the network and its workers quick to stop.
+"""The runner the job gives beam.Pipeline: `job_runner(options, ...)`, for the duration of the run.
+
+DirectRunner (or no --runner): `direct_runner(options)` keeps it off the network and its workers quick to
+stop. DaskRunner: beam_jobs.dask_cluster (Beam's DaskRunner on a cluster, a local one started for the run
+unless one is named). Any other --runner: None, and beam.Pipeline resolves the name itself.
 
 With --direct_running_mode=multi_processing the SDK worker processes run beam_jobs.sdk_worker, Beam's
 worker followed by an immediate exit (its docstring says why that is safe): DirectRunner stops its
@@ -7,7 +11,9 @@ workers one after the other, and Beam's own takes about half a second each to sh
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions
 from apache_beam.portability import python_urns
@@ -15,9 +21,12 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.runner import PipelineRunner
 
 from beam_jobs import sdk_worker
+from beam_jobs.job_config import UsageError
 
 # The names under which Beam's SwitchingDirectRunner is asked for (create_runner lower-cases them).
 _DIRECT_RUNNER_NAMES = ("direct", "directrunner", "switchingdirectrunner")
+# The names under which the job runs Beam's DaskRunner (Beam itself registers none but the class path).
+DASK_RUNNER_NAMES = ("dask", "daskrunner", "apache_beam.runners.dask.dask_runner.daskrunner")
 # The worker command FnApiRunner gives multi_processing runs, and ours.
 BEAM_WORKER_COMMAND = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main"
 WORKER_COMMAND = f"{sys.executable} -m {sdk_worker.__name__}"
@@ -61,7 +70,7 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     the full set includes flags the worker's parser cannot read back ("Discarding unparseable args").
     """
     name = options.view_as(StandardOptions).runner
-    if name is not None and (not isinstance(name, str) or name.lower() not in _DIRECT_RUNNER_NAMES):
+    if name is not None and runner_name(options) not in _DIRECT_RUNNER_NAMES:
         return None
     worker_options = options.view_as(WorkerOptions)
     if worker_options.default_sdk_harness_log_level is None:
@@ -76,3 +85,47 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded_options)
     )
     return LocalRunner(provision_info=provision_info)
+
+
+def runner_name(options: PipelineOptions) -> str | None:
+    name = options.view_as(StandardOptions).runner
+    return name.lower() if isinstance(name, str) else None
+
+
+def uses_dask(options: PipelineOptions) -> bool:
+    """Whether --runner names Beam's DaskRunner (DASK_RUNNER_NAMES, any case)."""
+    return runner_name(options) in DASK_RUNNER_NAMES
+
+
+def check_runner(options: PipelineOptions, dask_workers: int | None = None) -> None:
+    """UsageError for runner flags that do not go together (--dask_workers without --runner=DaskRunner, or
+    with a cluster named), or for DaskRunner without Dask installed: said before anything starts."""
+    if uses_dask(options):
+        _dask_cluster().check_options(options, dask_workers)
+    elif dask_workers is not None:
+        raise UsageError("--dask_workers sizes the local cluster of --runner=DaskRunner only")
+
+
+@contextlib.contextmanager
+def job_runner(
+    options: PipelineOptions, dask_workers: int | None = None, paths: Sequence[str] = ()
+) -> Iterator[PipelineRunner | None]:
+    """The runner for beam.Pipeline, for the block: direct_runner's, or for --runner=DaskRunner Beam's
+    DaskRunner on a cluster (a LocalCluster of `dask_workers` processes started and stopped here unless
+    the options name one; `paths`, the job's inputs and output, are checked against a remote one), or None.
+    UsageError as check_runner says."""
+    check_runner(options, dask_workers)
+    if not uses_dask(options):
+        yield direct_runner(options)
+        return
+    with _dask_cluster().cluster_runner(options, dask_workers, paths) as runner:
+        yield runner
+
+
+def _dask_cluster():
+    """beam_jobs.dask_cluster, imported only for a DaskRunner run: Dask is an optional dependency."""
+    try:
+        from beam_jobs import dask_cluster
+    except ImportError as error:
+        raise UsageError(f"--runner=DaskRunner needs Dask ({error}): pip install -e '.[dask]'") from None
+    return dask_cluster

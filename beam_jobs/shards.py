@@ -3,8 +3,8 @@
 Split and shard depend on the key_id only, so every copy of a key_id lands in the same shard's bucket,
 and the merged bucket (spill.merged) yields them next to each other, in rank order (key_hash, key_id).
 A shard is read twice: tallies.shard_tallies counts its drawings per (split, word), which give the class
-list and each class's cap threshold (tallies.CapPlan, a side input), and WriteShard writes the drawings
-within their caps, rejecting duplicates and unknown classes.
+list and each class's cap threshold (tallies.CapPlan, joined to every shard), and WriteShard writes the
+drawings within their caps, rejecting duplicates and unknown classes.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from apache_beam.metrics import Metrics
 from beam_jobs import outputs, packed, records, spill
 from beam_jobs.prepare import FACTS, rejected_bucket, shard_bucket
 from quickdraw_tf.data import layout
-
-REJECTED_RUNS = "rejected_runs"
 
 
 def key_groups(runs: Sequence[spill.Run], split: str, index: int) -> Iterator[list[bytes]]:
@@ -49,11 +47,12 @@ def within_cap(ranking: tuple[float, int], threshold: tuple[float, int] | None) 
 
 
 class WriteShard(beam.DoFn):
-    """(split, index) -> ((split, index), count, bytes, {word: count}) of the shard file written; side
-    inputs: the spill runs and the tallies.CapPlan.
+    """(("shard", split, index), {"runs": [spill.Run], "plan": [tallies.CapPlan]}) -> (WRITTEN, the shard
+    file's name) and (FACTS, ("shard", (split, index), (count, bytes, {word: count}))).
 
-    Rejections (duplicates, unknown classes) are spilled as a run (REJECTED_RUNS output) and counted
-    (FACTS), like the first step's, so they reach the rejected-*.ndjson files in the same order.
+    Rejections (duplicates, unknown classes) are spilled as a run, emitted (bucket, spill.Run) per rejected
+    file, and counted (FACTS), like the first step's, so they reach the rejected-*.ndjson files in the same
+    order.
     """
 
     def __init__(self, output_dir: str, spill_dir: str, num_shards: int, kind: str):
@@ -62,29 +61,32 @@ class WriteShard(beam.DoFn):
         self._num_shards = num_shards
         self._kind = kind
 
-    def process(self, key, runs, plan):
-        split, index = key
+    def process(self, element):
+        (_, split, index), inputs = element
+        (plan,) = inputs["plan"]
+        runs = inputs["runs"]
         class_index = {word: i for i, word in enumerate(plan.classes)}
         thresholds = plan.thresholds
         rejects = spill.RunWriter(self._spill_dir)
         reasons: Counter = Counter()
         rejected_runs: list[spill.Run] = []
         kept = self._kept(runs, split, index, class_index, thresholds, (rejects, reasons, rejected_runs))
-        path = FileSystems.join(self._output_dir, layout.shard_name(split, index, self._num_shards))
+        name = layout.shard_name(split, index, self._num_shards)
         per_word: Counter = Counter()
         examples = (
             records.encode(candidate, class_index[candidate.word], self._kind)
             for candidate in _counted(kept, per_word)
         )
-        num_bytes = outputs.write_records(path, examples)
+        num_bytes = outputs.write_records(FileSystems.join(self._output_dir, name), examples)
         count = sum(per_word.values())
         Metrics.counter(records.COUNTER_NAMESPACE, "written").inc(count)
-        yield key, count, num_bytes, dict(per_word)
+        yield outputs.WRITTEN, name
+        yield FACTS, ("shard", (split, index), (count, num_bytes, dict(per_word)))
         rejected_runs.append(rejects.flush())
         for run in filter(None, rejected_runs):
-            yield beam.pvalue.TaggedOutput(REJECTED_RUNS, run)
+            yield from spill.per_bucket(run)
         for reason, n in sorted(reasons.items()):
-            yield beam.pvalue.TaggedOutput(FACTS, ("rejected", reason, n))
+            yield FACTS, ("rejected", reason, n)
 
     def _kept(self, runs, split, index, class_index, thresholds, rejected) -> Iterator:
         """The shard's winners within their caps, in rank order; the rejections go to `rejected`."""

@@ -3,13 +3,14 @@
 A worker converting files buffers packed records (packed.pack_candidate / pack_rejection) per bucket
 — a (split, shard) of the output, or a rejected-*.ndjson file — and, whenever the buffer is full and at
 the end of its bundle, writes one *run*: a file holding each bucket's records sorted, back to back. Only
-the run's description (its path and each bucket's byte range) travels through Beam. A step that writes
-a bucket then merges that bucket's ranges of every run (heapq.merge over sequential reads), so its
-memory is a read buffer per run, whatever the size of the input: DirectRunner's in-memory shuffle
-never sees a drawing. This is the external merge sort of a runner's shuffle, done in the output's
-staging directory through Beam's FileSystems (a local directory, or gs:// on Dataflow). Runs of bundles
-that are retried are never described by a committed output, so they are simply not read; the whole
-spill directory is deleted before the output is published.
+the run's description (its path and each bucket's byte range) travels through Beam, one element per
+bucket (per_bucket), grouped by bucket for the step that reads it. That step merges the bucket's ranges
+of every run (heapq.merge over sequential reads), so its memory is a read buffer per run, whatever the
+size of the input: no runner's shuffle ever sees a drawing. This is the external merge sort of a
+runner's shuffle, done in the output's staging directory through Beam's FileSystems (a local or shared
+directory, or gs:// on Dataflow): every worker must see it. Runs of bundles that are retried are never
+described by a committed output, so they are simply not read; the whole spill directory is deleted
+before the output is published.
 """
 
 from __future__ import annotations
@@ -287,6 +288,13 @@ def _merge_into_run(runs: list[Run], bucket) -> Run:
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
         length, count = _write_framed(out, _merge(runs, bucket))
     return Run(path, {bucket: (0, length, count)})
+
+
+def per_bucket(run: Run) -> Iterator[tuple]:
+    """(bucket, the run as that bucket's reader sees it) for each bucket of the run: the steps that read a
+    bucket receive its runs grouped by bucket (beam_jobs.joins), each with only its own byte range."""
+    for bucket, span in run.buckets.items():
+        yield bucket, Run(run.path, {bucket: span})
 
 
 def count(runs: Iterable[Run], bucket) -> int:

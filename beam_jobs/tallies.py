@@ -4,9 +4,10 @@ Caps keep the drawings of lowest rank (key_hash, key_id) of each (split, word). 
 yields its drawings in rank order, duplicates side by side (shards.key_groups), so ShardTallies counts a
 shard's distinct drawings per word and its `cap` smallest ranks are simply the first ones. Those ranks go
 to a small tally file in the spill directory; only the counts and the files' byte ranges travel through
-Beam (one element per shard). PlanCaps then sums the counts and, for each (split, word) over its cap,
-reads back that word's ranks from each shard's tally file (at most a cap's worth each): memory for one
-word's candidates at a time, whatever the number of drawings read or of classes capped.
+Beam (one element per shard, gathered into one for PlanCaps). PlanCaps then sums the counts and, for
+each (split, word) over its cap, reads back that word's ranks from each shard's tally file (at most a
+cap's worth each): memory for one word's candidates at a time, whatever the number of drawings read or
+of classes capped.
 """
 
 from __future__ import annotations
@@ -77,6 +78,17 @@ def shard_tallies(
             words[word] = (counts[word], offset, len(ranks))
             offset += len(ranks)
     yield ShardTally(split, path, words)
+
+
+def tally_shard(element: tuple, spill_dir: str, caps: dict[str, int]) -> Iterator[ShardTally]:
+    """ShardTallies: (("shard", split, index), {"runs": [spill.Run]}) -> the shard's ShardTally."""
+    (_, split, index), inputs = element
+    return shard_tallies((split, index), inputs["runs"], spill_dir, caps)
+
+
+def plan_of(gathered: dict, caps: dict[str, int], given_classes: Sequence[str] | None) -> CapPlan:
+    """PlanCaps: {"tallies": [every ShardTally]} -> the CapPlan (plan_caps)."""
+    return plan_caps(gathered["tallies"], caps, given_classes)
 
 
 def plan_caps(

@@ -1,7 +1,8 @@
-"""Conversion throughput: the TF RNN tutorial's single-process loop vs make_tfrecords on DirectRunner.
+"""Conversion throughput: the TF RNN tutorial's single-process loop vs make_tfrecords (DirectRunner, Dask).
 
-    python -m benchmarks.convert_bench                       # 100k drawings: (a), (b), (c)
-    python -m benchmarks.convert_bench --num_drawings=5000   # a quick smoke run
+    python -m benchmarks.convert_bench                       # 100k drawings: (a), (b), (c), (d), 3 rounds
+    python -m benchmarks.convert_bench --num_drawings=5000 --rounds=1   # a quick smoke run
+    python -m benchmarks.convert_bench --modes=baseline,beam2,dask2     # a subset
     python -m benchmarks.convert_bench --profile             # also: where the per-drawing time goes
 
 Input: real simplified drawings from the embedded sample (data/sample/simplified), replicated with new
@@ -10,17 +11,24 @@ key_ids into ndjson files (one or more per class, equal counts per class) in a t
   (a) baseline: what the tutorial's create_dataset.py does per line (json.loads, its parse_line numpy
       code, a tf.train.Example of ink/shape/class_index, one TFRecordWriter.write into a random shard);
   (b) make_tfrecords, DirectRunner, 1 worker (in-process FnApiRunner);
-  (c) make_tfrecords, DirectRunner, --direct_num_workers=2 --direct_running_mode=multi_processing.
+  (c) make_tfrecords, DirectRunner, --direct_num_workers=2 --direct_running_mode=multi_processing;
+  (d) make_tfrecords, --runner=DaskRunner --dask_workers=2: a dask.distributed LocalCluster of 2 worker
+      processes, started and stopped by the job (its start and stop are in the time).
 
 The job runs with caps above the per-class count, so it writes every drawing, as the baseline does; it
 also does what the baseline does not: validation, duplicate detection, stable splits, stats, 8 features.
-Times are wall-clock for the whole conversion, Beam start-up included.
+Times are wall-clock for the whole conversion, Beam start-up included. Every round runs each mode once,
+the order rotated from round to round (so that no mode always runs first, or right after another); the
+table gives each mode's median and range over the rounds, and its ratio to (a) of the same round.
+TensorFlow is imported by the tutorial's functions only: the Dask workers are spawned processes, which
+import this module (the main one) again.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import glob
 import io
 import json
@@ -28,6 +36,7 @@ import os
 import pstats
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +49,6 @@ from beam_jobs import runtime  # noqa: F401  (first: quiet TensorFlow and Beam i
 # isort: split
 
 import numpy as np
-import tensorflow as tf
 
 from beam_jobs import job_config, make_tfrecords, packed, prepare, records
 from quickdraw_tf.data import formats
@@ -103,6 +111,8 @@ def tutorial_parse_line(ndjson_line: str):
 
 def tutorial_convert(paths: list[str], out_dir: str, num_shards: int = 10, seed: int = 0) -> int:
     """Converts every line the way the tutorial does; returns the number of examples written."""
+    import tensorflow as tf
+
     classes = sorted({os.path.basename(path).rsplit("-", 1)[0] for path in paths})
     rng = random.Random(seed)
     writers = [
@@ -130,7 +140,7 @@ def tutorial_convert(paths: list[str], out_dir: str, num_shards: int = 10, seed:
 
 
 # ---------------------------------------------------------------------------------------------------
-# (b), (c) The Beam job
+# (b), (c), (d) The Beam job
 
 
 def bench_config(input_dir: str, out_dir: str, num_drawings: int) -> job_config.JobConfig:
@@ -143,11 +153,19 @@ def bench_config(input_dir: str, out_dir: str, num_drawings: int) -> job_config.
     )
 
 
-def run_beam(input_dir: str, out_dir: str, num_drawings: int, beam_args: list[str]) -> int:
-    stats = make_tfrecords.run_job(
-        bench_config(input_dir, out_dir, num_drawings), ["--runner=DirectRunner", *beam_args]
-    )
-    return stats["written"]
+def run_beam(
+    input_dir: str, out_dir: str, num_drawings: int, beam_args: list[str], dask_workers: int | None = None
+) -> int:
+    """make_tfrecords in this process; beam_args name the runner and its options."""
+    config = dataclasses.replace(bench_config(input_dir, out_dir, num_drawings), dask_workers=dask_workers)
+    return make_tfrecords.run_job(config, beam_args)["written"]
+
+
+TWO_DIRECT_WORKERS = [
+    "--runner=DirectRunner",
+    "--direct_num_workers=2",
+    "--direct_running_mode=multi_processing",
+]
 
 
 def profile_per_drawing(paths: list[str], limit: int = 5000, top: int = 18) -> str:
@@ -179,7 +197,8 @@ def profile_per_drawing(paths: list[str], limit: int = 5000, top: int = 18) -> s
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the multi_processing SDK workers)."""
+    """CPU time of this process and of its finished children (the multi_processing SDK workers, the Dask
+    cluster's worker processes)."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
 
@@ -191,11 +210,50 @@ def timed(fn, *args) -> tuple[float, float, int]:
     return time.perf_counter() - start, cpu_seconds() - cpu, count
 
 
+@dataclasses.dataclass
+class Timing:
+    seconds: float
+    cpu: float
+    rate: float  # drawings/s
+    load: float  # the 1-minute load average when the run started
+
+
+def rotated(modes: list[str], round_index: int) -> list[str]:
+    shift = round_index % len(modes)
+    return modes[shift:] + modes[:shift]
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """'median (min–max)' of the values, or the value alone."""
+    median = format(statistics.median(values), fmt)
+    if len(values) == 1:
+        return median
+    return f"{median} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def print_table(labels: dict[str, str], results: dict[str, list[Timing]]) -> None:
+    """Per mode: median (range) of wall seconds, CPU seconds, drawings/s and the ratio to (a) of the same
+    round, and the highest load average any of its runs started at."""
+    base = results.get("baseline")
+    print(f"\n{'mode':36s} {'wall s':>18s} {'CPU s':>18s} {'drawings/s':>22s} {'vs (a)':>20s} {'load':>5s}")
+    for mode, timings in results.items():
+        ratios = [t.rate / b.rate for t, b in zip(timings, base, strict=True)] if base else []
+        ratio = spread(ratios, ".2f") + "x" if base else "-"
+        print(
+            f"{labels[mode]:36s} {spread([t.seconds for t in timings], '.1f'):>18s} "
+            f"{spread([t.cpu for t in timings], '.1f'):>18s} {spread([t.rate for t in timings], '.0f'):>22s} "
+            f"{ratio:>20s} {max(t.load for t in timings):5.1f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num_drawings", type=int, default=100_000)
     parser.add_argument("--files_per_class", type=int, default=2)
-    parser.add_argument("--modes", default="baseline,beam1,beam2", help="comma-separated subset to run")
+    parser.add_argument(
+        "--modes", default="baseline,beam1,beam2,dask2", help="comma-separated subset to run, in this order"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each mode, alternating")
     parser.add_argument(
         "--profile", action="store_true", help="print a cProfile of the per-drawing functions"
     )
@@ -214,36 +272,35 @@ def main(argv: list[str] | None = None) -> None:
             "baseline": ("(a) tutorial loop, 1 process", lambda out: tutorial_convert(paths, out)),
             "beam1": (
                 "(b) make_tfrecords, 1 worker",
-                lambda out: run_beam(input_dir, out, args.num_drawings, []),
+                lambda out: run_beam(input_dir, out, args.num_drawings, ["--runner=DirectRunner"]),
             ),
             "beam2": (
                 "(c) make_tfrecords, 2 workers",
-                lambda out: run_beam(
-                    input_dir,
-                    out,
-                    args.num_drawings,
-                    ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-                ),
+                lambda out: run_beam(input_dir, out, args.num_drawings, TWO_DIRECT_WORKERS),
+            ),
+            "dask2": (
+                "(d) make_tfrecords, Dask, 2 workers",
+                lambda out: run_beam(input_dir, out, args.num_drawings, ["--runner=DaskRunner"], 2),
             ),
         }
-        results = {}
-        for mode in args.modes.split(","):
-            label, fn = modes[mode]
-            out = os.path.join(work, mode)
-            os.makedirs(out)
-            load = os.getloadavg()[0]
-            seconds, cpu, count = timed(fn, out)
-            if count != args.num_drawings:
-                raise RuntimeError(f"{label} wrote {count} examples, expected {args.num_drawings}")
-            results[mode] = (label, seconds, cpu, count / seconds, load)
-            print(f"  done {label}: {seconds:.1f} s", flush=True)
-        base = results["baseline"][3] if "baseline" in results else None
-        # CPU: all processes of the run; load: the 1-minute load average when the run started (other work
-        # on the machine competes for the same cores and slows the wall-clock figures).
-        print(f"\n{'mode':32s} {'wall s':>7s} {'CPU s':>7s} {'drawings/s':>11s} {'vs (a)':>7s} {'load':>5s}")
-        for label, seconds, cpu, rate, load in results.values():
-            ratio = f"{rate / base:.2f}x" if base else "-"
-            print(f"{label:32s} {seconds:7.1f} {cpu:7.1f} {rate:11.0f} {ratio:>7s} {load:5.1f}")
+        chosen = args.modes.split(",")
+        results: dict[str, list[Timing]] = {mode: [] for mode in chosen}
+        for round_index in range(args.rounds):
+            for mode in rotated(chosen, round_index):
+                label, fn = modes[mode]
+                out = os.path.join(work, f"{mode}-{round_index}")
+                os.makedirs(out)
+                load = os.getloadavg()[0]
+                seconds, cpu, count = timed(fn, out)
+                if count != args.num_drawings:
+                    raise RuntimeError(f"{label} wrote {count} examples, expected {args.num_drawings}")
+                if not args.keep:
+                    shutil.rmtree(out, ignore_errors=True)
+                results[mode].append(Timing(seconds, cpu, count / seconds, load))
+                print(f"  round {round_index + 1}: {label}: {seconds:.1f} s", flush=True)
+        # CPU: all processes of the run; load: the highest 1-minute load average a run of the mode started
+        # at (other work on the machine competes for the same cores and slows the wall-clock figures).
+        print_table({mode: modes[mode][0] for mode in chosen}, results)
         if args.profile:
             print("\nper-drawing functions of the job, cProfile sorted by own time:")
             print(profile_per_drawing(paths))

@@ -11,6 +11,8 @@ drawings per word; only key_id changes. For every size, each of these runs as it
   tutorial  the TF RNN tutorial's single-process loop (benchmarks.convert_bench.tutorial_convert);
   job x1    python -m beam_jobs.make_tfrecords, 1 worker (in-process FnApiRunner);
   job x2    the same with --direct_num_workers=2 --direct_running_mode=multi_processing;
+  dask x2   the same with --runner=DaskRunner --dask_workers=2: a LocalCluster of 2 worker processes
+            (its scheduler and nannies run in the job's process);
 
 plus one capped run: the job over --capped_size drawings (default: the largest size) with
 --train_per_class=1000 (eval and test caps at the job's defaults), beside the smallest uncapped run.
@@ -18,7 +20,9 @@ Uncapped runs set every cap above the per-word count, so every drawing is kept (
 
 Memory: "tree" is the peak, sampled every --interval seconds with psutil, of the RSS summed over the
 process and all its descendants (the SDK worker processes); "maxrss" is what /usr/bin/time -v reports
-(wait4's ru_maxrss: the largest single process of the tree, not a sum). The slope is the least-squares
+(wait4's ru_maxrss: the largest single process of the tree, not a sum). For the runs with worker
+processes, each process's own sampled peak is printed too (the job's process, each worker). The slope is
+the least-squares
 fit of peak tree RSS against drawings kept, per worker count, over the sizes. A run whose tree passes
 --max_rss_mb is stopped and reported as such (the machine is shared).
 """
@@ -38,15 +42,19 @@ from dataclasses import asdict
 
 import psutil
 
-from benchmarks.process_memory import Measured, measure
+from benchmarks.process_memory import Measured, ProcessPeak, measure
 
 DEFAULT_SOURCE = os.path.join("..", "shared", "data", "quickdraw", "simplified", "**", "*.ndjson")
-TWO_WORKERS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+ONE_WORKER = ("--runner=DirectRunner",)
+TWO_WORKERS = ("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+TWO_DASK_WORKERS = ("--runner=DaskRunner", "--dask_workers=2")
+RUNNER_FLAGS = {"job1": ONE_WORKER, "job2": TWO_WORKERS, "dask2": TWO_DASK_WORKERS, "capped": ONE_WORKER}
 MB = 1e6
 # The tutorial loop in its own process, so that its RSS is its own. It imports benchmarks.convert_bench,
-# hence Beam and TensorFlow; it prints its RSS after the imports, then the number of examples written.
+# hence Beam, and TensorFlow; it prints its RSS after the imports, then the number of examples written.
 TUTORIAL_CHILD = """
 import glob, os, sys, psutil
+import tensorflow
 from benchmarks.convert_bench import tutorial_convert
 print("import_rss", psutil.Process().memory_info().rss, flush=True)
 paths = sorted(glob.glob(os.path.join(sys.argv[1], "*.ndjson")))
@@ -98,16 +106,15 @@ def build_input(
 # The runs
 
 
-def job_command(input_dir: str, out_dir: str, caps: dict[str, int], beam_args: Sequence[str]) -> list[str]:
+def job_command(input_dir: str, out_dir: str, caps: dict[str, int], runner_flags: Sequence[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
         "beam_jobs.make_tfrecords",
-        "--runner=DirectRunner",
         f"--input={os.path.join(input_dir, '*.ndjson')}",
         f"--output_dir={out_dir}",
         *(f"--{split}_per_class={cap}" for split, cap in caps.items()),
-        *beam_args,
+        *runner_flags,
     ]
 
 
@@ -126,10 +133,10 @@ def kept_of(out_dir: str) -> int | None:
         return json.load(f)["written"]
 
 
-def run_job(work: str, name: str, input_dir: str, caps: dict[str, int], workers: int, args) -> dict:
+def run_job(work: str, name: str, input_dir: str, caps: dict[str, int], mode: str, args) -> dict:
     out_dir = os.path.join(work, name)
-    beam_args = TWO_WORKERS if workers == 2 else ()
-    cmd = job_command(input_dir, out_dir, caps, beam_args)
+    workers = 2 if mode in ("job2", "dask2") else 1
+    cmd = job_command(input_dir, out_dir, caps, RUNNER_FLAGS[mode])
     measured = measure(cmd, os.path.join(work, f"{name}.log"), args.interval, args.max_rss_mb * MB)
     kept = kept_of(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -158,9 +165,29 @@ def result_row(name: str, workers: int, kept: int | None, measured: Measured, cm
     row["peak_tree_rss_mb"] = measured.peak_tree_rss / MB
     row["maxrss_mb"] = None if measured.maxrss is None else measured.maxrss / MB
     row["load_at_end"] = os.getloadavg()[0]
+    row["per_process"] = process_roles(measured.processes)
     if measured.returncode != 0:
         row["log_tail"] = tail
     return row
+
+
+def process_roles(processes: Sequence[ProcessPeak]) -> list[dict]:
+    """Each process of a run with its role: "job" (the command), "worker" (a DirectRunner SDK worker or a
+    Dask worker process), "tutorial", or "other" (a shell, multiprocessing's resource tracker); its peak."""
+    commands = {p.pid for p in processes}
+    rows = []
+    for process in processes:
+        program = os.path.basename(process.command.split(" ", 1)[0])
+        if process.parent not in commands:
+            role = "job" if "beam_jobs.make_tfrecords" in process.command else "tutorial"
+        elif program in ("sh", "bash"):  # the shell DirectRunner starts each SDK worker through
+            role = "other"
+        elif "beam_jobs.sdk_worker" in process.command or "spawn_main" in process.command:
+            role = "worker"
+        else:
+            role = "other"
+        rows.append({"role": role, "peak_rss_mb": process.peak_rss / MB, "command": process.command[:200]})
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,6 +245,20 @@ def print_table(inputs: dict[int, float], rows: Sequence[dict]) -> None:
         )
 
 
+def print_per_process(rows: Sequence[dict]) -> None:
+    """Each process's own peak, for the runs with worker processes (the job's process, then its workers)."""
+    order = {"job": 0, "worker": 1, "other": 2, "tutorial": 3}
+    lines = []
+    for row in rows:
+        if row["workers"] > 1:
+            processes = sorted(row["per_process"], key=lambda p: (order[p["role"]], -p["peak_rss_mb"]))
+            peaks = ", ".join(f"{p['role']} {p['peak_rss_mb']:.0f}" for p in processes)
+            lines.append(f"  {row['size']:9d} {row['label']}: {peaks}")
+    if lines:
+        print("peak RSS per process, MB (job: the command's own process; worker: an SDK or Dask worker):")
+        print("\n".join(lines))
+
+
 def print_slopes(fitted: dict[str, dict]) -> None:
     for label, fit in fitted.items():
         ls = fit["least_squares"]
@@ -248,7 +289,13 @@ def print_capped(capped: dict | None, rows: Sequence[dict]) -> None:
 # Main
 
 
-LABELS = {"tutorial": "tutorial", "job1": "job x1", "job2": "job x2", "capped": "capped x1"}
+LABELS = {
+    "tutorial": "tutorial",
+    "job1": "job x1",
+    "job2": "job x2",
+    "dask2": "dask x2",
+    "capped": "capped x1",
+}
 CAPPED = {"train": 1000, "eval": 1000, "test": 1000}  # --train_per_class=1000; eval, test: the job's defaults
 
 
@@ -259,7 +306,7 @@ def run_mode(work: str, mode: str, size: int, input_dir: str, args) -> dict:
         row = run_tutorial(work, name, input_dir, args)
     else:
         caps = CAPPED if mode == "capped" else uncapped(size)
-        row = run_job(work, name, input_dir, caps, 2 if mode == "job2" else 1, args)
+        row = run_job(work, name, input_dir, caps, mode, args)
     row.update(size=size, label=LABELS[mode], mode=mode, load_at_start=load)
     stopped = " (stopped at --max_rss_mb)" if row["over_limit"] else ""
     print(
@@ -288,7 +335,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,300000,1000000", help="comma-separated drawing counts")
     parser.add_argument(
-        "--modes", default="tutorial,job1,job2", help="comma-separated subset to run per size"
+        "--modes", default="tutorial,job1,job2,dask2", help="comma-separated subset to run per size"
     )
     parser.add_argument(
         "--capped_size",
@@ -307,7 +354,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     args.sizes = sorted(int(size) for size in args.sizes.split(","))
-    unknown = set(args.modes.split(",")) - {"tutorial", "job1", "job2"}
+    unknown = set(args.modes.split(",")) - {"tutorial", "job1", "job2", "dask2"}
     if unknown or min(args.sizes) < 1:
         parser.error(f"--modes: unknown {', '.join(sorted(unknown))}" if unknown else "--sizes must be >= 1")
     if args.capped_size is None:
@@ -339,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     fitted = slopes([row for row in rows if row["mode"] != "capped"])
     capped = next((row for row in rows if row["mode"] == "capped"), None)
     print_table(inputs, rows)
+    print_per_process(rows)
     print_slopes(fitted)
     print_capped(capped, rows)
     machine["loadavg_at_end"] = os.getloadavg()

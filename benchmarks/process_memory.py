@@ -36,25 +36,35 @@ sys.exit(128 - code if code < 0 else code)
 """
 
 
-def tree_rss(pid: int, include_root: bool = True) -> int:
-    """RSS in bytes summed over the process's descendants, and itself if include_root (0 once it is gone)."""
+def descendants_rss(pid: int) -> dict[int, tuple[psutil.Process, int]]:
+    """{pid: (process, RSS in bytes)} of the process's descendants (empty once it is gone)."""
     try:
-        root = psutil.Process(pid)
-        processes = [root] * include_root + root.children(recursive=True)
+        processes = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return {}
+    found = {}
     for process in processes:
         try:
-            total += process.memory_info().rss
+            found[process.pid] = (process, process.memory_info().rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass  # ended between the listing and the read
-    return total
+    return found
+
+
+@dataclass
+class ProcessPeak:
+    """One process of a measured tree: its parent, its command line and its sampled peak RSS (bytes)."""
+
+    pid: int
+    parent: int
+    command: str
+    peak_rss: int
 
 
 class TreeSampler(threading.Thread):
-    """Samples the RSS of pid's descendants every `interval` seconds until stop(); keeps the peak.
-    Past `limit` bytes (if given) it kills the tree and sets `over_limit`."""
+    """Samples the RSS of pid's descendants every `interval` seconds until stop(); keeps the peak of their
+    sum and each process's own peak (`processes`). Past `limit` bytes (if given) it kills the tree and sets
+    `over_limit`."""
 
     def __init__(self, pid: int, interval: float = 0.05, limit: float | None = None):
         super().__init__(daemon=True)
@@ -62,17 +72,30 @@ class TreeSampler(threading.Thread):
         self.peak = 0
         self.samples = 0
         self.over_limit = False
+        self.processes: dict[int, ProcessPeak] = {}
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            rss = tree_rss(self.pid, include_root=False)  # the root is the launcher
+            found = descendants_rss(self.pid)  # the root is the launcher
+            rss = sum(rss for _, rss in found.values())
+            for pid, (process, own) in found.items():
+                self._note(pid, process, own)
             self.peak = max(self.peak, rss)
             self.samples += 1
             if self.limit is not None and rss > self.limit and not self.over_limit:
                 self.over_limit = True
                 kill_tree(self.pid)
             self._stop_event.wait(self.interval)
+
+    def _note(self, pid: int, process: psutil.Process, rss: int) -> None:
+        if pid not in self.processes:
+            try:
+                command, parent = " ".join(process.cmdline()), process.ppid()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                command, parent = "?", 0
+            self.processes[pid] = ProcessPeak(pid, parent, command, 0)
+        self.processes[pid].peak_rss = max(self.processes[pid].peak_rss, rss)
 
     def stop(self) -> int:
         self._stop_event.set()
@@ -103,6 +126,7 @@ class Measured:
     samples: int
     over_limit: bool
     stdout: str
+    processes: list[ProcessPeak]  # each process of the tree (the launcher excluded), in order of appearance
 
 
 def measure(
@@ -128,4 +152,5 @@ def measure(
     if os.path.exists(maxrss_path):  # not when the launcher itself was killed
         with open(maxrss_path, encoding="utf-8") as f:
             maxrss = int(f.read())
-    return Measured(returncode, wall, peak, maxrss, sampler.samples, sampler.over_limit, output)
+    processes = list(sampler.processes.values())
+    return Measured(returncode, wall, peak, maxrss, sampler.samples, sampler.over_limit, output, processes)

@@ -86,6 +86,10 @@ def test_sampler_sums_the_parent_and_its_child(tmp_path):
     # wait4 sees the largest process of the tree (the child), not the sum, and not this big pytest
     # process's RSS (which a child started from here would inherit as its ru_maxrss)
     assert 50_000_000 <= measured.maxrss < measured.peak_tree_rss
+    # each process's own peak: the command (the launcher's child) and its child, which holds the 50 MB
+    parent, child = measured.processes
+    assert child.parent == parent.pid and "bytearray" in child.command
+    assert child.peak_rss >= 50_000_000 > parent.peak_rss
 
 
 @pytest.mark.integration
@@ -99,6 +103,21 @@ def test_sampler_stops_a_tree_over_the_limit(tmp_path):
     assert measured.over_limit
     assert measured.returncode != 0
     assert measured.wall_s < 20
+
+
+def test_each_process_of_a_run_gets_its_role():
+    peak = process_memory.ProcessPeak
+    rows = convert_memory.process_roles(
+        [
+            peak(10, 1, "python -m beam_jobs.make_tfrecords --runner=DaskRunner", 300_000_000),
+            peak(11, 10, "python -c from multiprocessing.spawn import spawn_main; spawn_main(", 200_000_000),
+            peak(12, 10, "python -c from multiprocessing.resource_tracker import main;main(5)", 9_000_000),
+            peak(13, 10, "python -m beam_jobs.sdk_worker", 150_000_000),
+            peak(14, 10, "/bin/sh -c python -m beam_jobs.sdk_worker", 2_000_000),
+        ]
+    )
+    assert [row["role"] for row in rows] == ["job", "worker", "other", "worker", "other"]
+    assert rows[1]["peak_rss_mb"] == 200
 
 
 def test_least_squares_slope_on_known_numbers():

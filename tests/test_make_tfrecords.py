@@ -467,6 +467,12 @@ def test_cli_missing_input_is_one_line_and_exit_2(tmp_path):
         (["--format=png"], "--format must be one of ndjson, bin, csv, npy, bitmap_raw, npz, got 'png'"),
         (["--normalize=none"], "--normalize must be one of uniform, per_axis"),
         (["--train_per_class=0"], "--train_per_class must be >= 1, got 0"),
+        (["--dask_workers=0"], "--dask_workers must be >= 1, got 0"),
+        (["--dask_workers=2"], "--dask_workers sizes the local cluster of --runner=DaskRunner only"),
+        (
+            ["--runner=DaskRunner", "--dask_workers=2", "--dask_client_address=tcp://127.0.0.1:8786"],
+            "--dask_workers sizes the local cluster the job starts",
+        ),
         ([f"--input={SAMPLE}/NOTICE.md"], "cannot tell the format of"),
         ([f"--input={SAMPLE}/bitmap/*/*.npy,{SAMPLE}/raw/*/pig.ndjson"], "inputs mix bitmaps"),
     ],
