@@ -109,6 +109,7 @@ def run_child(
         result = {"status": "crashed", "error": f"exit status {outcome.returncode}, no result"}
     else:
         result = {"status": outcome.status, "deadline_s": round(deadline_s, 1)}
+        result["ceiling_mb"] = round(memory_bytes / 2**20)
         if outcome.returncode is None:
             result["error"] = "still exiting after SIGKILL (left behind)"
     result.update(seconds=round(outcome.seconds, 2), peak_rss_mb=round(outcome.peak_rss_mb))
@@ -183,7 +184,7 @@ def format_row(result: dict) -> str:
 
     note = result.get("answer") or result.get("error") or ""
     if result["status"].startswith("killed"):
-        note = f"its deadline: {result['deadline_s']:.0f} s"
+        note = f"deadline {result['deadline_s']:.0f} s, ceiling {result['ceiling_mb']} MiB"
     if len(result["status"]) > 24:  # a skip's whole reason
         note = result["status"]
     return (
