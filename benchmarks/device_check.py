@@ -264,6 +264,7 @@ def main() -> int:
         setup_path = os.path.join(scratch, "setup.json")
         deadline = min(budget.left(), SETUP_SHARE * budget.seconds)
         setup = run_child(row_command(spec, setup_path), deadline, memory_bytes, scratch, "setup", setup_path)
+        write_report(output, args, budget, setup, rows)  # readable from here on, whatever stops the check
         gpu = setup.get("device", {}).get("gpu") or "no GPU"
         print(f"device: {gpu} (setup {setup['status']} in {setup['seconds']:.0f} s)", flush=True)
         header = f"{'row':52s} {'status':24s} {'ex/s':>9s} {'step ms':>9s} {'dev MiB':>8s} {'RSS MiB':>8s}"
