@@ -1,22 +1,29 @@
 r"""One device check for the first GPU: cuDNN, mixed precision, XLA, throughput and correctness in minutes.
 
   python -m benchmarks.device_check [--budget_s=420] [--output=device_check.json] [--data_dir=DIR]
+                                    [--row_memory_gb=N]
   python -m benchmarks.device_check --smoke --data_dir=DIR      (CPU: tiny models and steps, same code)
 
 Without --data_dir it converts the embedded sample first (make_tfrecords, in a temporary directory).
-The rows run in order of importance and a row that would not fit in what is left of --budget_s is
-skipped ("skipped: budget"), so the script ends within the budget plus one row:
+This process imports no TensorFlow: it supervises. The setup and every row run in their own child
+process (benchmarks.device_row) with a hard deadline and a memory ceiling; a row that overruns either is
+killed with its whole process group and recorded as "killed: deadline" or "killed: memory" with its
+elapsed time and peak RSS, and the next row runs. The budget counts from this process's start; the
+check ends within --budget_s plus a few seconds however a row behaves. The rows (device_plan.plan()),
+the most important and least likely to hang first:
   cudnn        configs/rnn.flags' training step traced: are the LSTMs cuDNN kernels (CudnnRNNV3)?
                Without a GPU the answer is "not on GPU"; on a GPU a fallback to the generic loop fails.
   correctness  one float32 step (loss and gradient norm) on the GPU and on the CPU, same weights and batch
   finite       a mixed_float16 run of rnn.flags: the loss stays finite over 200 steps
-  throughput   rnn / scatter / mobilenet flagfiles at their batch and at 512, float32, mixed float16 and
-               bfloat16 (where the device has them), static shapes with XLA on and off; training
-               examples/s after warm-up, input pipeline included, and peak device memory
+  throughput   rnn / scatter / mobilenet flagfiles at their batch in float32, mixed float16 and bfloat16
+               (where the device has them) and with static shapes; then at batch 512; then static shapes
+               with XLA (the compiles come last). Training examples/s after warm-up, input pipeline
+               included, and peak device memory
   input        the same model fed by a cached in-memory dataset: a real-pipeline rate well below the
                cached rate means the input pipeline starves the device
-An error in one row is recorded in its "error" and the next row runs. The table is printed and the JSON
-written; the exit status is 1 when a check failed (cuDNN fallback, a loss mismatch or a non-finite loss).
+An error in one row is recorded in its "error" and the next row runs. The JSON is whole after every
+row (a temporary name, then a rename); the exit status is 1 when a check failed (cuDNN fallback, a loss
+mismatch or a non-finite loss).
 """
 
 from __future__ import annotations
@@ -25,8 +32,7 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -35,161 +41,117 @@ from collections.abc import Callable
 if __package__ in (None, ""):  # run as `python benchmarks/device_check.py`: import from this checkout
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf
+import psutil
 
-from benchmarks import common, device_probes
-from quickdraw_tf.training import input_pipeline, trainer
+from benchmarks import device_plan
+from benchmarks.bounded_process import run_bounded
+from benchmarks.device_plan import Row
 
-FLAGFILES = {"rnn": "rnn.flags", "scatter": "scatter.flags", "mobilenet": "mobilenet.flags"}
-LARGE_BATCH = 512
-STATIC_LENGTH = {"rnn": 192, "scatter": 256, "mobilenet": 256}  # static rows: one bucket, this long
-# Smoke mode: the same rows on models small enough for a CPU test.
-SMOKE_HPARAMS = {
-    "rnn": dict(num_conv=(8,), conv_len=(3,), num_layers=1, num_nodes=8),
-    "scatter": dict(
-        grid_size=8, conv_filters=(8,), dilations=(1,), point_features=8, blocks=(1,), widths=(16,),
-        strides=(1,), stem_width=8, cardinality=1,
-    ),
-    "mobilenet": dict(image_size=32, alpha=0.35),
-}  # fmt: skip
-SMOKE_BATCH, SMOKE_LARGE_BATCH = 8, 16
-# Seconds a row is expected to take before its model was seen (tracing included); then the longest seen.
-FIRST_GUESS_S = {"rnn": 30.0, "scatter": 90.0, "mobilenet": 60.0}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARE = 0.25  # a row's deadline: at least this share of the seconds left, ...
+OVERRUN = 2.0  # ... or this many times its guess, whichever is longer (never past what is left)
+RESERVE_S = 3.0  # kept for the last kill (at most 2 s) and the last write: the check ends by --budget_s
+SETUP_SHARE = 0.25  # the conversion and the setup child may each take this share of the budget
+LOG_TAIL_LINES = 15  # of a row's log, kept in its JSON when it failed, crashed or was killed
 
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    kind: str  # cudnn, correctness, finite, throughput, input
-    model: str  # a FLAGFILES key
-    batch: str = "own"  # "own" (the flagfile's) or "large"
-    precision: str = "off"  # off, float16, bfloat16, or "fast": float16 where supported, else off
-    static: bool = False
-    xla: bool = False
-    cached: bool = False
-    smoke: bool = False  # also runs in smoke mode: one row of each kind, on rnn (to stay near a minute)
-
-    def name(self, precision: str, batch_size: int) -> str:
-        parts = [self.kind, self.model, f"b{batch_size}", "float32" if precision == "off" else precision]
-        if self.static:
-            parts.append(f"static xla={'on' if self.xla else 'off'}")
-        if self.cached:
-            parts.append("cached input")
-        return " ".join(parts)
-
-
-def plan() -> list[Row]:
-    """Every row, the most important first: the budget cuts from the end."""
-    models = tuple(FLAGFILES)
-    rows = [Row(kind, "rnn", smoke=True) for kind in ("cudnn", "correctness")]
-    rows += [Row("finite", "rnn", precision="float16", smoke=True)]
-    rows += [Row("throughput", m, smoke=m == "rnn") for m in models]
-    rows += [Row("throughput", m, precision="float16") for m in models]
-    for m in models:
-        rnn = m == "rnn"
-        rows += [
-            Row("throughput", m, static=True),
-            Row("throughput", m, static=True, xla=True, smoke=rnn),
-        ]
-    for m in ("rnn", "mobilenet"):
-        rows += [
-            Row("throughput", m, batch="large", precision="fast", smoke=m == "rnn"),
-            Row("input", m, batch="large", precision="fast", cached=True, smoke=m == "rnn"),
-        ]
-    rows += [Row("throughput", m, batch="large") for m in ("rnn", "scatter")]
-    rows += [Row("throughput", "scatter", batch="large", precision="float16")]
-    rows += [Row("throughput", m, precision="bfloat16") for m in models]
-    rows += [Row("throughput", m, static=True, xla=True, precision="fast") for m in ("scatter", "mobilenet")]
-    return rows
-
-
-def base_configs(data_dir: str, smoke: bool) -> dict[str, trainer.TrainConfig]:
-    """The three GPU flagfiles as `python -m quickdraw_tf.train --flagfile=F` reads them."""
-    configs = {}
-    for key, flagfile in FLAGFILES.items():
-        config = common.flagfile_config(os.path.join(common.REPO, "configs", flagfile), data_dir, "")
-        if smoke:
-            config = dataclasses.replace(config, hparams={**config.hparams, **SMOKE_HPARAMS[key]})
-            config = device_probes.with_input(config, batch_size=SMOKE_BATCH, shuffle_buffer=100)
-        configs[key] = dataclasses.replace(config, num_summary_drawings=0)
-    return configs
-
-
-def row_config(row: Row, base: trainer.TrainConfig, precision: str, smoke: bool) -> trainer.TrainConfig:
-    config = dataclasses.replace(base, mixed_precision=precision, jit_compile=row.xla)
-    if row.batch == "large":
-        config = device_probes.with_input(config, batch_size=SMOKE_LARGE_BATCH if smoke else LARGE_BATCH)
-    if row.static:
-        length = STATIC_LENGTH[row.model]
-        config = device_probes.with_input(config, bucket_boundaries=(length,), static_shapes=True)
-    return config
+ChildCommand = Callable[[dict, str], list[str]]  # (spec, result path) -> argv
 
 
 class Budget:
-    """Seconds left, and a guess of each row's cost from the rows of the same model already run."""
+    """Seconds left of --budget_s (counted from this process's start), each row's deadline, and a guess
+    of a row's cost from the rows of the same model already run."""
 
-    def __init__(self, seconds: float, smoke: bool):
-        self.seconds, self.smoke, self.started, self.seen = seconds, smoke, time.perf_counter(), {}
+    def __init__(self, seconds: float, smoke: bool, started: float | None = None):
+        self.seconds, self.smoke, self.seen = seconds, smoke, {}
+        # The interpreter's start-up and imports count too: a monotonic clock set back by the time since.
+        since_start = time.time() - psutil.Process().create_time()
+        self.started = time.monotonic() - since_start if started is None else started
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.started
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        return self.seconds - RESERVE_S - self.elapsed()
 
     def guess(self, row: Row) -> float:
-        guess = self.seen.get(row.model, 1.0 if self.smoke else FIRST_GUESS_S[row.model])
-        return guess * (2 if row.xla else 1)  # XLA compiles the step on top of tracing it
+        first = device_plan.SMOKE_GUESS_S if self.smoke else device_plan.FIRST_GUESS_S[row.model]
+        return self.seen.get(row.model, first) * (2 if row.xla else 1)  # XLA compiles on top of tracing
 
-    def record(self, row: Row, seconds: float) -> None:
-        if row.kind in ("throughput", "input", "finite") and not row.xla:
-            self.seen[row.model] = max(self.seen.get(row.model, 0.0), seconds)
+    def deadline(self, row: Row) -> float:
+        """Its share of what is left: a hung row costs at most a quarter of the rest (or twice its guess)."""
+        left = self.left()
+        return min(left, max(SHARE * left, OVERRUN * self.guess(row)))
+
+    def record(self, row: Row, result: dict) -> None:
+        finished = not result["status"].startswith(("killed", "skipped", "crashed"))
+        if finished and row.kind in ("throughput", "input", "finite") and not row.xla:
+            self.seen[row.model] = max(self.seen.get(row.model, 0.0), result["seconds"])
 
 
-def run_row(row: Row, config: trainer.TrainConfig, num_classes: int, smoke: bool) -> dict:
-    if row.kind == "cudnn":
-        return device_probes.cudnn_probe(config, num_classes)
-    if row.kind == "correctness":
-        batch = next(iter(input_pipeline.make_dataset(config.data_dir, "eval", config.input, training=False)))
-        return device_probes.one_step_on_each_device(config, num_classes, batch, tolerance=1e-4)
-    if row.kind == "finite":
-        return device_probes.finite_losses(config, num_classes, steps=4 if smoke else 200, chunks=10)
-    steps = dict(warmup_steps=2, min_seconds=0.0, max_steps=2) if smoke else {}
-    steps = steps or dict(warmup_steps=10, min_seconds=3.0, max_steps=3000)
-    cached = (3 if smoke else 20) if row.cached else 0
-    return device_probes.throughput(config, num_classes, cached_batches=cached, **steps)
+def row_command(spec: dict, result_path: str) -> list[str]:
+    module = [sys.executable, "-m", "benchmarks.device_row"]
+    return [*module, f"--spec={json.dumps(spec)}", f"--result={result_path}"]
+
+
+def run_child(
+    command: list[str], deadline_s: float, memory_bytes: float, scratch: str, label: str, result_path: str
+) -> dict:
+    """The child's result (its JSON) with its wall seconds and peak RSS; a kill, or a crash that left no
+    result, becomes the status, with the end of its log."""
+    log_path = os.path.join(scratch, f"{label}.log")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+    outcome = run_bounded(command, deadline_s, memory_bytes, log_path, env=env, cwd=REPO)
+    result = {}
+    if outcome.status == "exited" and os.path.exists(result_path):
+        with open(result_path, encoding="utf-8") as f:
+            result = json.load(f)
+    elif outcome.status == "exited":
+        result = {"status": "crashed", "error": f"exit status {outcome.returncode}, no result"}
+    else:
+        result = {"status": outcome.status, "deadline_s": round(deadline_s, 1)}
+        result["ceiling_mb"] = round(memory_bytes / 2**20)
+        if outcome.returncode is None:
+            result["error"] = "still exiting after SIGKILL (left behind)"
+    result.update(seconds=round(outcome.seconds, 2), peak_rss_mb=round(outcome.peak_rss_mb))
+    if result["status"] not in ("ok", "unsupported") and not result["status"].startswith("skipped"):
+        result["log_tail"] = _tail(log_path)
+    return result
+
+
+def _tail(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return [line.rstrip() for line in f.readlines()[-LOG_TAIL_LINES:]]
 
 
 def run_plan(
-    data_dir: str, budget: Budget, smoke: bool, after_row: Callable[[list[dict]], None] = lambda rows: None
+    rows: list[Row],
+    setup: dict,
+    data_dir: str,
+    budget: Budget,
+    memory_bytes: float,
+    scratch: str,
+    after_row: Callable[[list[dict]], None] = lambda rows: None,
+    command: ChildCommand = row_command,
 ) -> list[dict]:
-    """Every row of plan(), run or skipped; after_row gets the rows so far after each one."""
-    configs = base_configs(data_dir, smoke)
-    num_classes = len(input_pipeline.read_classes(data_dir))
-    supported = device_probes.supported_precisions()
+    """Every row, run in its child or skipped; after_row gets the rows so far after each one."""
+    sizes, supported = setup.get("batch_sizes", {}), setup.get("supported", {})
     results, names = [], set()
-    for row in plan():
-        precision = row.precision
-        if precision == "fast":
-            precision = "float16" if not supported["float16"] else "off"
-        config = row_config(row, configs[row.model], precision, smoke)
-        result = {"name": row.name(precision, config.input.batch_size), **dataclasses.asdict(row)}
-        result.update(precision=precision, batch_size=config.input.batch_size)
-        if supported[precision] and row.kind in ("throughput", "input"):  # "where supported"
-            result["status"] = f"skipped: {supported[precision]}"
-        elif smoke and not row.smoke:
-            result["status"] = "skipped: smoke mode"
+    for index, row in enumerate(rows):
+        result = device_plan.resolve(row, sizes, supported, budget.smoke)
+        skip = result.pop("skip")
+        if skip:
+            result["status"] = f"skipped: {skip}"
         elif result["name"] in names:  # a "fast" row that resolved to a float32 row above
             result["status"] = "skipped: same as above"
-        elif budget.elapsed() + budget.guess(row) > budget.seconds:
+        elif budget.guess(row) > budget.left():
             result["status"] = "skipped: budget"
         else:
-            started = time.perf_counter()
-            try:
-                result.update(run_row(row, config, num_classes, smoke))
-            except Exception as error:  # one row's failure must not stop the others
-                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                unsupported = isinstance(error, trainer.JitUnsupportedError)
-                result.update(status="unsupported" if unsupported else "error")
-                result["error"] = f"{type(error).__name__}: {message}"[:500]
-            result["seconds"] = time.perf_counter() - started
-            budget.record(row, result["seconds"])
+            spec = {"row": dataclasses.asdict(row), "smoke": budget.smoke, "data_dir": data_dir}
+            result_path = os.path.join(scratch, f"row{index:02d}.json")
+            deadline = budget.deadline(row)
+            argv = command(spec, result_path)
+            result.update(run_child(argv, deadline, memory_bytes, scratch, f"row{index:02d}", result_path))
+            budget.record(row, result)
         results.append(result)
         names.add(result["name"])
         _add_input_verdicts(results)
@@ -206,9 +168,7 @@ def _add_input_verdicts(results: list[dict]) -> None:
             continue
         name = row["name"].replace("input ", "throughput ", 1).removesuffix(" cached input")
         match = real.get(name)
-        if not match or "examples_per_second" not in row:
-            continue
-        if "examples_per_second" not in match:
+        if not match or "examples_per_second" not in row or "examples_per_second" not in match:
             continue
         share = match["examples_per_second"] / row["examples_per_second"]
         row["real_pipeline_share"] = share
@@ -220,79 +180,104 @@ def _add_input_verdicts(results: list[dict]) -> None:
 def format_row(result: dict) -> str:
     def number(key: str, digits: int) -> str:
         value = result.get(key)
-        return f"{value:.{digits}f}" if isinstance(value, float) else "-"
+        return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
     note = result.get("answer") or result.get("error") or ""
+    if result["status"].startswith("killed"):
+        note = f"deadline {result['deadline_s']:.0f} s, ceiling {result['ceiling_mb']} MiB"
     if len(result["status"]) > 24:  # a skip's whole reason
         note = result["status"]
     return (
         f"{result['name']:52s} {result['status'][:24]:24s} {number('examples_per_second', 0):>9s} "
-        f"{number('step_ms', 2):>9s} {number('peak_memory_mb', 0):>8s}  {note}"
+        f"{number('step_ms', 2):>9s} {number('peak_memory_mb', 0):>8s} {number('peak_rss_mb', 0):>8s} "
+        f"{number('seconds', 0):>6s}  {note}"
     )
 
 
-def device_info() -> dict:
-    return {
-        "gpu": device_probes.gpu_name(),
-        "devices": [d.name for d in tf.config.list_logical_devices()],
-        "tensorflow": tf.__version__,
-        "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
-        "python": platform.python_version(),
-        "cuda_build": tf.test.is_built_with_cuda(),
-    }
+def convert_sample(out_dir: str, budget: Budget, memory_bytes: float, scratch: str) -> str:
+    """The embedded sample through the Beam job, in a bounded child (Beam stays out of this process):
+    '' when it worked, else why not."""
+    command = [sys.executable, "-m", "beam_jobs.make_tfrecords", "--runner=DirectRunner"]
+    log_path = os.path.join(scratch, "convert.log")
+    deadline = min(budget.left(), SETUP_SHARE * budget.seconds)
+    outcome = run_bounded([*command, f"--output_dir={out_dir}"], deadline, memory_bytes, log_path, cwd=REPO)
+    if outcome.status == "exited" and outcome.returncode == 0:
+        return ""
+    why = outcome.status if outcome.status != "exited" else f"exit status {outcome.returncode}"
+    return f"converting the sample: {why} after {outcome.seconds:.0f} s: {' | '.join(_tail(log_path)[-3:])}"
 
 
-def convert_sample(out_dir: str) -> None:
-    """The embedded sample through the Beam job (a subprocess: Beam stays out of this process)."""
-    command = [
-        sys.executable,
-        "-m",
-        "beam_jobs.make_tfrecords",
-        "--runner=DirectRunner",
-        f"--output_dir={out_dir}",
-    ]
-    result = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True)
-    if result.returncode:
-        raise SystemExit(f"device_check: converting the sample failed: {result.stderr.strip()[-1000:]}")
-
-
-def write_report(args: argparse.Namespace, budget: Budget, rows: list[dict]) -> dict:
+def write_report(
+    output: str, args: argparse.Namespace, budget: Budget, setup: dict, rows: list[dict]
+) -> dict:
     cudnn = next((r for r in rows if r["kind"] == "cudnn"), {})
     report = {
-        "device": device_info(),
+        "device": setup.get("device", {}),
+        "setup": {key: value for key, value in setup.items() if key != "device"},
         "smoke": args.smoke,
         "budget_s": args.budget_s,
-        "elapsed_s": budget.elapsed(),
+        "row_memory_gb": args.row_memory_gb,
+        "elapsed_s": round(budget.elapsed(), 2),
         "data_dir": args.data_dir or "embedded sample, converted",
         "cudnn": cudnn.get("answer", cudnn.get("status")),
         "rows": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output + ".tmp", "w", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output + ".tmp", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
-    os.replace(args.output + ".tmp", args.output)
+    os.replace(output + ".tmp", output)  # a reader sees the previous whole file or this one
     return report
+
+
+def _stop_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_bounded, which kills the row in flight
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget_s", type=float, default=420.0, help="rows that would not fit are skipped")
+    parser.add_argument("--budget_s", type=float, default=420.0, help="the check ends within this")
     parser.add_argument("--output", default="device_check.json")
     parser.add_argument("--data_dir", default="", help="make_tfrecords output (default: convert the sample)")
     parser.add_argument("--smoke", action="store_true", help="tiny models and steps (a CPU test)")
+    half = psutil.virtual_memory().total / 2**30 / 2
+    parser.add_argument(
+        "--row_memory_gb", type=float, default=round(half, 1),
+        help="a row whose processes' RSS passes this is killed (default: half of this machine's memory)",
+    )  # fmt: skip
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     budget = Budget(args.budget_s, args.smoke)
-    with tempfile.TemporaryDirectory() as scratch:
+    memory_bytes = args.row_memory_gb * 2**30
+    output = os.path.abspath(args.output)
+    setup: dict = {}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as scratch:
         data_dir = args.data_dir
         if not data_dir:
             data_dir = os.path.join(scratch, "tfrecords")
-            convert_sample(data_dir)
-        print(f"{'row':52s} {'status':24s} {'ex/s':>9s} {'step ms':>9s} {'peak MiB':>8s}  note", flush=True)
-        # The JSON is rewritten after every row: a run stopped from outside keeps what it measured.
-        rows = run_plan(data_dir, budget, args.smoke, lambda rows: write_report(args, budget, rows))
-    report = write_report(args, budget, rows)
+            problem = convert_sample(data_dir, budget, memory_bytes, scratch)
+            if problem:
+                write_report(output, args, budget, {"status": "error", "error": problem}, rows)
+                print(f"device_check: {problem}", file=sys.stderr)
+                return 1
+        spec = {"row": None, "smoke": args.smoke, "data_dir": data_dir}
+        setup_path = os.path.join(scratch, "setup.json")
+        deadline = min(budget.left(), SETUP_SHARE * budget.seconds)
+        setup = run_child(row_command(spec, setup_path), deadline, memory_bytes, scratch, "setup", setup_path)
+        write_report(output, args, budget, setup, rows)  # readable from here on, whatever stops the check
+        gpu = setup.get("device", {}).get("gpu") or "no GPU"
+        print(f"device: {gpu} (setup {setup['status']} in {setup['seconds']:.0f} s)", flush=True)
+        header = f"{'row':52s} {'status':24s} {'ex/s':>9s} {'step ms':>9s} {'dev MiB':>8s} {'RSS MiB':>8s}"
+        header += f" {'s':>6s}  note"
+        print(header, flush=True)
+        rows = run_plan(
+            device_plan.plan(), setup, data_dir, budget, memory_bytes, scratch,
+            after_row=lambda rows: write_report(output, args, budget, setup, rows),
+        )  # fmt: skip
+    report = write_report(output, args, budget, setup, rows)
     failed = [r["name"] for r in rows if r["status"] == "fail"]
-    print(f"{len(rows)} rows in {report['elapsed_s']:.0f} s; wrote {args.output}")
+    killed = sum(r["status"].startswith("killed") for r in rows)
+    print(f"{len(rows)} rows in {report['elapsed_s']:.0f} s ({killed} killed); wrote {args.output}")
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
