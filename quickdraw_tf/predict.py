@@ -217,7 +217,7 @@ def main(argv: list[str]) -> None:
     del argv
     from absl import flags
 
-    from quickdraw_tf import cli
+    from quickdraw_tf import cli, gc_freeze
 
     FLAGS = flags.FLAGS  # noqa: N806
     try:
@@ -233,6 +233,7 @@ def main(argv: list[str]) -> None:
         from quickdraw_tf.predictor import Predictor  # TensorFlow only once the flags are fine
 
         predictor = Predictor.load(FLAGS.model_dir, weights)
+        gc_freeze.freeze_startup_objects()  # a long run: TensorFlow's objects stay out of every collection
         progress = Progress(sum(item.size for item in inputs))
         summary = run_predict(
             predictor,

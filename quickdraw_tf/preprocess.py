@@ -20,15 +20,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf import bitmap, ink
+from quickdraw_tf import bitmap, ink, limits
 from quickdraw_tf.drawing import Drawing, InvalidRecord
 from quickdraw_tf.layout import CLASSES_FILE, KINDS, STATS_FILE
 
 PREPROCESSING_FILE = "preprocessing.json"
 CONFIG_FILE = "config.json"  # trainer.CONFIG_FILE (not imported: the Beam workers never import TensorFlow)
-# A bound on the points of one input drawing, so that one absurd request cannot hold a worker for
-# long (Google's raw drawings have a few hundred points; the simplification runs in ~1 ms per 1,000).
-MAX_INPUT_POINTS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +123,8 @@ def is_raw(strokes: Sequence) -> bool:
 
 
 def checked_strokes(strokes: object) -> list[list[list[float]]]:
-    """[[xs, ys(, ts)], ...] of finite numbers, equal lengths, >= 2 points in all; InvalidRecord if not.
+    """[[xs, ys(, ts)], ...] of finite numbers, equal lengths, >= 2 points in all, within the readers'
+    bounds (quickdraw_tf.limits: points per stroke and drawing, |x|, |y|); InvalidRecord if not.
 
     Accepts what a canvas sends (floats, any origin) as well as what the readers yield."""
     if not isinstance(strokes, (list, tuple)) or not strokes:
@@ -149,8 +147,7 @@ def checked_strokes(strokes: object) -> list[list[list[float]]]:
             raise InvalidRecord("bad_coordinate", f"stroke {index} has a value that is not finite")
         total += len(arrays[0])
         out.append([list(stroke[0]), list(stroke[1])] + ([list(stroke[2])] if len(stroke) == 3 else []))
-    if total > MAX_INPUT_POINTS:
-        raise InvalidRecord("bad_field", f"{total} points, more than {MAX_INPUT_POINTS}")
+    limits.check_drawing(out)
     if total < 2:
         raise InvalidRecord(
             "too_short" if total else "empty_drawing", f"{total} point(s) in all, at least 2 needed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -17,6 +18,10 @@ import tensorflow as tf
 from quickdraw_tf import input_pipeline, plots
 from quickdraw_tf.models import sketch_rnn_loss
 from quickdraw_tf.models.sketch_rnn import START_TOKEN, SketchRnn
+
+
+class SamplingStopped(Exception):
+    """sample() was asked to stop (its should_stop returned True) before the drawings were done."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +85,11 @@ def sample(
     seed: int | None = None,
     prefix_ink: np.ndarray | None = None,
     max_steps: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Sample]:
     """`num` drawings of class `class_index` (or of class_index[i] each, one batch for many classes); with
-    prefix_ink (delta ink [n, 3]), each continues it."""
+    prefix_ink (delta ink [n, 3]), each continues it. `should_stop` is asked between steps (a server's
+    deadline, or its client gone): True raises SamplingStopped."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     class_index = np.broadcast_to(np.asarray(class_index, np.int32), (num,))
@@ -104,6 +111,8 @@ def sample(
     rows, done = [], np.zeros(num, bool)
     step_fn = _step_function(model)
     for _ in range(max(steps - len(prefix), 0)):
+        if should_stop is not None and should_stop():
+            raise SamplingStopped("sampling was stopped before the drawings ended")
         output, state = step_fn(tf.constant(previous), context, state)
         previous = _next_points(rng, output.numpy(), model.num_mixture, temperature)
         previous[done] = (0, 0, 0, 0, 1)

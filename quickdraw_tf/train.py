@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 
 import quickdraw_tf.quiet  # noqa: F401  (before TensorFlow: see quiet.py)
-from quickdraw_tf import cli, config_flags, distribute, input_pipeline, layout, trainer
+from quickdraw_tf import cli, config_flags, distribute, gc_freeze, input_pipeline, layout, trainer
 from quickdraw_tf.train_config import TrainConfig
 
 # Every TrainConfig / InputConfig field with a help text is a flag (quickdraw_tf/config_flags.py).
@@ -48,6 +48,7 @@ def main(argv: list[str]) -> None:
     print(f"model_dir:   {config.model_dir}", flush=True)
     print(f"TensorBoard: tensorboard --logdir {config.model_dir}", flush=True)
     logging.info("training %s on %d replica(s)", config.model, strategy.num_replicas_in_sync)
+    gc_freeze.freeze_startup_objects()  # TensorFlow's and Keras' import-time objects: never walked again
     try:
         with input_pipeline.naming_bad_shards(config.data_dir):
             trainer.train(config, strategy)
