@@ -10,12 +10,12 @@ the one with it, so both see the same machine. The requests are the embedded sam
 (strokes with times, as the page sends them), sent by a minimal HTTP/1.1 client on asyncio streams (one
 keep-alive connection per concurrent worker), which costs the shared cores less than a general client.
 
-Besides latency it prints, per server and level, the CPU time the server process and this client spent per
-request (from /proc and os.times) and the server's own timings (preparation per request, model call per
-batch, batch size): on a 2-core machine 2,000 ms / (server + client CPU ms per request) is the most requests
-per second the cores allow, whatever the batching does. The goals it checks: p99 <= 50 ms at concurrency 8
-and a one-at-a-time maximum <= 25 ms in every run, and batching's req/s at concurrency 32 against 1.5x
-batching off.
+Besides latency it prints each server's memory (RSS) after the warm-up and at the end and, per server and
+level, the CPU time the server process and this client spent per request (from /proc and os.times) and the
+server's own timings (preparation per request, model call per batch, batch size): on a 2-core machine
+2,000 ms / (server + client CPU ms per request) is the most requests per second the cores allow, whatever
+the batching does. The goals it checks: p99 <= 50 ms at concurrency 8 and a one-at-a-time maximum <= 25 ms
+in every run, and batching's req/s at concurrency 32 against 1.5x batching off.
 """
 
 from __future__ import annotations
@@ -71,6 +71,14 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmRSS")
 
 
 def own_cpu_seconds() -> float:
@@ -269,6 +277,7 @@ def main() -> None:
     try:
         for process, port in servers.values():
             measure(process, port, bodies, 8, WARM_UP, 0)
+        rss_warm = {batching: rss_mib(process.pid) for batching, (process, _) in servers.items()}
         for run in range(1, args.runs + 1):
             for concurrency, requests in levels:
                 for batching, (process, port) in servers.items():
@@ -276,6 +285,10 @@ def main() -> None:
                     rows.append({"run": run, "batching": batching, "concurrency": concurrency, **result})
                     rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}
                     print(json.dumps(rounded), flush=True)
+        for batching, (process, _) in servers.items():
+            answered = WARM_UP + sum(r["requests"] for r in rows if r["batching"] == batching)
+            print(f"server RSS, batching {'on' if batching else 'off'}: {rss_warm[batching]:.0f} MiB after "
+                  f"{WARM_UP} requests, {rss_mib(process.pid):.0f} MiB after {answered:,}")
     finally:
         for process, _ in servers.values():
             process.terminate()

@@ -45,9 +45,11 @@ def check_drawing(strokes: Sequence) -> None:
         total += points
         for axis, values in zip("xy", stroke[:2], strict=True):
             # min/max run in C; the values are already known to be finite numbers.
-            if max(values) > MAX_ABS_COORDINATE or min(values) < -MAX_ABS_COORDINATE:
+            low, high = min(values), max(values)
+            if high > MAX_ABS_COORDINATE or low < -MAX_ABS_COORDINATE:
+                beyond = high if high > MAX_ABS_COORDINATE else low
                 raise InvalidRecord(
-                    "bad_coordinate", f"stroke {index}: an {axis} value is beyond ±{MAX_ABS_COORDINATE:g}"
+                    "bad_coordinate", f"stroke {index}: {axis} {beyond:g} is beyond ±{MAX_ABS_COORDINATE:g}"
                 )
     if total > MAX_POINTS_PER_DRAWING:
         raise InvalidRecord("too_large", f"{total:,} points, more than {MAX_POINTS_PER_DRAWING:,}")

@@ -154,7 +154,8 @@ def create_app(
     @app.get("/v1/classes")
     async def get_classes() -> dict:
         accepts = {"strokes": bool(predictor.accepts_strokes), "images": bool(predictor.accepts_images)}
-        drawer = None if generator is None else {"classes": generator.classes, "model": generator.name}
+        drawer = None if generator is None else {"classes": generator.classes, "model": generator.name,
+                                                 "max_points": generator.max_seq_len}
         return {"classes": classes, "model": predictor.name, "accepts": accepts, "generator": drawer}
 
     @app.get("/healthz")

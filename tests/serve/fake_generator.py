@@ -15,6 +15,7 @@ from quickdraw_tf.sketch_sampling import SamplingStopped
 class FakeGenerator:
     classes = ["cat", "dog"]
     name = "fake_sketch"
+    max_seq_len = 100
 
     def __init__(self, steps: int = 3, step_s: float = 0.01):
         self.steps = steps  # set it very high for a completion that only a stop ends

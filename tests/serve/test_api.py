@@ -114,6 +114,8 @@ def test_real_server_process_batches_concurrent_requests_and_survives_bad_ones(s
     assert httpx.get(f"{server}/healthz").json()["status"] == "ready"
     metrics = httpx.get(f"{server}/metrics").text
     assert 'quickdraw_errors_total{status="413"} 1.0' in metrics
+    frozen = re.search(r"^quickdraw_gc_frozen_objects (\S+)$", metrics, re.M)
+    assert float(frozen.group(1)) > 100_000  # start-up's objects are out of the collector's walks
     assert "quickdraw_request_latency_seconds_bucket" in metrics
 
 

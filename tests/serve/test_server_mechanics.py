@@ -95,8 +95,9 @@ def test_coordinates_follow_the_readers_limit(client, value, status):
         response = client.post("/v1/predict", json={"drawing": [stroke]})
         assert response.status_code == status, response.text
         if status == 422:
-            assert response.json() == {"error": f"bad_coordinate: stroke 0: an {'xy'[stroke[0][1] != value]} "
-                                                "value is beyond ±1e+06"}
+            axis = "x" if stroke[0][1] == value else "y"
+            message = f"bad_coordinate: stroke 0: {axis} {value:g} is beyond ±1e+06"
+            assert response.json() == {"error": message}
 
 
 def test_body_over_1_mib_is_refused_before_parsing(client, monkeypatch):
