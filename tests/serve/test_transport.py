@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -203,3 +204,38 @@ def test_a_completion_whose_client_hangs_up_is_stopped(port, generator):
     raw = request("POST", "/v1/complete", port, body, content_type="application/json")
     status, _, body = exchange(port, raw)
     assert status == 200 and json.loads(body)["strokes"]
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_client_errors_never_log_a_traceback(port):
+    """Hostile and broken clients: huge coordinates, NaN, broken JSON, a body cut off by a hang-up, bytes that
+    are not HTTP. Each gets its answer (or is dropped) and nothing is logged with a traceback."""
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.error", "quickdraw_tf")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        for value in ("1e300", "-1.7e308", "123456789012345678901234567890", "NaN", "1e999"):
+            body = f'{{"drawing": [[[10, {value}, 30], [5, 6, 7]]]}}'.encode()
+            raw = request("POST", "/v1/predict", port, body, content_type="application/json")
+            assert exchange(port, raw)[0] == 422
+        raw = request("POST", "/v1/predict", port, b'{"drawing": [[[1, 2]', content_type="application/json")
+        assert exchange(port, raw)[0] == 400
+        with connect(port) as sock:  # the client hangs up halfway through its body
+            sock.sendall(request("POST", "/v1/predict", port, BODY, content_type="application/json")[:-10])
+        with connect(port) as sock:
+            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")  # e.g. TLS
+            assert read_response(sock)[0] in (0, 400)
+        assert exchange(port, request("GET", "/healthz", port))[0] == 200
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert not [r for r in handler.records if r.exc_info or r.levelno >= logging.ERROR], handler.records
