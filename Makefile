@@ -32,11 +32,13 @@ demo: $(INSTALLED)
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir $(MODEL_DIR)"
 
 # What the tests need from Debian, installed only when missing (CI runs as root): Chromium for the browser
-# tests (Playwright's own browser download is not used) and the cairo runtime for cairocffi (the numpy_bitmap
-# recipe test). Where they cannot be installed, those tests fail with a one-line reason.
+# tests (Playwright's own browser download is not used), the cairo runtime for cairocffi (the numpy_bitmap
+# recipe test) and curl (the docs' curl lines run as written). Where they cannot be installed, those tests
+# fail with a one-line reason.
 sysdeps:
 	@missing=""; test -x $(CHROMIUM) || missing="chromium"; \
 	ldconfig -p | grep -q 'libcairo\.so\.2' || missing="$$missing libcairo2"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } \
 		|| echo "could not install$$missing: the tests that need it will fail (apt-get install -y$$missing as root)"; \

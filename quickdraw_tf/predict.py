@@ -219,6 +219,7 @@ def main(argv: list[str]) -> None:
     from absl import flags
 
     from quickdraw_tf import cli, quiet
+    from quickdraw_tf.inference import gc_freeze
 
     FLAGS = flags.FLAGS  # noqa: N806
     try:
@@ -235,6 +236,7 @@ def main(argv: list[str]) -> None:
         from quickdraw_tf.inference.predictor import Predictor
 
         predictor = Predictor.load(FLAGS.model_dir, weights)
+        gc_freeze.freeze_startup_objects()  # a long run: TensorFlow's objects stay out of every collection
         progress = Progress(sum(item.size for item in inputs))
         summary = run_predict(
             predictor,

@@ -26,6 +26,7 @@ quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see qui
 
 # isort: split
 
+from quickdraw_tf.inference import gc_freeze
 from quickdraw_tf.training import config_flags, distribute, input_pipeline, trainer
 from quickdraw_tf.training.train_config import TrainConfig
 
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> None:
     print(f"model_dir:   {config.model_dir}", flush=True)
     print(f"TensorBoard: tensorboard --logdir {config.model_dir}", flush=True)
     logging.info("training %s on %d replica(s)", config.model, strategy.num_replicas_in_sync)
+    gc_freeze.freeze_startup_objects()  # TensorFlow's and Keras' import-time objects: never walked again
     try:
         with input_pipeline.naming_bad_shards(config.data_dir):
             trainer.train(config, strategy)

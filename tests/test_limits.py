@@ -14,7 +14,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from quickdraw_tf.data import formats, ink, limits
+from quickdraw_tf.data import formats, ink, limits, preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.data.formats import binary
 
@@ -119,6 +119,35 @@ def test_absurd_raw_coordinates_are_bad_coordinate_and_never_reach_simplify(valu
     record = formats.SourceRecord("pig.ndjson", 1, json.dumps(pig(drawing=drawing)).encode(), "ndjson")
     error = _error(record)
     assert error.reason == "bad_coordinate" and "beyond ±1e+06" in str(error)
+
+
+@pytest.mark.parametrize("value", [7e305, 1e6 + 1, -2e6, 10**20])
+def test_the_predictor_and_the_server_apply_the_readers_coordinate_rule(value):
+    """One rule for every way in: a raw pig with one coordinate beyond ±1e6 gets the same one-line reason
+    from the reader, from the Predictor's preparation and from the server's request check (its 422)."""
+    from quickdraw_tf.serve import schemas  # no web framework: only the body checks
+
+    drawing = pig()["drawing"]
+    drawing[0][1][3] = value  # a y
+    line = json.dumps(pig(drawing=drawing)).encode()
+    reader = _error(formats.SourceRecord("pig.ndjson", 1, line, "ndjson"))
+    with pytest.raises(InvalidRecord) as predictor:
+        preprocess.model_input(Drawing(0, "", strokes=tuple(drawing)), preprocess.Preprocessing())
+    with pytest.raises(schemas.RequestError) as server:
+        schemas.parse_request({"drawing": drawing}, num_classes=3)
+    assert str(reader) == str(predictor.value) == str(server.value) and server.value.status == 422
+    assert str(server.value) == f"bad_coordinate: stroke 0: y {value:g} is beyond ±1e+06"
+    bound = limits.MAX_ABS_COORDINATE
+    at_the_bound = [[0.0, bound], [-bound, 0.0], [0, 1]]
+    prepared = preprocess.model_input(Drawing(0, "", strokes=(at_the_bound,)), preprocess.Preprocessing())
+    assert len(prepared["ink"]) and np.isfinite(prepared["ink"]).all()
+    assert schemas.parse_request({"drawing": [at_the_bound]}, num_classes=3)[0].strokes == (at_the_bound,)
+
+
+def test_the_predictor_refuses_more_points_than_the_readers():
+    many = zigzag_pig(limits.MAX_POINTS_PER_STROKE) * 3
+    with pytest.raises(InvalidRecord, match="too_large: 30,000 points, more than 20,000"):
+        preprocess.model_input(Drawing(0, "", strokes=tuple(many)), preprocess.Preprocessing())
 
 
 def test_points_per_stroke_and_per_drawing_are_limited():

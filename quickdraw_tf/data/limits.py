@@ -1,5 +1,9 @@
 """Bounds on one record, so that no single bad or hostile record can take a run's memory or time.
 
+One rule for every way in: the readers (formats.validate), the Predictor (preprocess.checked_strokes,
+so the predict CLI and any library caller) and the server (serve/schemas.py, answering 422) all call
+check_drawing.
+
 Each limit sits far above the real data: over the 12,056 real raw drawings in ../shared/data/quickdraw/raw
 (345 words) the longest ndjson line is 39,948 bytes, the most points in a drawing (and in a stroke) 1,174,
 the largest |coordinate| 2,755, and the longest ink 35,928 px once scaled to Google's 0..255 box.
@@ -29,7 +33,8 @@ CHUNK_BYTES = 1 << 20
 
 
 def check_drawing(strokes: Sequence) -> None:
-    """too_large / bad_coordinate for a structurally valid drawing (formats.validate calls it last)."""
+    """too_large / bad_coordinate for a structurally valid drawing of finite numbers ([xs, ys(, ts)]
+    sequences); formats.validate, preprocess.checked_strokes and the server's schemas call it last."""
     total = 0
     for index, stroke in enumerate(strokes):
         points = len(stroke[0])
@@ -40,9 +45,11 @@ def check_drawing(strokes: Sequence) -> None:
         total += points
         for axis, values in zip("xy", stroke[:2], strict=True):
             # min/max run in C; the values are already known to be finite numbers.
-            if max(values) > MAX_ABS_COORDINATE or min(values) < -MAX_ABS_COORDINATE:
+            low, high = min(values), max(values)
+            if high > MAX_ABS_COORDINATE or low < -MAX_ABS_COORDINATE:
+                beyond = high if high > MAX_ABS_COORDINATE else low
                 raise InvalidRecord(
-                    "bad_coordinate", f"stroke {index}: an {axis} value is beyond ±{MAX_ABS_COORDINATE:g}"
+                    "bad_coordinate", f"stroke {index}: {axis} {beyond:g} is beyond ±{MAX_ABS_COORDINATE:g}"
                 )
     if total > MAX_POINTS_PER_DRAWING:
         raise InvalidRecord("too_large", f"{total:,} points, more than {MAX_POINTS_PER_DRAWING:,}")

@@ -19,13 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf.data import bitmap, ink
+from quickdraw_tf.data import bitmap, ink, limits
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.data.layout import KINDS
-
-# A bound on the points of one input drawing, so that one absurd request cannot hold a worker for
-# long (Google's raw drawings have a few hundred points; the simplification runs in ~1 ms per 1,000).
-MAX_INPUT_POINTS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +66,8 @@ def is_raw(strokes: Sequence) -> bool:
 
 
 def checked_strokes(strokes: object) -> list[list[list[float]]]:
-    """[[xs, ys(, ts)], ...] of finite numbers, equal lengths, >= 2 points in all; InvalidRecord if not.
+    """[[xs, ys(, ts)], ...] of finite numbers, equal lengths, >= 2 points in all, within the readers'
+    bounds (quickdraw_tf.data.limits: points per stroke and drawing, |x|, |y|); InvalidRecord if not.
 
     Accepts what a canvas sends (floats, any origin) as well as what the readers yield."""
     if not isinstance(strokes, (list, tuple)) or not strokes:
@@ -93,8 +90,7 @@ def checked_strokes(strokes: object) -> list[list[list[float]]]:
             raise InvalidRecord("bad_coordinate", f"stroke {index} has a value that is not finite")
         total += len(arrays[0])
         out.append([list(stroke[0]), list(stroke[1])] + ([list(stroke[2])] if len(stroke) == 3 else []))
-    if total > MAX_INPUT_POINTS:
-        raise InvalidRecord("bad_field", f"{total} points, more than {MAX_INPUT_POINTS}")
+    limits.check_drawing(out)
     if total < 2:
         raise InvalidRecord(
             "too_short" if total else "empty_drawing", f"{total} point(s) in all, at least 2 needed"

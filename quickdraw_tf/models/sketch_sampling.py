@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +22,10 @@ from quickdraw_tf.pictures import sample_grids
 
 SUMMARY_SAMPLES_PER_CLASS = 4
 SUMMARY_TEMPERATURE = 0.5
+
+
+class SamplingStopped(Exception):
+    """sample() was asked to stop (its should_stop returned True) before the drawings were done."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,9 +77,11 @@ def sample(
     seed: int | None = None,
     prefix_ink: np.ndarray | None = None,
     max_steps: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Sample]:
     """`num` drawings of class `class_index` (or of class_index[i] each, one batch for many classes); with
-    prefix_ink (delta ink [n, 3]), each continues it."""
+    prefix_ink (delta ink [n, 3]), each continues it. `should_stop` is asked between steps (a server's
+    deadline, or its client gone): True raises SamplingStopped."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     class_index = np.broadcast_to(np.asarray(class_index, np.int32), (num,))
@@ -96,6 +103,8 @@ def sample(
     rows, done = [], np.zeros(num, bool)
     step_fn = _step_function(model)
     for _ in range(max(steps - len(prefix), 0)):
+        if should_stop is not None and should_stop():
+            raise SamplingStopped("sampling was stopped before the drawings ended")
         output, state = step_fn(tf.constant(previous), context, state)
         previous = _next_points(rng, output.numpy(), model.num_mixture, temperature)
         previous[done] = (0, 0, 0, 0, 1)

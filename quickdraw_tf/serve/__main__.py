@@ -6,6 +6,7 @@ Loads the model(s) once (several model dirs are an ensemble), warms them up, the
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +30,15 @@ flags.DEFINE_enum(
     "log_level", "info", ["critical", "error", "warning", "info", "debug"], "uvicorn log level."
 )
 flags.DEFINE_bool("access_log", False, "Log every request (costs throughput).")
+flags.DEFINE_multi_string(
+    "allow_origin", [], "An origin (scheme://host:port) whose pages may call the API; repeat. Requests from "
+    "any other page are refused (403)."
+)
+flags.DEFINE_float("header_timeout_s", 10.0, "Longest a request's line and headers may take to arrive (408).")
+flags.DEFINE_float("body_timeout_s", 20.0, "Longest a request's body may take to arrive after them (408).")
+flags.DEFINE_integer("max_connections", 100, "Open connections served at once; more are answered 503.")
+flags.DEFINE_float("complete_timeout_s", 10.0, "Deadline of one /v1/complete, waiting included (503).")
+flags.DEFINE_integer("complete_queue", 4, "Completions that may wait behind the running one; more get 503.")
 
 
 def main(argv: list[str]) -> None:
@@ -39,6 +49,13 @@ def main(argv: list[str]) -> None:
         cli.fail(f"--port={FLAGS.port} is not in 1..65535")
     if FLAGS.max_batch < 1 or FLAGS.max_wait_ms < 0:
         cli.fail("--max_batch must be >= 1 and --max_wait_ms >= 0")
+    if min(FLAGS.header_timeout_s, FLAGS.body_timeout_s, FLAGS.complete_timeout_s) <= 0:
+        cli.fail("--header_timeout_s, --body_timeout_s and --complete_timeout_s must be > 0")
+    if FLAGS.max_connections < 1 or FLAGS.complete_queue < 0:
+        cli.fail("--max_connections must be >= 1 and --complete_queue >= 0")
+    for origin in FLAGS.allow_origin:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            cli.fail(f"--allow_origin={origin} is not an origin like http://example.org:8080")
     for model_dir in FLAGS.model_dir:
         if not os.path.isdir(model_dir):
             cli.fail(f"--model_dir={model_dir}: no such directory")
@@ -48,6 +65,7 @@ def main(argv: list[str]) -> None:
 
     quiet.import_tensorflow_quietly()
     from quickdraw_tf.inference.predictor import Predictor
+    from quickdraw_tf.serve import transport
     from quickdraw_tf.serve.app import create_app
     from quickdraw_tf.serve.completion import Generator
 
@@ -57,10 +75,17 @@ def main(argv: list[str]) -> None:
         generator = Generator.load(FLAGS.generator_dir) if FLAGS.generator_dir else None
     except (ValueError, OSError) as error:
         cli.fail(error)
-    server_app = create_app(predictor, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
-                            generator=generator)
-    uvicorn.run(server_app, host=FLAGS.host, port=FLAGS.port, log_level=FLAGS.log_level,
-                access_log=FLAGS.access_log)
+    server_app = create_app(
+        predictor, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms, generator=generator,
+        body_timeout_s=FLAGS.body_timeout_s, host=FLAGS.host, port=FLAGS.port,
+        allow_origins=tuple(FLAGS.allow_origin), complete_timeout_s=FLAGS.complete_timeout_s,
+        complete_max_waiting=FLAGS.complete_queue, freeze_gc=True,
+    )
+    config = transport.server_config(
+        server_app, FLAGS.host, FLAGS.port, header_timeout_s=FLAGS.header_timeout_s,
+        max_connections=FLAGS.max_connections, log_level=FLAGS.log_level, access_log=FLAGS.access_log,
+    )
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """The FastAPI app: /v1/predict, /v1/complete, /v1/classes, /healthz, /metrics and the drawing page at /.
 
 The model is warmed up in the lifespan start-up, which uvicorn completes before it opens the port, so
-the first person to draw never waits for TensorFlow's tracing. Request bodies are read and checked by
-schemas.py; preparation (simplification, ink) runs in worker threads and model calls in the batcher's
-one inference thread, so the event loop only moves bytes.
+the first person to draw never waits for TensorFlow's tracing; with freeze_gc, what start-up made is then
+frozen out of the garbage collector's walks (quickdraw_tf.inference.gc_freeze). Requests pass guard.py (Host,
+Origin, JSON bodies) first; bodies are read and checked by schemas.py; preparation (simplification, ink)
+runs in worker threads and model calls in the batcher's one inference thread, so the event loop only
+moves bytes. Completions run in their own bounded thread (completion_pool.py), never in the threads
+that prepare predictions.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 
 from quickdraw_tf.data.drawing import Drawing
-from quickdraw_tf.serve import metrics, schemas
-from quickdraw_tf.serve.batcher import Batcher
-from quickdraw_tf.serve.completion import UnknownWord
+from quickdraw_tf.inference import gc_freeze
+from quickdraw_tf.serve import completion_pool, guard, metrics, schemas
+from quickdraw_tf.serve.batcher import Batcher, BatcherStopped
 
 STATIC_DIR = importlib.resources.files("quickdraw_tf.serve") / "static"
 
@@ -48,12 +52,28 @@ def warm_up(predictor, max_batch: int) -> None:
         predictor.probabilities([prepared] * size)
 
 
-def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
-               max_body_bytes: int = schemas.MAX_BODY_BYTES, generator=None) -> FastAPI:
+def create_app(
+    predictor,
+    max_batch: int = 32,
+    max_wait_ms: float = 5.0,
+    max_body_bytes: int = schemas.MAX_BODY_BYTES,
+    generator=None,
+    *,
+    body_timeout_s: float = schemas.DEFAULT_BODY_TIMEOUT_S,
+    host: str | None = None,
+    port: int | None = None,
+    allow_origins: tuple[str, ...] = (),
+    complete_timeout_s: float = completion_pool.DEFAULT_TIMEOUT_S,
+    complete_max_waiting: int = completion_pool.DEFAULT_MAX_WAITING,
+    freeze_gc: bool = False,
+) -> FastAPI:
     """The app serving `predictor` (a quickdraw_tf.Predictor); max_batch=1 turns batching off;
-    `generator` (a serve.completion.Generator, optional) answers /v1/complete."""
+    `generator` (a serve.completion.Generator, optional) answers /v1/complete. `host` and `port` are
+    where the server is bound (the Host check when that is a loopback address; none when not given)."""
     registry = metrics.Metrics()
     batcher = Batcher(_probabilities(predictor), max_batch, max_wait_ms / 1000.0, registry.observe_batch)
+    pool = None if generator is None else completion_pool.CompletionPool(
+        generator, complete_timeout_s, complete_max_waiting)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -61,22 +81,34 @@ def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
         if generator is not None:  # trace the sampler's step now, not on the first click
             await asyncio.to_thread(generator.complete, _WARMUP_STROKES, generator.classes[0], 0.5, 0)
         await batcher.start()
+        if freeze_gc:
+            registry.frozen_objects.set(gc_freeze.freeze_startup_objects())
         app.state.ready = True
         yield
         app.state.ready = False
         await batcher.stop()
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown)
 
     app = FastAPI(title="quickdraw-tf", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ready = False
-    app.add_middleware(metrics.MetricsMiddleware, metrics=registry)
+    app.state.batcher = batcher
+    if allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"])
+    app.add_middleware(guard.RequestGuard, hosts=guard.host_names(host, port), allow_origins=allow_origins)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=registry)  # outermost: refusals are counted
     _add_error_handlers(app)
     classes = list(predictor.class_names)
 
+    async def read_json(request: Request) -> object:
+        length = request.headers.get("content-length")
+        return schemas.parse_json(
+            await schemas.read_body(request.stream(), length, max_body_bytes, body_timeout_s))
+
     @app.post("/v1/predict")
     async def predict(request: Request) -> JSONResponse:
-        length = request.headers.get("content-length")
-        body = await schemas.read_body(request.stream(), length, max_body_bytes)
-        drawing, top_k = schemas.parse_request(schemas.parse_json(body), len(classes))
+        drawing, top_k = schemas.parse_request(await read_json(request), len(classes))
         _check_kind(predictor, drawing)
         start = time.perf_counter()
         try:
@@ -84,7 +116,10 @@ def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
         except ValueError as error:
             raise schemas.RequestError(422, _one_line(error)) from None
         preprocess_ms = (time.perf_counter() - start) * 1000.0
-        result = await batcher.submit(prepared)
+        try:
+            result = await batcher.submit(prepared)
+        except BatcherStopped as error:
+            raise schemas.RequestError(503, _one_line(error)) from None
         return JSONResponse({
             "predictions": [
                 {"word": word, "probability": probability}
@@ -97,31 +132,38 @@ def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
 
     @app.post("/v1/complete")
     async def complete(request: Request) -> JSONResponse:
-        if generator is None:
+        if pool is None:
             raise schemas.RequestError(404, "no generator loaded: start serve with --generator_dir")
-        length = request.headers.get("content-length")
-        body = await schemas.read_body(request.stream(), length, max_body_bytes)
-        strokes, word, temperature, seed = schemas.parse_complete_request(schemas.parse_json(body))
+        strokes, word, temperature, seed = schemas.parse_complete_request(await read_json(request))
+        if word not in generator.classes:
+            raise schemas.RequestError(
+                409, f"the generator does not draw {word!r}; it draws: {', '.join(generator.classes)}")
         start = time.perf_counter()
         try:
-            new_strokes = await asyncio.to_thread(generator.complete, strokes, word, temperature, seed)
-        except UnknownWord as error:
-            raise schemas.RequestError(409, _one_line(error)) from None
+            answer = await pool.complete(strokes, word, temperature, seed, lambda: _client_gone(request))
+        except (completion_pool.Busy, completion_pool.DeadlinePassed) as error:
+            raise schemas.RequestError(503, _one_line(error)) from None
+        except completion_pool.ClientGone:
+            return Response(status_code=499)  # nobody reads it; counted in /metrics
         except ValueError as error:
             raise schemas.RequestError(422, _one_line(error)) from None
-        return JSONResponse({"strokes": new_strokes, "word": word, "model": generator.name,
+        return JSONResponse({"strokes": answer.strokes, "tries": answer.tries, "word": word,
+                             "model": generator.name,
                              "timing_ms": round((time.perf_counter() - start) * 1000.0, 3)})
 
     @app.get("/v1/classes")
     async def get_classes() -> dict:
         accepts = {"strokes": bool(predictor.accepts_strokes), "images": bool(predictor.accepts_images)}
-        drawer = None if generator is None else {"classes": generator.classes, "model": generator.name}
+        drawer = None if generator is None else {"classes": generator.classes, "model": generator.name,
+                                                 "max_points": generator.max_seq_len}
         return {"classes": classes, "model": predictor.name, "accepts": accepts, "generator": drawer}
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
         if not request.app.state.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
+        if not batcher.alive:
+            return JSONResponse({"status": "failed", "error": batcher.failure}, status_code=503)
         return JSONResponse({"status": "ready", "model": predictor.name})
 
     @app.get("/metrics")
@@ -134,6 +176,12 @@ def create_app(predictor, max_batch: int = 32, max_wait_ms: float = 5.0,
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns once the client has hung up (the body is already read: the next message says so)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _probabilities(predictor):
@@ -159,7 +207,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(schemas.RequestError)
     async def request_error(_: Request, error: schemas.RequestError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        # after a body timeout the rest of the body may still come: the connection is not reused
+        headers = {"connection": "close"} if error.status == 408 else None
+        return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -5,13 +5,17 @@ normalized delta ink) into sketch_sampling.sample, the sampler `generate --compl
 primed with the drawing). The sampled strokes come back in the units of that ink; this module maps
 them back through the two scalings (ink: /largest side of the simplified drawing; simplification:
 x 255/largest side of the canvas drawing), so they land on the canvas where the drawing continues.
+
+Bounded by the model: a drawing longer than the model's max_seq_len once simplified (longer than any
+drawing it trained on) is refused, and a completion adds at most max_seq_len moves. A tiny or young
+generator often ends a sample at once; complete() then samples again, at most TRIES times in all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,10 +27,21 @@ from quickdraw_tf.models import sketch_sampling
 # How many moves a completion may add beyond the model's max_seq_len, as a share of it: a drawing
 # already as long as the model's training drawings still gets this much more.
 MIN_EXTRA_SHARE = 0.25
+# Samples drawn at most when each one ends at once (adds no stroke); later tries use seed + 1, + 2.
+TRIES = 3
 
 
 class UnknownWord(ValueError):
     """A word the generator was not trained on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """The new strokes [[xs], [ys]] in canvas coordinates (none when every try ended at once), and the
+    number of samples drawn."""
+
+    strokes: list[list[list[float]]]
+    tries: int
 
 
 @dataclasses.dataclass
@@ -46,10 +61,21 @@ class Generator:
         model, classes, step = load_generator(model_dir)
         return cls(model=model, classes=list(classes), step=int(step), name=f"sketch_rnn@{step}")
 
+    @property
+    def max_seq_len(self) -> int:
+        """The most moves of a drawing the model trained on (its data's longest, up to the config's cap)."""
+        return int(self.model.data_max_seq_len.numpy())
+
     def complete(
-        self, strokes: Sequence[Stroke], word: str, temperature: float, seed: int | None = None
-    ) -> list[list[list[float]]]:
-        """The continuation of canvas `strokes` as new strokes [[xs], [ys]] in the canvas' coordinates."""
+        self,
+        strokes: Sequence[Stroke],
+        word: str,
+        temperature: float,
+        seed: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Completion:
+        """The continuation of canvas `strokes` as new strokes in the canvas' coordinates. ValueError for a
+        drawing it cannot continue; sketch_sampling.SamplingStopped once `should_stop()` says so."""
         if word not in self.classes:
             raise UnknownWord(f"the generator does not draw {word!r}; it draws: {', '.join(self.classes)}")
         xs = np.concatenate([np.asarray(s[0], np.float64) for s in strokes])
@@ -59,22 +85,34 @@ class Generator:
             raise ValueError("the drawing is a single point; draw a little more first")
         simplified = ink.simplify(strokes)
         prefix = ink.to_ink(simplified)
-        max_len = int(self.model.data_max_seq_len.numpy())
+        max_len = self.max_seq_len
+        if len(prefix) > max_len:
+            raise ValueError(f"the drawing has {len(prefix)} points once simplified; the generator continues "
+                             f"drawings of at most {max_len} (the longest it trained on)")
         max_steps = len(prefix) + max(max_len - len(prefix), int(max_len * MIN_EXTRA_SHARE))
-        with self._lock:
-            sample = sketch_sampling.sample(
-                self.model, self.classes.index(word), 1, temperature, seed, prefix, max_steps=max_steps
-            )[0]
         points = ink.stroke_points(simplified)[:, :2]
         side = max(float(np.ptp(points[:, 0])), float(np.ptp(points[:, 1]))) or 1.0  # to_ink's scale
         # ink unit u → simplified s = first point + u * side → canvas = min + s * extent / 255
         origin, to_canvas = points[0], extent / ink.SIMPLIFIED_MAX
         lower = np.array([xs.min(), ys.min()])
-        return [
-            [np.round(lower[axis] + (origin[axis] + stroke[:, axis] * side) * to_canvas, 2).tolist()
-             for axis in (0, 1)]
-            for stroke in continuation(sample)
-        ]
+        for attempt in range(TRIES):
+            attempt_seed = None if seed is None else (seed + attempt) % 2**32
+            with self._lock:
+                sample = sketch_sampling.sample(
+                    self.model, self.classes.index(word), 1, temperature, attempt_seed, prefix,
+                    max_steps=max_steps, should_stop=should_stop,
+                )[0]
+            new_strokes = continuation(sample)
+            if new_strokes:
+                break
+        return Completion(
+            strokes=[
+                [np.round(lower[axis] + (origin[axis] + stroke[:, axis] * side) * to_canvas, 2).tolist()
+                 for axis in (0, 1)]
+                for stroke in new_strokes
+            ],
+            tries=attempt + 1,
+        )
 
 
 def continuation(sample: sketch_sampling.Sample) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the server: requests and errors by status, latency, batch sizes.
+"""Prometheus metrics of the server: requests and errors by status, latency, batch sizes, frozen objects.
 
 Each app owns its own CollectorRegistry (not the global one) so that several apps in one process,
 as in the tests, count separately. The middleware is plain ASGI: it adds no task or body copy.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-_ROUTES = {"/v1/predict", "/v1/classes", "/healthz", "/metrics", "/"}
+_ROUTES = {"/v1/predict", "/v1/complete", "/v1/classes", "/healthz", "/metrics", "/"}
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -27,6 +27,8 @@ class Metrics:
                                  ["path"], buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("quickdraw_batch_size", "Requests per model call",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        self.frozen_objects = Gauge("quickdraw_gc_frozen_objects", "Objects alive after start-up that the "
+                                    "garbage collector no longer walks (gc.freeze)", registry=self.registry)
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         label = path if path in _ROUTES else "/static" if path.startswith("/static/") else "other"

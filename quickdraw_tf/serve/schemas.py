@@ -1,24 +1,30 @@
 """The /v1/predict and /v1/complete bodies: read within a size limit, parsed, and checked.
 
 Every problem becomes a RequestError with the HTTP status the API promises (400 unreadable JSON,
-413 too large, 422 well-formed JSON that is not a usable drawing) and one line naming the problem.
+408 a body that does not arrive in time, 413 too large, 422 well-formed JSON that is not a usable
+drawing) and one line naming the problem. Points and coordinates follow the readers' rule
+(quickdraw_tf.data.limits: at most 10,000 points a stroke and 20,000 a drawing, |x|, |y| <= 1e6).
 The checks are written out by hand rather than left to pydantic so that each message names the
 stroke and axis at fault, and so that NaN/Infinity (which Python's json accepts) are refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
 
 import numpy as np
 
-from quickdraw_tf.data.drawing import Drawing
+from quickdraw_tf.data import limits
+from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
+DEFAULT_BODY_TIMEOUT_S = 20.0  # 1 MiB at 0.5 Mbit/s
 MAX_STROKES = 200
-MAX_POINTS = 20_000
+MAX_POINTS = limits.MAX_POINTS_PER_DRAWING
+MAX_STROKE_POINTS = limits.MAX_POINTS_PER_STROKE
 IMAGE_PIXELS = 28 * 28
 DEFAULT_TOP_K = 3
 _KNOWN_FIELDS = {"drawing", "image", "top_k"}
@@ -34,8 +40,10 @@ class RequestError(Exception):
         self.status = status
 
 
-async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing).
+async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, limit: int,
+                    timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing), and
+    with 408 when it has not all arrived `timeout_s` after the headers.
 
     A declared Content-Length over the limit is refused without reading; a chunked or lying body is
     refused as soon as the bytes received pass the limit.
@@ -46,10 +54,15 @@ async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, li
         if int(content_length) > limit:
             raise RequestError(413, f"the body is {int(content_length)} bytes; the limit is {limit}")
     body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"the body is over {limit} bytes; the limit is {limit}")
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    raise RequestError(413, f"the body is over {limit} bytes; the limit is {limit}")
+    except TimeoutError:
+        raise RequestError(408, f"the body did not arrive within {timeout_s:g} s "
+                                f"({len(body)} bytes received)") from None
     return bytes(body)
 
 
@@ -133,6 +146,10 @@ def _strokes(value: object) -> tuple:
         total += _check_stroke(index, stroke, len(value[0]) if isinstance(value[0], list) else 0)
         if total > MAX_POINTS:
             raise _unprocessable(f"the drawing has over {MAX_POINTS} points; the limit is {MAX_POINTS}")
+    try:
+        limits.check_drawing(value)  # the readers' rule for coordinates
+    except InvalidRecord as error:
+        raise _unprocessable(str(error)) from None
     return tuple(value)
 
 
@@ -152,8 +169,8 @@ def _check_stroke(index: int, stroke: object, arity: int) -> int:
         raise _unprocessable(f"stroke {index} has mismatched lengths ({counts})")
     if not lengths[0]:
         raise _unprocessable(f"stroke {index} has no points")
-    if lengths[0] > MAX_POINTS:
-        raise _unprocessable(f"stroke {index} has {lengths[0]} points; the limit is {MAX_POINTS}")
+    if lengths[0] > MAX_STROKE_POINTS:
+        raise _unprocessable(f"stroke {index} has {lengths[0]} points; the limit is {MAX_STROKE_POINTS}")
     for axis, values in zip("xyt", stroke, strict=False):
         for position, number in enumerate(values):
             if type(number) not in (int, float):

@@ -20,6 +20,7 @@ class FakePredictor:
     def __init__(self, fail: bool = False):
         self.batch_sizes: list[int] = []
         self.fail = fail
+        self.missing_rows = 0  # > 0: answer fewer rows than inputs (a broken model's output)
         self._lock = threading.Lock()
 
     def prepare(self, drawing: Drawing) -> int:
@@ -36,7 +37,7 @@ class FakePredictor:
         rows = np.full((len(prepared), 4), 0.1, np.float32)
         for row, points in zip(rows, prepared, strict=True):
             row[points % 4] = 0.7
-        return rows
+        return rows[: len(rows) - self.missing_rows]
 
     def top_k(self, row: np.ndarray, k: int) -> list[tuple[str, float]]:
         order = np.argsort(-row, kind="stable")[:k]

@@ -27,6 +27,13 @@ def _set_value(rng, body, value):
     return body
 
 
+def _set_xy(rng, body, value):
+    """An x or y (never a time: times need only be finite) set to `value`."""
+    s, _, i = _random_point(rng, body["drawing"])
+    body["drawing"][s][rng.randrange(2)][i] = value
+    return body
+
+
 def _drop_value(rng, body):
     s, axis, i = _random_point(rng, body["drawing"])
     body["drawing"][s][axis].pop(i)
@@ -42,6 +49,7 @@ def _structural(rng: random.Random, body: dict) -> tuple[str, dict]:
         "nan": lambda: _set_value(rng, body, float("nan")),
         "infinity": lambda: _set_value(rng, body, rng.choice([float("inf"), float("-inf")])),
         "huge integer": lambda: _set_value(rng, body, 10**400),
+        "coordinate beyond 1e6": lambda: _set_xy(rng, body, rng.choice([1e7, -3.5e12, 10**20, -1.7e308])),
         "string coordinate": lambda: _set_value(rng, body, "12"),
         "null coordinate": lambda: _set_value(rng, body, None),
         "bool coordinate": lambda: _set_value(rng, body, True),

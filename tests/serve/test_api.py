@@ -22,6 +22,8 @@ from tests.serve.mutations import mutations
 
 pytestmark = pytest.mark.integration
 
+JSON = {"content-type": "application/json"}  # the server takes POST bodies only as JSON
+
 
 def _expected(predictor, drawing: Drawing) -> list[tuple[str, float]]:
     return predictor.predict([drawing], top_k=3)[0]
@@ -38,7 +40,7 @@ def test_answers_equal_the_predictor_for_raw_simplified_and_untimed_strokes(pred
     simplified = [Drawing(key_id=int(r["key_id"]), word=r["word"], strokes=tuple(r["drawing"]))
                   for r in sample_drawings(1)[:3]]
     untimed = [Drawing(key_id=0, word="", strokes=tuple(s[:2] for s in d.strokes)) for d in raw]
-    with TestClient(create_app(predictor)) as client:
+    with TestClient(create_app(predictor), headers=JSON) as client:
         for drawing in raw + simplified + untimed:
             response = client.post("/v1/predict", json=as_request(drawing))
             assert response.status_code == 200, response.text
@@ -54,7 +56,7 @@ def test_bitmap_model_serves_images_and_rendered_strokes(bitmap_model_dir, predi
     assert bitmaps.accepts_images
     image = eye_bitmaps(200)[150]  # not among the 96 the model trained on
     strokes = raw_sample_drawings()[0]
-    with TestClient(create_app(bitmaps, max_batch=4)) as client:
+    with TestClient(create_app(bitmaps, max_batch=4), headers=JSON) as client:
         response = client.post("/v1/predict", json={"image": image.reshape(-1).tolist(), "top_k": 2})
         assert response.status_code == 200, response.text
         expected = bitmaps.top_k(bitmaps.probabilities([bitmaps.prepare(Drawing(0, "", image=image))])[0], 2)
@@ -64,7 +66,7 @@ def test_bitmap_model_serves_images_and_rendered_strokes(bitmap_model_dir, predi
         _assert_same_answer(response.json(), bitmaps.predict([strokes], top_k=2)[0])
         bad = client.post("/v1/predict", json={"image": [0] * 783 + [256]})
         assert bad.status_code == 422 and "783" in bad.json()["error"]
-    with TestClient(create_app(predictor)) as client:  # the stroke model takes no image
+    with TestClient(create_app(predictor), headers=JSON) as client:  # a stroke model takes no image
         response = client.post("/v1/predict", json={"image": image.reshape(-1).tolist()})
         assert response.status_code == 422 and "takes strokes" in response.json()["error"]
 
@@ -74,7 +76,7 @@ def test_1000_malformed_requests_then_a_valid_one_gets_the_right_answer(predicto
     real += [as_request(d) for d in raw_sample_drawings()[:40:4]]
     bad = mutations(real, count=1100, seed=9)
     valid = held_out_raw_drawings(list(predictor.class_names))[0]
-    with TestClient(create_app(predictor, max_batch=8)) as client:
+    with TestClient(create_app(predictor, max_batch=8), headers=JSON) as client:
         for kind, body, status in bad:
             response = client.post("/v1/predict", content=body)
             assert response.status_code == status, (kind, response.text)
@@ -107,11 +109,13 @@ def test_real_server_process_batches_concurrent_requests_and_survives_bad_ones(s
         _assert_same_answer(response.json(), answer)
     assert max(r.json()["batch_size"] for r in responses) > 1  # gathered into shared model calls
     bodies = (b"{", b'{"drawing": []}', b"[" * 1_100_000)
-    bad = [httpx.post(f"{server}/v1/predict", content=body) for body in bodies]
+    bad = [httpx.post(f"{server}/v1/predict", content=body, headers=JSON) for body in bodies]
     assert [r.status_code for r in bad] == [400, 422, 413]
     assert httpx.get(f"{server}/healthz").json()["status"] == "ready"
     metrics = httpx.get(f"{server}/metrics").text
     assert 'quickdraw_errors_total{status="413"} 1.0' in metrics
+    frozen = re.search(r"^quickdraw_gc_frozen_objects (\S+)$", metrics, re.M)
+    assert float(frozen.group(1)) > 100_000  # start-up's objects are out of the collector's walks
     assert "quickdraw_request_latency_seconds_bucket" in metrics
 
 

@@ -17,6 +17,8 @@ from tests.serve.conftest import REPO, as_request, held_out_raw_drawings
 
 pytestmark = pytest.mark.integration
 
+JSON = {"content-type": "application/json"}  # the server takes POST bodies only as JSON
+
 
 @pytest.fixture(scope="module")
 def generator(sketch_model_dir) -> Generator:
@@ -25,7 +27,7 @@ def generator(sketch_model_dir) -> Generator:
 
 @pytest.fixture(scope="module")
 def client(predictor, generator):
-    with TestClient(create_app(predictor, generator=generator)) as test_client:
+    with TestClient(create_app(predictor, generator=generator), headers=JSON) as test_client:
         yield test_client
 
 
@@ -96,7 +98,7 @@ def test_invalid_json_is_400_and_no_generator_is_404(client, predictor):
     response = client.post("/v1/complete", content=b'{"drawing": [[[1, NaN]')
     assert response.status_code == 400 and list(response.json()) == ["error"]
     assert client.get("/v1/classes").json()["generator"]["classes"]
-    with TestClient(create_app(predictor)) as plain:
+    with TestClient(create_app(predictor), headers=JSON) as plain:
         assert plain.get("/v1/classes").json()["generator"] is None
         response = plain.post("/v1/complete", json={"drawing": [[[1, 2], [3, 4]]], "word": "cat"})
         assert response.status_code == 404

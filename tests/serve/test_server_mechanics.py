@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from quickdraw_tf.data import limits
 from quickdraw_tf.serve import schemas
 from quickdraw_tf.serve.app import create_app
 from quickdraw_tf.serve.batcher import Batcher
@@ -18,11 +19,13 @@ from tests.serve.fake_predictor import FakePredictor
 
 STROKE = [[10, 20.5, 30], [5, 6, 7.25], [0, 16, 33]]
 
+JSON = {"content-type": "application/json"}  # the server takes POST bodies only as JSON
+
 
 @pytest.fixture()
 def client():
     predictor = FakePredictor()
-    with TestClient(create_app(predictor, max_batch=8, max_wait_ms=2)) as test_client:
+    with TestClient(create_app(predictor, max_batch=8, max_wait_ms=2), headers=JSON) as test_client:
         test_client.predictor = predictor
         yield test_client
 
@@ -75,10 +78,26 @@ def test_limits_on_strokes_and_points(client):
     assert response.status_code == 422 and "201 strokes" in response.json()["error"]
     at_the_limit = {"drawing": [[[1, 2], [1, 2]]] * schemas.MAX_STROKES}
     assert client.post("/v1/predict", json=at_the_limit).status_code == 200
-    stroke = list(range(schemas.MAX_POINTS // 2 + 1))
-    too_many_points = {"drawing": [[stroke, stroke], [stroke, stroke]]}
+    stroke = list(range(schemas.MAX_POINTS // 3 + 1))
+    too_many_points = {"drawing": [[stroke, stroke]] * 3}
     response = client.post("/v1/predict", json=too_many_points)
     assert response.status_code == 422 and "20000 points" in response.json()["error"]
+    long_stroke = list(range(limits.MAX_POINTS_PER_STROKE + 1))
+    response = client.post("/v1/predict", json={"drawing": [[long_stroke, long_stroke]]})
+    assert response.status_code == 422 and "10001 points; the limit is 10000" in response.json()["error"]
+
+
+@pytest.mark.parametrize("value, status", [
+    (1e6, 200), (-1e6, 200), (1_000_001, 422), (-1e6 - 0.5, 422), (1.7e308, 422), (-(10**300), 422),
+])
+def test_coordinates_follow_the_readers_limit(client, value, status):
+    for stroke in ([[0, value], [0, 5]], [[0, 5], [0, value], [0, 16]]):  # x, then y with times
+        response = client.post("/v1/predict", json={"drawing": [stroke]})
+        assert response.status_code == status, response.text
+        if status == 422:
+            axis = "x" if stroke[0][1] == value else "y"
+            message = f"bad_coordinate: stroke 0: {axis} {value:g} is beyond ±1e+06"
+            assert response.json() == {"error": message}
 
 
 def test_body_over_1_mib_is_refused_before_parsing(client, monkeypatch):
@@ -118,14 +137,14 @@ def test_classes_healthz_metrics_and_page(client):
 
 def test_healthz_is_503_until_warm_up():
     app = create_app(FakePredictor())
-    with TestClient(app) as test_client:  # the context runs the lifespan start-up (warm-up)
+    with TestClient(app, headers=JSON) as test_client:  # the context runs the lifespan start-up (warm-up)
         assert test_client.get("/healthz").status_code == 200
-    assert TestClient(app).get("/healthz").status_code == 503  # no start-up ran
+    assert TestClient(app, headers=JSON).get("/healthz").status_code == 503  # no start-up ran
 
 
 def test_model_failure_is_a_500_message_and_the_server_stays_up():
     predictor = FakePredictor()
-    with TestClient(create_app(predictor), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(predictor), raise_server_exceptions=False, headers=JSON) as test_client:
         predictor.fail = True
         response = test_client.post("/v1/predict", json={"drawing": [STROKE]})
         assert response.status_code == 500 and "the model broke" in response.json()["error"]

@@ -237,6 +237,11 @@ async function finishDrawing() {
     });
     const answer = await response.json();
     if (!response.ok) { timing.textContent = answer.error || "error"; return; }
+    if (!answer.strokes.length) {  // every sample the server drew (answer.tries) ended at once
+      timing.textContent = `${answer.model} had nothing to add to the ${word} after ${answer.tries} tries: ` +
+        "press again, or draw a little more";
+      return;
+    }
     timing.textContent = `${answer.model} finished a ${word} in ${answer.timing_ms.toFixed(0)} ms`;
     await animate(answer.strokes);
   } catch (error) {
