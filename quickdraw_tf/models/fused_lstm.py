@@ -6,9 +6,10 @@ step among them) backward. `FusedLSTM` keeps Keras' weights, names and checkpoin
 inner loop for one of the kernels in `KERNELS`:
 
 - "projected" (what "auto" runs on CPU): the input projection of all steps as one matmul and a loop over
-  the recurrent part only, with a hand-written gradient. Measured fastest for training at batch 8 and
-  64 (docs/models.md, `python -m benchmarks.train_vs_peers --kernels=...`); plain TensorFlow ops, so
-  exported graphs and XLA take it too.
+  the recurrent part only, with a hand-written gradient. The fastest for training at batch 8, level with
+  Keras' loop at 64 where the matmuls' arithmetic bounds both (docs/models.md; measured by
+  `python -m benchmarks.train_vs_peers --kernels=keras,block`); plain TensorFlow ops, so exported graphs
+  and XLA take it too.
 - "block": TensorFlow's fused op BlockLSTMV2, kept for comparison (slower than Keras' own loop for
   training at batch 8 and 64); it has no XLA kernel, so inside jit_compile it takes Keras' loop.
 - "keras": Keras' own loop.
