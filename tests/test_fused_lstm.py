@@ -132,6 +132,24 @@ def test_projected_kernel_loops_over_the_recurrent_matmul_only():
         assert "BlockLSTMV2" not in _op_types(lambda x, mask, layer=layer: layer(x, mask=mask), x, mask)
 
 
+def _all_op_types(fn, *args) -> set[str]:
+    """Op types of fn's graph and of every function it calls (loop bodies among them)."""
+    graph_def = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
+    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+    return {node.op for node in nodes}
+
+
+def test_the_default_model_graph_holds_no_fused_op():
+    """What an exporter (SavedModel, a graph converter) sees of the default model: plain ops only."""
+    model = RnnClassifier(3, num_conv=(4,), conv_len=(3,), num_layers=1, num_nodes=UNITS)
+    x, _ = _inputs()
+    inputs = {"ink": x[:, :, :3], "length": tf.constant(LENGTHS)}
+    ops = _all_op_types(lambda inputs: model(inputs, training=False), inputs)
+    assert "BlockLSTMV2" not in ops and "MatMul" in ops
+    block = with_lstm_kernel(model, "block")
+    assert "BlockLSTMV2" in _all_op_types(lambda inputs: block(inputs, training=False), inputs)
+
+
 def test_block_kernel_uses_the_fused_op():
     """One BlockLSTMV2 per direction in the graph, no while loop."""
     layer = keras.layers.Bidirectional(FusedLSTM(UNITS, kernel="block", return_sequences=True))
