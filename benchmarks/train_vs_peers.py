@@ -146,10 +146,13 @@ def parse_args() -> argparse.Namespace:
         default="",
         help=f"also ours with these LSTM kernels (comma-separated, of {', '.join(KERNELS[1:])})",
     )
+    parser.add_argument("--keras_lstm", action="store_true", help="the same as --kernels=keras")
     parser.add_argument("--peer_passive", action="store_true", help="also the peer with passive OpenMP waits")
     parser.add_argument("--xla", action="store_true", help="also ours with --jit_compile --static_shapes")
     args = parser.parse_args()
     args.kernels = [k for k in args.kernels.split(",") if k]
+    if args.keras_lstm and "keras" not in args.kernels:
+        args.kernels.append("keras")
     unknown = sorted(set(args.kernels) - set(KERNELS[1:]))
     if unknown:
         cli.fail(f"--kernels: unknown {', '.join(unknown)}; known: {', '.join(KERNELS[1:])}")
