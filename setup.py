@@ -43,8 +43,9 @@ setup(
         # python -m beam_jobs.make_tfrecords --runner=DaskRunner (Beam's DaskRunner on dask.distributed);
         # the versions Beam's own "dask" extra asks for.
         "dask": ["dask[distributed]>=2024.4.2"],
-        # benchmarks/train_vs_peers.py's PyTorch peer only (never needed by the tests); on a CPU-only machine
-        # install PyTorch's CPU build rather than the default CUDA one.
-        "bench": ["torch>=2.4"],
+        # benchmarks/train_vs_peers.py's PyTorch peer only (never needed by the tests), pinned so that its
+        # figures name one torch. On a CPU-only machine install PyTorch's CPU build first (PyPI's default
+        # wheel carries CUDA): pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+        "bench": ["torch==2.13.0"],
     },
 )

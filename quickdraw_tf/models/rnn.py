@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import keras
 
-from quickdraw_tf.models.fused_lstm import FusedLSTM
+from quickdraw_tf.models.fused_lstm import FusedLSTM, check_kernel
 from quickdraw_tf.models.layers import AtLeastOneStep, MaskedSum, SequenceMask, ZeroPadding
 
 
@@ -31,8 +31,9 @@ class RnnClassifier(keras.Model):
       dropout: dropout rate before every convolution but the first, before every LSTM layer and
         before the logits (0 disables it).
       conv_activation: activation of the convolutions; None (linear) as in the tutorial.
-      fused_lstm: on CPU, run each LSTM as TensorFlow's fused kernel (models/fused_lstm.py: same
-        weights, same results within float rounding); False: Keras' per-step loop. No effect on GPU.
+      lstm_kernel: how each LSTM runs on CPU (models/fused_lstm.py; same weights, same results within
+        float rounding): "auto" (the kernel measured fastest: "projected"), "projected", "block"
+        (TensorFlow's fused BlockLSTMV2) or "keras" (Keras' per-step loop). No effect on GPU (cuDNN).
     """
 
     def __init__(
@@ -45,12 +46,13 @@ class RnnClassifier(keras.Model):
         batch_norm: bool = False,
         dropout: float = 0.3,
         conv_activation: str | None = None,
-        fused_lstm: bool = True,
+        lstm_kernel: str = "auto",
         **kwargs,
     ):
         num_conv, conv_len = tuple(num_conv), tuple(conv_len)
         if len(num_conv) != len(conv_len):
             raise ValueError(f"num_conv {num_conv} and conv_len {conv_len} must have the same length")
+        check_kernel(lstm_kernel)
         ink = keras.Input(shape=(None, 3), dtype="float32", name="ink")
         length = keras.Input(shape=(), dtype="int32", name="length")
         x = AtLeastOneStep(name="at_least_one_step")(ink)
@@ -68,8 +70,8 @@ class RnnClassifier(keras.Model):
         for i in range(num_layers):
             if dropout:
                 x = keras.layers.Dropout(dropout, name=f"lstm_dropout_{i}")(x)
-            # Keras' LSTM, with one fused kernel per sequence on CPU (cuDNN on GPU as before).
-            lstm = FusedLSTM(num_nodes, fused=fused_lstm, return_sequences=True, name=f"lstm_{i}")
+            # Keras' LSTM, with our kernel on CPU (cuDNN on GPU as before).
+            lstm = FusedLSTM(num_nodes, kernel=lstm_kernel, return_sequences=True, name=f"lstm_{i}")
             x = keras.layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
         x = MaskedSum(name="sum_over_time")(x, mask)
         if dropout:
@@ -85,7 +87,7 @@ class RnnClassifier(keras.Model):
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.conv_activation = conv_activation
-        self.fused_lstm = fused_lstm
+        self.lstm_kernel = lstm_kernel
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -100,7 +102,22 @@ class RnnClassifier(keras.Model):
                 "batch_norm": self.batch_norm,
                 "dropout": self.dropout,
                 "conv_activation": self.conv_activation,
-                "fused_lstm": self.fused_lstm,
+                "lstm_kernel": self.lstm_kernel,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> RnnClassifier:
+        config = dict(config)
+        if "fused_lstm" in config:  # saved when the choice was fused_lstm (True: our CPU kernel)
+            config.setdefault("lstm_kernel", "auto" if config.pop("fused_lstm") else "keras")
+        return super().from_config(config, custom_objects)
+
+
+def with_lstm_kernel(model: RnnClassifier, kernel: str) -> RnnClassifier:
+    """A copy of `model` (same weights) whose LSTMs run `kernel`: e.g. "keras" for the graph of Keras' own
+    LSTM layer, which a graph converter may know better than our kernels."""
+    twin = RnnClassifier.from_config({**model.get_config(), "lstm_kernel": kernel})
+    twin.set_weights(model.get_weights())
+    return twin
