@@ -40,6 +40,10 @@ setup(
             # check's per-row memory ceiling (benchmarks/bounded_process.py)
             "psutil>=5.9",
         ],
+        # model.onnx (training/onnx_export.py, python -m quickdraw_tf.export_onnx) and ONNX Runtime in the
+        # Predictor and the server (--engine=onnxruntime). tf2onnx 1.17 is the release that runs on
+        # TensorFlow 2.21 and numpy 2; ONNX Runtime 1.2x reads the opset-18 graphs it writes.
+        "onnx": ["tf2onnx>=1.17,<1.18", "onnx>=1.17,<1.24", "onnxruntime>=1.20,<2"],
         # python -m beam_jobs.make_tfrecords --runner=DaskRunner (Beam's DaskRunner on dask.distributed);
         # the versions Beam's own "dask" extra asks for.
         "dask": ["dask[distributed]>=2024.4.2"],

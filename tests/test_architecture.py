@@ -26,7 +26,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("quickdraw_tf", "beam_jobs")
 COMMANDS = frozenset(
-    {f"quickdraw_tf.{name}" for name in ("download", "train", "evaluate", "predict", "render", "generate")}
+    {f"quickdraw_tf.{name}" for name in ("download", "train", "evaluate", "predict", "render", "generate",
+                                          "export_onnx", "static_page")}
     | {"quickdraw_tf.serve.__main__", "beam_jobs.make_tfrecords"}
 )
 # Module prefix -> layer rank; a module belongs to the longest prefix that names it.

@@ -7,7 +7,8 @@
 Each member loads model_dir/model.keras and model_dir/preprocessing.json (how its training inputs
 were made, quickdraw_tf.data.preprocess; training/run_dir.py reads the run's files), so a drawing -
 raw or simplified, from a file or a canvas, or a 28x28 image for image models - is prepared exactly as
-the member's training data was. An ensemble
+the member's training data was. With engine="onnxruntime" the members run model_dir/model.onnx in
+ONNX Runtime (inference/onnx_engine.py) instead of model.keras in TensorFlow. An ensemble
 averages the members' probabilities (weighted when asked); their classes.txt must be identical.
 Stroke members are fed batches of drawings of similar length (sorted by length, padded to the
 longest of each batch), as evaluation's length buckets do.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from quickdraw_tf.data import preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.inference import onnx_engine
 from quickdraw_tf.training import run_dir
 
 DEFAULT_BATCH_SIZE = 64
@@ -35,8 +37,7 @@ class _Member:
     model_dir: str
     name: str
     prep: preprocess.Preprocessing
-    model: keras.Model
-    call: object  # tf.function: inputs -> float32 probabilities
+    call: Callable[..., np.ndarray]  # (ink, length) or (image) -> float32 probabilities [N, C]
 
     @property
     def takes_images(self) -> bool:
@@ -58,19 +59,23 @@ def _probabilities_fn(model: keras.Model, takes_images: bool):
             logits = model({"ink": ink, "length": length}, training=False)
             return tf.nn.softmax(tf.cast(logits, tf.float32))
 
-    return tf.function(call, input_signature=spec, reduce_retracing=True)
+    traced = tf.function(call, input_signature=spec, reduce_retracing=True)
+    return lambda *inputs: traced(*inputs).numpy()
 
 
-def _load_member(model_dir: str) -> _Member:
-    model = run_dir.load_keras_model(model_dir)
-    input_names = {tensor.name for tensor in model.inputs}
+def _load_member(model_dir: str, engine: str) -> _Member:
+    if engine == "onnxruntime":
+        session = onnx_engine.load(model_dir)
+        takes_images, call, default_name = session.takes_images, session, "onnx"
+    else:
+        model = run_dir.load_keras_model(model_dir)
+        takes_images = {tensor.name for tensor in model.inputs} == {"image"}
+        call, default_name = _probabilities_fn(model, takes_images), type(model).__name__
     prep = run_dir.read_preprocessing(model_dir)
-    takes_images = input_names == {"image"}
     if takes_images != (prep.kind == "images"):
         prep = dataclasses.replace(prep, kind="images" if takes_images else "strokes")
     config = run_dir.read_config(model_dir, required=False)
-    name = config.model if config else type(model).__name__
-    return _Member(model_dir, name, prep, model, _probabilities_fn(model, takes_images))
+    return _Member(model_dir, config.model if config else default_name, prep, call)
 
 
 def _normalized_weights(weights: Sequence[float] | None, count: int) -> np.ndarray:
@@ -88,9 +93,14 @@ class Predictor:
     """One model or an ensemble of models that share their classes. See the module docstring."""
 
     def __init__(
-        self, members: Sequence[_Member], class_names: Sequence[str], weights: Sequence[float] | None = None
+        self,
+        members: Sequence[_Member],
+        class_names: Sequence[str],
+        weights: Sequence[float] | None = None,
+        engine: str = "tensorflow",
     ):
         self._members = list(members)
+        self.engine = engine
         self.class_names = tuple(class_names)
         self.weights = _normalized_weights(weights, len(self._members))
         self.name = "+".join(member.name for member in self._members)
@@ -101,9 +111,17 @@ class Predictor:
         self._prep_of_member = [self._preps.index(member.prep) for member in self._members]
 
     @classmethod
-    def load(cls, model_dirs: str | Sequence[str], weights: Sequence[float] | None = None) -> Predictor:
-        """Loads one model_dir or several (an ensemble). FileNotFoundError for a missing or untrained
-        model_dir; ValueError (one line) when the classes differ or the weights do not fit."""
+    def load(
+        cls,
+        model_dirs: str | Sequence[str],
+        weights: Sequence[float] | None = None,
+        engine: str = "tensorflow",
+    ) -> Predictor:
+        """Loads one model_dir or several (an ensemble), run by `engine`: "tensorflow" (model.keras) or
+        "onnxruntime" (model.onnx). FileNotFoundError for a missing or untrained model_dir or a missing
+        model.onnx; ValueError (one line) when the classes differ or the weights or engine do not fit;
+        ImportError (one line) when onnxruntime is asked for and not installed."""
+        onnx_engine.check_engine(engine)
         dirs = [model_dirs] if isinstance(model_dirs, (str, os.PathLike)) else list(model_dirs)
         if not dirs:
             raise ValueError("no model_dir given")
@@ -116,7 +134,7 @@ class Predictor:
             if names != classes[0]:
                 difference = _class_difference(classes[0], names)
                 raise ValueError(f"cannot ensemble: {path} has other classes than {dirs[0]} ({difference})")
-        return cls([_load_member(path) for path in dirs], classes[0], weights)
+        return cls([_load_member(path, engine) for path in dirs], classes[0], weights, engine)
 
     @property
     def model_dirs(self) -> tuple[str, ...]:
@@ -154,7 +172,7 @@ class Predictor:
     def _image_probabilities(member: _Member, inputs: list[dict], batch_size: int) -> np.ndarray:
         images = np.stack([entry["image"] for entry in inputs])
         parts = [
-            member.call(images[start : start + batch_size]).numpy()
+            member.call(images[start : start + batch_size])
             for start in range(0, len(images), batch_size)
         ]
         return np.concatenate(parts)
@@ -171,7 +189,7 @@ class Predictor:
             ink = np.zeros((len(batch), longest, 3), np.float32)
             for row, index in enumerate(batch):
                 ink[row, : lengths[index]] = inputs[index]["ink"]
-            probs = member.call(ink, lengths[batch].astype(np.int32)).numpy()
+            probs = member.call(ink, lengths[batch].astype(np.int32))
             if out is None:
                 out = np.zeros((len(inputs), probs.shape[1]), np.float32)
             out[batch] = probs

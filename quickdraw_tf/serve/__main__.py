@@ -1,6 +1,9 @@
 """python -m quickdraw_tf.serve --model_dir=M [--generator_dir=G]: the model server and drawing page.
 
 Loads the model(s) once (several model dirs are an ensemble), warms them up, then opens the port.
+--engine picks what runs the model for /v1/predict: TensorFlow (model.keras) or ONNX Runtime (the run's
+model.onnx, the onnx extra). The page runs the model itself in the browser when the run has a
+model.onnx (a single model); ?engine=server makes it ask the server.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ flags.DEFINE_string(
     "generator_dir", None, "Optional Sketch-RNN model_dir: enables /v1/complete and 'Finish my drawing'."
 )
 flags.DEFINE_list("weights", None, "Ensemble weights, one per --model_dir (default: equal).")
+flags.DEFINE_enum(
+    "engine", "tensorflow", ["tensorflow", "onnxruntime"],
+    "What runs the model for /v1/predict: TensorFlow (model.keras) or ONNX Runtime (model.onnx)."
+)
 flags.DEFINE_string("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for every interface).")
 flags.DEFINE_integer("port", 8000, "TCP port.")
 flags.DEFINE_integer("max_batch", 32, "Most requests gathered into one model call; 1 turns batching off.")
@@ -71,9 +78,9 @@ def main(argv: list[str]) -> None:
 
     try:
         weights = [float(w) for w in FLAGS.weights] if FLAGS.weights else None
-        predictor = Predictor.load(FLAGS.model_dir, weights=weights)
+        predictor = Predictor.load(FLAGS.model_dir, weights=weights, engine=FLAGS.engine)
         generator = Generator.load(FLAGS.generator_dir) if FLAGS.generator_dir else None
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:
         cli.fail(error)
     server_app = create_app(
         predictor, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms, generator=generator,

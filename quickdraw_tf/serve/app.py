@@ -1,4 +1,6 @@
-"""The FastAPI app: /v1/predict, /v1/complete, /v1/classes, /healthz, /metrics and the drawing page at /.
+"""The FastAPI app: /v1/predict, /v1/complete, /v1/classes, /healthz, /metrics, the drawing page at /
+and, for a single model whose run has a model.onnx, that model for the page to run (/model/model.json,
+/model/model.onnx: serve/browser_model.py).
 
 The model is warmed up in the lifespan start-up, which uvicorn completes before it opens the port, so
 the first person to draw never waits for TensorFlow's tracing; with freeze_gc, what start-up made is then
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
+import os
 import time
 
 import numpy as np
@@ -26,10 +28,10 @@ from starlette.requests import ClientDisconnect
 
 from quickdraw_tf.data.drawing import Drawing
 from quickdraw_tf.inference import gc_freeze
-from quickdraw_tf.serve import completion_pool, guard, metrics, schemas
+from quickdraw_tf.serve import browser_model, completion_pool, guard, metrics, schemas
 from quickdraw_tf.serve.batcher import Batcher, BatcherStopped
 
-STATIC_DIR = importlib.resources.files("quickdraw_tf.serve") / "static"
+STATIC_DIR = browser_model.STATIC_DIR
 
 # A warm-up drawing: a closed square of 4 raw strokes. It only has to exercise the model's code path
 # (TensorFlow traces on the first calls); its guess is never shown to anyone.
@@ -170,12 +172,40 @@ def create_app(
     async def get_metrics() -> Response:
         return Response(registry.render(), media_type=metrics.CONTENT_TYPE)
 
+    onnx_path, manifest = _browser_model(predictor)
+
+    @app.get("/model/model.json")
+    async def model_manifest() -> JSONResponse:
+        if manifest is None:
+            raise schemas.RequestError(
+                404, "no browser model: the server runs an ensemble, or the run has no model.onnx "
+                     "(python -m quickdraw_tf.export_onnx)")
+        return JSONResponse(manifest)
+
+    @app.get("/model/model.onnx")
+    async def model_onnx() -> Response:
+        if manifest is None:
+            raise schemas.RequestError(404, "no browser model")
+        if os.path.isfile(onnx_path):
+            return FileResponse(onnx_path, media_type="application/octet-stream")
+        # a model_dir on a remote file system (gs://)
+        return Response(browser_model.read_bytes(onnx_path), media_type="application/octet-stream")
+
     @app.get("/")
     async def index() -> FileResponse:
         return FileResponse(str(STATIC_DIR / "index.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
+
+
+def _browser_model(predictor) -> tuple[str | None, dict | None]:
+    """(model.onnx path, model.json content) of a single-model predictor whose run has a model.onnx."""
+    dirs = tuple(getattr(predictor, "model_dirs", ()))
+    path = browser_model.onnx_file(dirs[0]) if len(dirs) == 1 else None
+    if path is None:
+        return None, None
+    return path, browser_model.manifest(dirs[0], predictor.name, served=True)
 
 
 async def _client_gone(request: Request) -> None:

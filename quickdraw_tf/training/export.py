@@ -51,7 +51,7 @@ class Serving(tf.Module):
             raise ValueError(f"max_points must be >= 1, got {max_points}")
         self.model = model
         self.max_points = max_points
-        self.class_names = tf.constant(list(class_names))
+        self.class_names = tuple(class_names)  # a constant of the traced graph (what converters want)
         self.top_k = min(top_k, len(class_names))
         names = input_names(model)
         if names == {"ink", "length"}:
@@ -68,7 +68,7 @@ class Serving(tf.Module):
         top = tf.math.top_k(probabilities, k=self.top_k)
         return {
             "probabilities": probabilities,
-            "top_k_classes": tf.gather(self.class_names, top.indices),
+            "top_k_classes": tf.gather(tf.constant(self.class_names), top.indices),
             "top_k_probabilities": top.values,
         }
 

@@ -10,6 +10,7 @@ The twin of data/layout.py, which owns a conversion's output directory.
   train/, eval/        TensorBoard logs of training and of its evals
   model.keras          the best (else the final) weights as a Keras file (load_keras_model)
   export/              the same as a SavedModel whose serving signature returns class probabilities
+  model.onnx           the same signature as an ONNX graph (training/onnx_export.py)
   eval_results.json, confusion_matrix_<split>.png, eval_<split>/   written by evaluation
   workertemp/          during a multi-worker run, the checkpoints of the workers that are not the chief
 
@@ -43,6 +44,7 @@ TRAIN_LOGS_DIR = "train"
 EVAL_LOGS_DIR = "eval"
 MODEL_FILE = "model.keras"
 EXPORT_DIR = "export"
+ONNX_FILE = "model.onnx"
 RESULTS_FILE = "eval_results.json"
 WORKER_TEMP_DIR = "workertemp"  # the other workers' throw-away checkpoints (training/distribute.py)
 CHECKPOINT_CHOICES = ("best", "latest")

@@ -1,5 +1,6 @@
 """What a training run writes into model_dir besides its checkpoints and its run files (run_dir.py):
-TensorBoard summaries while it trains (train/, eval/) and the model at the end (model.keras, export/).
+TensorBoard summaries while it trains (train/, eval/) and the model at the end (model.keras, export/,
+model.onnx).
 Only the chief writes them; the trainer decides who.
 """
 
@@ -10,9 +11,10 @@ from collections.abc import Callable
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from quickdraw_tf.pictures import charts
-from quickdraw_tf.training import export, input_pipeline, run_dir
+from quickdraw_tf.training import export, input_pipeline, onnx_export, run_dir
 from quickdraw_tf.training.train_config import TrainConfig
 
 
@@ -75,12 +77,22 @@ def _drawings_png(model: keras.Model, batch: tuple[dict, tf.Tensor], classes: li
 
 
 def save_model(model: keras.Model, classes: list[str], model_dir: str, chief: bool, serving: bool) -> None:
-    """model.keras, and export/ (a SavedModel whose serving signature returns class probabilities) when
-    `serving`. Off the chief, saved into a temporary directory (saving runs collectives) and deleted."""
+    """model.keras, and when `serving` export/ (a SavedModel whose serving signature returns class
+    probabilities) and model.onnx (the same signature; on the chief only: a conversion runs no
+    collectives). Off the chief, saved into a temporary directory (saving runs collectives) and deleted.
+
+    A model that cannot be converted to ONNX (or a machine without the onnx extra) keeps its
+    model.keras and export/: the reason is logged, and `python -m quickdraw_tf.export_onnx` says it
+    again."""
     out_dir = model_dir if chief else tempfile.mkdtemp()
     model.save(run_dir.path(out_dir, run_dir.MODEL_FILE))
     if serving:
         export.export_saved_model(model, classes, run_dir.path(out_dir, run_dir.EXPORT_DIR))
+        if chief:
+            try:
+                onnx_export.export_onnx(model, classes, run_dir.path(out_dir, run_dir.ONNX_FILE))
+            except onnx_export.OnnxExportError as error:
+                logging.warning("%s not written: %s", run_dir.ONNX_FILE, error)
     if not chief:
         tf.io.gfile.rmtree(out_dir)
 

@@ -1,9 +1,13 @@
-// The drawing page: Pointer Events → raw Quick, Draw! strokes [xs, ys, ts] → /v1/predict while drawing.
-// No framework and no build step: this file is served as it is.
-"use strict";
+// The drawing page: Pointer Events → raw Quick, Draw! strokes [xs, ys, ts] → a guess while drawing.
+// Two engines: "browser" (the model in ONNX Runtime Web, engine.js: a guess at every pointer move) when
+// model/model.json and the runtime load, else "server" (POST v1/predict, throttled); ?engine=server
+// or ?engine=browser asks for one. No framework and no build step: the files are served as they are,
+// by the server or by any static file host (python -m quickdraw_tf.static_page).
+import {loadEngine} from "./engine.js";
 
-const SEND_INTERVAL_MS = 150;  // at most ~7 requests a second while a stroke is drawn
+const SEND_INTERVAL_MS = 150;  // at most ~7 requests a second while a stroke is drawn (server engine)
 const GAME_SECONDS = 20;
+const ASKED_ENGINE = new URLSearchParams(location.search).get("engine");
 
 const canvas = document.getElementById("canvas");
 const ctx = canvas.getContext("2d");
@@ -22,6 +26,11 @@ const state = {
   pointerTypes: new Set(),
   generator: null,    // {classes, model} when the server can finish drawings (/v1/complete)
   finishing: false,   // a completion is being fetched or drawn: the canvas and Undo/Clear wait
+  engine: null,       // "browser" or "server", once loaded
+  browser: null,      // the browser engine (engine.js loadEngine) when it loaded
+  guessing: false,    // a browser guess is running: moves meanwhile ask for one more after it
+  again: false,
+  guessTimes: [],     // ms of each browser guess shown (preprocess + inference), for benchmarks/
 };
 
 // ---- drawing ------------------------------------------------------------------------------------
@@ -102,6 +111,7 @@ canvas.addEventListener("pointercancel", endStroke);
 // ---- predictions --------------------------------------------------------------------------------
 
 function schedulePrediction() {
+  if (state.engine === "browser") { guessInBrowser(); return; }
   const wait = state.lastSent + SEND_INTERVAL_MS - performance.now();
   if (wait <= 0) predictNow();
   else if (state.pending === null) state.pending = setTimeout(predictNow, wait);
@@ -110,6 +120,7 @@ function schedulePrediction() {
 async function predictNow() {
   clearTimeout(state.pending);
   state.pending = null;
+  if (state.engine === "browser") return guessInBrowser();
   const drawing = allStrokes().filter((stroke) => stroke[0].length > 0);
   if (!drawing.length) return;
   const seq = ++state.seq;
@@ -117,7 +128,7 @@ async function predictNow() {
   state.lastSent = performance.now();
   let answer;
   try {
-    const response = await fetch("/v1/predict", {
+    const response = await fetch("v1/predict", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify({drawing, top_k: 3}),
@@ -134,6 +145,34 @@ async function predictNow() {
   if (seq <= state.shownSeq) return;  // a newer answer is already shown: this one is stale
   state.shownSeq = seq;
   showGuesses(answer, seq, live);
+}
+
+// One guess at a time; the moves that come meanwhile ask for one more, on the newest strokes.
+async function guessInBrowser() {
+  if (state.guessing) { state.again = true; return; }
+  state.guessing = true;
+  try {
+    do {
+      state.again = false;
+      const drawing = allStrokes().filter((stroke) => stroke[0].length > 0);
+      if (!drawing.length) break;
+      const seq = ++state.seq;
+      const live = state.current !== null;
+      let answer;
+      try {
+        answer = await state.browser.guess(drawing, 3);
+      } catch (error) {  // a drawing that cannot be used yet (one point): said as the server says it
+        if (seq > state.shownSeq) document.getElementById("timing").textContent = error.message;
+        continue;
+      }
+      if (seq <= state.shownSeq) continue;
+      state.shownSeq = seq;
+      state.guessTimes.push(answer.timing_ms.preprocess + answer.timing_ms.inference);
+      showGuesses(answer, seq, live);
+    } while (state.again);
+  } finally {
+    state.guessing = false;
+  }
 }
 
 function showGuesses(answer, seq, live) {
@@ -161,8 +200,9 @@ function showGuesses(answer, seq, live) {
   guessList.dataset.updates = String(Number(guessList.dataset.updates) + 1);
   if (live) guessList.dataset.liveUpdates = String(Number(guessList.dataset.liveUpdates) + 1);
   const {preprocess, inference} = answer.timing_ms;
+  const where = state.engine === "browser" ? " in this browser" : "";
   document.getElementById("timing").textContent =
-    `${answer.model}: preprocess ${preprocess.toFixed(1)} ms, inference ${inference.toFixed(1)} ms`;
+    `${answer.model}${where}: preprocess ${preprocess.toFixed(1)} ms, inference ${inference.toFixed(1)} ms`;
   checkGame(answer.predictions[0].word);
 }
 
@@ -230,7 +270,7 @@ async function finishDrawing() {
   state.finishing = true;
   document.getElementById("finish").disabled = true;
   try {
-    const response = await fetch("/v1/complete", {
+    const response = await fetch("v1/complete", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify({drawing: state.strokes, word, temperature: 0.5}),
@@ -325,10 +365,48 @@ window.addEventListener("resize", resizeCanvas);
 window.quickdraw = state;  // for the browser tests and the curious: the strokes and request counters
 resizeCanvas();
 
-fetch("/v1/classes").then((r) => r.json()).then(({classes, model, generator}) => {
-  state.classes = classes;
-  state.generator = generator || null;
+async function serverInfo() {
+  try {
+    const response = await fetch("v1/classes");
+    return response.ok ? await response.json() : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+async function start() {
+  const modelText = document.getElementById("model");
+  let manifestSaysServer = true;
+  if (ASKED_ENGINE !== "server") {
+    try {
+      state.browser = await loadEngine(new URL("model/", location.href));
+      manifestSaysServer = state.browser.server;
+    } catch (error) {
+      state.browserError = String(error && error.message ? error.message : error);
+    }
+  }
+  // The server also answers what the page cannot do alone (finish my drawing), when there is one.
+  const info = manifestSaysServer ? await serverInfo() : null;
+  if (ASKED_ENGINE === "browser" && !state.browser) {
+    modelText.textContent = `the model cannot run in this browser: ${state.browserError}`;
+    return;
+  }
+  if (!state.browser && !info) {
+    modelText.textContent = "no model: neither model/model.json nor a server answered";
+    return;
+  }
+  state.engine = state.browser ? "browser" : "server";
+  state.classes = state.browser ? state.browser.classes : info.classes;
+  state.generator = info ? info.generator || null : null;
   document.getElementById("finish").hidden = !state.generator;
-  document.getElementById("model").textContent = `model ${model}: ${classes.length} words`;
+  const name = state.browser ? state.browser.name : info.model;
+  const where = state.browser ? "guessing in this browser" : "guessing on the server";
+  modelText.textContent = `model ${name}: ${state.classes.length} words, ${where}`;
+  document.getElementById("privacy").textContent = state.browser
+    ? "Your strokes stay in this browser: the model runs here."
+    : "Your strokes are sent to this server as x, y and time.";
+  document.body.dataset.engine = state.engine;
   document.body.dataset.ready = "true";
-});
+}
+
+start();
