@@ -11,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["quickdraw_tf", "quickdraw_tf.*", "beam_jobs", "beam_jobs.*"]),
-    package_data={"quickdraw_tf": ["categories.txt"], "quickdraw_tf.serve": ["static/*"]},
+    package_data={"quickdraw_tf": ["categories.txt"], "quickdraw_tf.serve": ["static/*", "static/ort/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",

@@ -77,6 +77,28 @@ def bitmap_model_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium. Missing browser or Playwright is a FAILURE with one line, never a skip."""
+    from tests.serve.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (make test does it)",
+                    pytrace=False)
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no browser at {CHROMIUM}: apt-get install -y chromium (make test does it as root)",
+                    pytrace=False)
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        except Exception as error:  # noqa: BLE001 - any launch failure is reported in one line
+            pytest.fail(f"{CHROMIUM} did not start: {str(error).strip().splitlines()[0]}", pytrace=False)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
 def predictor(model_dir):
     from quickdraw_tf.inference.predictor import Predictor
 
@@ -137,6 +159,26 @@ def start_server(
         time.sleep(0.2)
     stop_server(process)
     raise RuntimeError(f"serve did not become ready in {timeout_s:.0f} s")
+
+
+def start_static_server(folder: str, timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
+    """`python -m http.server` serving `folder` on a free loopback port, returned once it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", folder]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stderr.read().decode()[-2000:]
+            raise RuntimeError(f"http.server exited {process.returncode}: {output}")
+        try:
+            httpx.get(f"{url}/", timeout=1.0)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop_server(process)
+    raise RuntimeError(f"http.server did not answer in {timeout_s:.0f} s")
 
 
 def stop_server(process: subprocess.Popen) -> None:

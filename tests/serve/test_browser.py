@@ -4,39 +4,15 @@ top-3 for the drawing the page recorded, which must be the drawing that was draw
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from quickdraw_tf.data import formats
 from quickdraw_tf.data.drawing import Drawing
 from tests.serve import browser_helpers
-from tests.serve.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.serve.conftest import held_out_raw_drawings
 
 pytestmark = pytest.mark.integration
-
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium. Missing browser or Playwright is a FAILURE with one line, never a skip."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]' (make test does it)",
-                    pytrace=False)
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no browser at {CHROMIUM}: apt-get install -y chromium (make test does it as root)",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        except Exception as error:  # noqa: BLE001 - any launch failure is reported in one line
-            pytest.fail(f"{CHROMIUM} did not start: {str(error).strip().splitlines()[0]}", pytrace=False)
-        yield chromium
-        chromium.close()
 
 
 def _duration_ms(drawing: Drawing) -> float:

@@ -5,7 +5,8 @@
 //            simplify) when the run's preprocessing says so -> the delta ink of to_ink (float32
 //            [n - 1, 3]) -> the run's truncation (max_points).
 //   images   simplified strokes -> the 28x28 numpy_bitmap recipe (data/bitmap.py), drawn by the
-//            browser's canvas (anti-aliased, round caps and joins, as the recipe's cairo).
+//            browser's canvas (anti-aliased, round caps and joins, as the recipe's cairo) at 8x and
+//            averaged down.
 //
 // tests/serve/test_preprocess_js.py runs every function here on every drawing of the embedded sample
 // and compares with Python's output.
@@ -21,9 +22,10 @@ export const LIMITS = {
 };
 export const NORMALIZATIONS = ["uniform", "per_axis"];
 
+// preprocess.py's InvalidRecord: `reason` one of its REJECTION_REASONS, the message "reason: why".
 export class InvalidDrawing extends Error {
   constructor(reason, message) {
-    super(message);
+    super(`${reason}: ${message}`);
     this.reason = reason;
   }
 }
@@ -264,14 +266,16 @@ const ORIGINAL_SIDE = 256.0;
 const LINE_DIAMETER = 16.0;
 const PADDING = 16.0;
 
+// Drawn at 8x and averaged down, as bitmap.py does at 19x: the canvas' own anti-aliasing of a line
+// 1.5 px wide at 28x28 is coarser than cairo's (tests/serve/test_preprocess_js.py compares both).
+const SUPERSAMPLE = 8;
 let bitmapCanvas = null;
 
 // Uint8Array [28 * 28]: white strokes on black, the numpy_bitmap recipe (centred on the maximum, a
 // 16-unit round line, 16 units of padding, 304 units to 28 pixels). `strokes` simplified (0..255).
-export function googleBitmap(strokes, side = SIDE) {
-  if (!bitmapCanvas || bitmapCanvas.width !== side) {
-    bitmapCanvas = new OffscreenCanvas(side, side);
-  }
+export function googleBitmap(strokes, side = SIDE, supersample = SUPERSAMPLE) {
+  const big = side * supersample;
+  if (!bitmapCanvas || bitmapCanvas.width !== big) bitmapCanvas = new OffscreenCanvas(big, big);
   const ctx = bitmapCanvas.getContext("2d", {willReadFrequently: true});
   let maxX = -Infinity, maxY = -Infinity;
   for (const [xs, ys] of strokes) {
@@ -281,12 +285,12 @@ export function googleBitmap(strokes, side = SIDE) {
     }
   }
   const totalPadding = PADDING * 2.0 + LINE_DIAMETER;
-  const scale = side / (ORIGINAL_SIDE + totalPadding);
+  const scale = (side / (ORIGINAL_SIDE + totalPadding)) * supersample;
   const offsetX = (ORIGINAL_SIDE - maxX) / 2.0 + totalPadding / 2.0;
   const offsetY = (ORIGINAL_SIDE - maxY) / 2.0 + totalPadding / 2.0;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, side, side);
+  ctx.fillRect(0, 0, big, big);
   ctx.strokeStyle = "#fff";
   ctx.lineWidth = LINE_DIAMETER * scale;
   ctx.lineCap = "round";
@@ -298,9 +302,15 @@ export function googleBitmap(strokes, side = SIDE) {
     if (xs.length === 1) ctx.lineTo((xs[0] + offsetX) * scale, (ys[0] + offsetY) * scale);
     ctx.stroke();
   }
-  const rgba = ctx.getImageData(0, 0, side, side).data;
+  const rgba = ctx.getImageData(0, 0, big, big).data;
+  const sums = new Float64Array(side * side);
+  for (let y = 0; y < big; y++) {
+    const row = ((y / supersample) | 0) * side;
+    for (let x = 0; x < big; x++) sums[row + ((x / supersample) | 0)] += rgba[(y * big + x) * 4];
+  }
   const pixels = new Uint8Array(side * side);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[i * 4];
+  const area = supersample * supersample;
+  for (let i = 0; i < pixels.length; i++) pixels[i] = roundHalfEven(sums[i] / area);
   return pixels;
 }
 
