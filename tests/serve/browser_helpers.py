@@ -76,7 +76,7 @@ def touch_actions(page):
 def wait_for_newest_answer(page) -> None:
     page.wait_for_function(
         "() => window.quickdraw.seq > 0 && window.quickdraw.shownSeq === window.quickdraw.seq"
-        " && window.quickdraw.pending === null",
+        " && window.quickdraw.pending === null && !window.quickdraw.guessing",
         timeout=15_000,
     )
 

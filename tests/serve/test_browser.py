@@ -1,6 +1,7 @@
 """The drawing page in a real Chromium (Debian's, driven by Playwright) against a real server process:
 a held-out sample drawing drawn at its recorded timing, by mouse and by touch, must show the Predictor's
-top-3 for the drawing the page recorded, which must be the drawing that was drawn."""
+top-3 for the drawing the page recorded, which must be the drawing that was drawn, whether the page
+guesses in the browser (its default: the run has a model.onnx) or asks the server (?engine=server)."""
 
 from __future__ import annotations
 
@@ -65,11 +66,15 @@ def _check_page(page, predictor, drawing, recorded: Drawing) -> list[tuple[str, 
     return shown
 
 
-def test_mouse_drawing_shows_the_predictors_top3_while_drawing(browser, server, predictor, drawing, tmp_path):
+@pytest.mark.parametrize("engine", ["browser", "server"])
+def test_mouse_drawing_shows_the_predictors_top3_while_drawing(
+    browser, server, predictor, drawing, tmp_path, engine
+):
     target = predictor.predict([drawing], top_k=1)[0][0][0]
     page = browser.new_page(viewport={"width": 1000, "height": 760})
-    page.goto(f"{server}/?target={target}")
+    page.goto(f"{server}/?target={target}" + ("&engine=server" if engine == "server" else ""))
     page.wait_for_selector("body[data-ready=true]")
+    assert page.get_attribute("body", "data-engine") == engine
     page.click("#play")
     assert page.text_content("#target") == target and page.is_visible("#timer")
     screenshot = tmp_path / "serve.png"
@@ -81,6 +86,9 @@ def test_mouse_drawing_shows_the_predictors_top3_while_drawing(browser, server, 
     browser_helpers.wait_for_newest_answer(page)
     live_updates = int(page.get_attribute("#guesses", "data-live-updates"))
     assert live_updates >= 2, "the guesses did not change while the strokes were being drawn"
+    if engine == "browser":  # every guess shown was made in the page
+        assert page.evaluate("window.quickdraw.guessTimes.length") == int(
+            page.get_attribute("#guesses", "data-updates"))
     recorded = _downloaded(page)
     _assert_recorded_as_drawn(recorded, strokes, sent)
     _check_page(page, predictor, drawing, recorded)
@@ -103,6 +111,7 @@ def test_touch_drawing_at_phone_width(browser, server, predictor, drawing):
     page = context.new_page()
     page.goto(server)
     page.wait_for_selector("body[data-ready=true]")
+    assert page.get_attribute("body", "data-engine") == "browser"
     box = page.locator("#canvas").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # the canvas fits the phone's width
     assert page.evaluate("getComputedStyle(document.getElementById('canvas')).touchAction") == "none"

@@ -31,6 +31,7 @@ const state = {
   guessing: false,    // a browser guess is running: moves meanwhile ask for one more after it
   again: false,
   guessTimes: [],     // ms of each browser guess shown (preprocess + inference), for benchmarks/
+  moves: 0,           // pointermove events while drawing, for benchmarks/
 };
 
 // ---- drawing ------------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ canvas.addEventListener("pointerdown", (event) => {
 canvas.addEventListener("pointermove", (event) => {
   if (!state.current || event.pointerId !== state.pointerId) return;
   event.preventDefault();
+  state.moves++;
   const from = state.current[0].length;
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
   for (const e of events.length ? events : [event]) addPoint(e);
