@@ -1,12 +1,14 @@
 r"""Load on `python -m quickdraw_tf.serve` over loopback: requests/s and p50 / p99 / max latency one request
-at a time and at concurrency 8 and 32, with dynamic batching off (max batch 1: one model call per request, the
-baseline) and on (max batch 32, max wait 5 ms), in alternation, three runs; and where the CPU goes.
+at a time and at concurrency 8 and 32, for each engine (--engine=tensorflow, the default and the baseline,
+and --engine=onnxruntime, the run's model.onnx) with dynamic batching off (max batch 1: one model call per
+request) and on (max batch 32, max wait 5 ms), in alternation, three runs; and where the CPU goes.
 
   .venv/bin/python -m benchmarks.serve_bench                      # the `make demo` model (runs/demo)
   .venv/bin/python -m benchmarks.serve_bench --model_dir=M --runs=3 --levels=1:500,8:800,32:1600
+  .venv/bin/python -m benchmarks.serve_bench --engines=tensorflow --batching=off,on
 
-Both servers start once and stay up; each run measures every level on the server without batching, then on
-the one with it, so both see the same machine. The requests are the embedded sample's real raw drawings
+Every server (engine x batching) starts once and stays up; each run measures every level on each server in
+turn, so all see the same machine. The requests are the embedded sample's real raw drawings
 (strokes with times, as the page sends them), sent by a minimal HTTP/1.1 client on asyncio streams (one
 keep-alive connection per concurrent worker), which costs the shared cores less than a general client.
 
@@ -86,10 +88,10 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-def start_server(model_dir: str, max_batch: int) -> tuple[subprocess.Popen, int]:
+def start_server(model_dir: str, max_batch: int, engine: str = "tensorflow") -> tuple[subprocess.Popen, int]:
     port = free_port()
     command = [sys.executable, "-m", "quickdraw_tf.serve", f"--model_dir={model_dir}", f"--port={port}",
-               f"--max_batch={max_batch}", "--max_wait_ms=5", "--log_level=warning"]
+               f"--max_batch={max_batch}", "--max_wait_ms=5", "--log_level=warning", f"--engine={engine}"]
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": REPO})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -198,27 +200,29 @@ def measure(process: subprocess.Popen, port: int, bodies: list[bytes], concurren
 
 
 def table(rows: list[dict], runs: int) -> str:
-    lines = ["| batching | concurrency | " + " | ".join(f"run {r}: req/s, p50 / p99 / max ms" for r in
-                                                       range(1, runs + 1)) + " |",
-             "|---|---|" + "---|" * runs]
-    for batching in (False, True):
+    servers = list(dict.fromkeys((r["engine"], r["batching"]) for r in rows))
+    header = " | ".join(f"run {r}: req/s, p50 / p99 / max ms" for r in range(1, runs + 1))
+    lines = [f"| engine | batching | concurrency | {header} |", "|---|---|---|" + "---|" * runs]
+    for engine, batching in servers:
         for concurrency in sorted({r["concurrency"] for r in rows}):
             cells = []
             for run in range(1, runs + 1):
-                row = _find(rows, run, batching, concurrency)
+                row = _find(rows, run, engine, batching, concurrency)
                 cells.append(f"{row['rps']:.1f}, {row['p50_ms']:.1f} / {row['p99_ms']:.1f} / "
                              f"{row['max_ms']:.1f}" + (f" ({row['errors']} errors)" if row["errors"] else ""))
             mode = "on (32, 5 ms)" if batching else "off"
-            lines.append(f"| {mode} | {concurrency} | " + " | ".join(cells) + " |")
-    lines += ["", "| batching | concurrency | server CPU ms/request | client CPU ms/request | 2-core ceiling "
-              "req/s | req/s | server: prepare ms, model call ms, batch |", "|---|---|---|---|---|---|---|"]
-    for batching in (False, True):
+            lines.append(f"| {engine} | {mode} | {concurrency} | " + " | ".join(cells) + " |")
+    lines += ["", "| engine | batching | concurrency | server CPU ms/request | client CPU ms/request | "
+              "2-core ceiling req/s | req/s | server: prepare ms, model call ms, batch |",
+              "|---|---|---|---|---|---|---|---|"]
+    for engine, batching in servers:
         for concurrency in sorted({r["concurrency"] for r in rows}):
-            own = [r for r in rows if r["batching"] == batching and r["concurrency"] == concurrency]
+            key = (engine, batching, concurrency)
+            own = [r for r in rows if (r["engine"], r["batching"], r["concurrency"]) == key]
             numbers = [key for key, value in own[0].items() if isinstance(value, float)]
             mean = {key: statistics.fmean(r[key] for r in own) for key in numbers}
             lines.append(
-                f"| {'on' if batching else 'off'} | {concurrency} | {mean['server_cpu_ms']:.1f} | "
+                f"| {engine} | {'on' if batching else 'off'} | {concurrency} | {mean['server_cpu_ms']:.1f} | "
                 f"{mean['client_cpu_ms']:.1f} | {mean['cpu_bound_rps']:.0f} | {mean['rps']:.1f} | "
                 f"{mean['server_prepare_ms']:.1f}, {mean['server_model_call_ms']:.1f}, "
                 f"{mean['mean_batch']:.1f} |")
@@ -226,33 +230,51 @@ def table(rows: list[dict], runs: int) -> str:
 
 
 def goals(rows: list[dict], runs: int) -> list[str]:
-    """The goals, each with its figure in every run (what the figures say, not a verdict to tune for)."""
+    """The goals, each with its figure in every run (what the figures say, not a verdict to tune for), and
+    each engine's one-at-a-time p50 and req/s at concurrency 8 against TensorFlow's on the same batching."""
     out = []
     levels = {r["concurrency"] for r in rows}
-    for batching in (False, True):
-        mode = "batching on" if batching else "batching off"
+    servers = list(dict.fromkeys((r["engine"], r["batching"]) for r in rows))
+    for engine, batching in servers:
+        mode = f"{engine}, batching {'on' if batching else 'off'}"
         if 8 in levels:
-            p99 = [_find(rows, run, batching, 8)["p99_ms"] for run in range(1, runs + 1)]
+            p99 = [_find(rows, run, engine, batching, 8)["p99_ms"] for run in range(1, runs + 1)]
             met = sum(p <= P99_GOAL_MS for p in p99)
             out.append(f"p99 at concurrency 8, {mode}: {_ms(p99)} "
                        f"(goal <= {P99_GOAL_MS:g} ms: {met}/{runs} runs)")
         if 1 in levels:
-            top = [_find(rows, run, batching, 1)["max_ms"] for run in range(1, runs + 1)]
+            top = [_find(rows, run, engine, batching, 1)["max_ms"] for run in range(1, runs + 1)]
             met = sum(t <= SERIAL_MAX_GOAL_MS for t in top)
             out.append(f"max one at a time, {mode}: {_ms(top)} "
                        f"(goal <= {SERIAL_MAX_GOAL_MS:g} ms: {met}/{runs} runs)")
-    if 32 in levels:
-        ratios = [_find(rows, run, True, 32)["rps"] / _find(rows, run, False, 32)["rps"]
-                  for run in range(1, runs + 1)]
-        met = sum(r >= BATCHING_GOAL for r in ratios)
-        out.append(f"req/s at concurrency 32, on / off: {', '.join(f'{r:.2f}x' for r in ratios)} "
-                   f"(goal >= {BATCHING_GOAL:g}x: {met}/{runs} runs)")
+    engines = list(dict.fromkeys(engine for engine, _ in servers))
+    batchings = sorted({batching for _, batching in servers})
+    if 32 in levels and len(batchings) == 2:
+        for engine in engines:
+            ratios = [_find(rows, run, engine, True, 32)["rps"] / _find(rows, run, engine, False, 32)["rps"]
+                      for run in range(1, runs + 1)]
+            met = sum(r >= BATCHING_GOAL for r in ratios)
+            out.append(f"req/s at concurrency 32, {engine}, batching on / off: "
+                       f"{', '.join(f'{r:.2f}x' for r in ratios)} "
+                       f"(goal >= {BATCHING_GOAL:g}x: {met}/{runs} runs)")
+    if "tensorflow" in engines:
+        for engine in (e for e in engines if e != "tensorflow"):
+            for batching in batchings:
+                for concurrency, key in ((1, "p50_ms"), (8, "rps")):
+                    if concurrency not in levels:
+                        continue
+                    ratios = [_find(rows, run, engine, batching, concurrency)[key]
+                              / _find(rows, run, "tensorflow", batching, concurrency)[key]
+                              for run in range(1, runs + 1)]
+                    what = "p50 one at a time" if concurrency == 1 else "req/s at concurrency 8"
+                    out.append(f"{what}, batching {'on' if batching else 'off'}, {engine} / tensorflow: "
+                               f"{', '.join(f'{r:.2f}x' for r in ratios)}")
     return out
 
 
-def _find(rows: list[dict], run: int, batching: bool, concurrency: int) -> dict:
-    key = (run, batching, concurrency)
-    return next(r for r in rows if (r["run"], r["batching"], r["concurrency"]) == key)
+def _find(rows: list[dict], run: int, engine: str, batching: bool, concurrency: int) -> dict:
+    key = (run, engine, batching, concurrency)
+    return next(r for r in rows if (r["run"], r["engine"], r["batching"], r["concurrency"]) == key)
 
 
 def _ms(values: list[float]) -> str:
@@ -264,31 +286,41 @@ def main() -> None:
     parser.add_argument("--model_dir", default=os.path.join(REPO, "runs", "demo"), help="trained model dir")
     parser.add_argument("--levels", default=DEFAULT_LEVELS, help="concurrency:requests,... measured per run")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--engines", default="tensorflow,onnxruntime", help="serve --engine values compared")
+    parser.add_argument("--batching", default="off,on", help="off (max batch 1), on (max batch 32), or both")
     args = parser.parse_args()
     if not os.path.isfile(os.path.join(args.model_dir, "model.keras")):
         parser.error(f"no trained model in {args.model_dir} (make demo trains runs/demo)")
+    engines = args.engines.split(",")
+    if "onnxruntime" in engines and not os.path.isfile(os.path.join(args.model_dir, "model.onnx")):
+        parser.error(f"no model.onnx in {args.model_dir} (python -m quickdraw_tf.export_onnx writes it)")
+    batchings = [{"off": False, "on": True}[mode] for mode in args.batching.split(",")]
     levels = [tuple(int(v) for v in level.split(":")) for level in args.levels.split(",")]
     bodies = sample_bodies()
     with open("/proc/loadavg", encoding="utf-8") as f:
         print(f"{len(bodies)} real sample drawings, {args.model_dir}; "
               f"load average at start: {f.read().strip()}", flush=True)
-    servers = {batching: start_server(args.model_dir, 32 if batching else 1) for batching in (False, True)}
+    servers = {(engine, batching): start_server(args.model_dir, 32 if batching else 1, engine)
+               for engine in engines for batching in batchings}
     rows = []
     try:
         for process, port in servers.values():
             measure(process, port, bodies, 8, WARM_UP, 0)
-        rss_warm = {batching: rss_mib(process.pid) for batching, (process, _) in servers.items()}
+        rss_warm = {key: rss_mib(process.pid) for key, (process, _) in servers.items()}
         for run in range(1, args.runs + 1):
             for concurrency, requests in levels:
-                for batching, (process, port) in servers.items():
+                for (engine, batching), (process, port) in servers.items():
                     result = measure(process, port, bodies, concurrency, requests, start_at=run * requests)
-                    rows.append({"run": run, "batching": batching, "concurrency": concurrency, **result})
+                    rows.append({"run": run, "engine": engine, "batching": batching,
+                                 "concurrency": concurrency, **result})
                     rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}
                     print(json.dumps(rounded), flush=True)
-        for batching, (process, _) in servers.items():
-            answered = WARM_UP + sum(r["requests"] for r in rows if r["batching"] == batching)
-            print(f"server RSS, batching {'on' if batching else 'off'}: {rss_warm[batching]:.0f} MiB after "
-                  f"{WARM_UP} requests, {rss_mib(process.pid):.0f} MiB after {answered:,}")
+        for (engine, batching), (process, _) in servers.items():
+            own = [r for r in rows if (r["engine"], r["batching"]) == (engine, batching)]
+            answered = WARM_UP + sum(r["requests"] for r in own)
+            print(f"server RSS, {engine}, batching {'on' if batching else 'off'}: "
+                  f"{rss_warm[engine, batching]:.0f} MiB after {WARM_UP} requests, "
+                  f"{rss_mib(process.pid):.0f} MiB after {answered:,}")
     finally:
         for process, _ in servers.values():
             process.terminate()

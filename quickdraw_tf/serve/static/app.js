@@ -30,7 +30,7 @@ const state = {
   browser: null,      // the browser engine (engine.js loadEngine) when it loaded
   guessing: false,    // a browser guess is running: moves meanwhile ask for one more after it
   again: false,
-  guessTimes: [],     // ms of each browser guess shown (preprocess + inference), for benchmarks/
+  guessTimes: [],     // ms from asking to each answer shown (browser: preprocess + inference), for benchmarks/
   moves: 0,           // pointermove events while drawing, for benchmarks/
 };
 
@@ -127,7 +127,7 @@ async function predictNow() {
   if (!drawing.length) return;
   const seq = ++state.seq;
   const live = state.current !== null;
-  state.lastSent = performance.now();
+  const sentAt = state.lastSent = performance.now();
   let answer;
   try {
     const response = await fetch("v1/predict", {
@@ -146,6 +146,7 @@ async function predictNow() {
   }
   if (seq <= state.shownSeq) return;  // a newer answer is already shown: this one is stale
   state.shownSeq = seq;
+  state.guessTimes.push(performance.now() - sentAt);
   showGuesses(answer, seq, live);
 }
 
