@@ -76,9 +76,11 @@ def bitmap_model_dir(tmp_path_factory) -> str:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium. Missing browser or Playwright is a FAILURE with one line, never a skip."""
+    """Debian's Chromium, for one test file: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which later files' asyncio.run would trip over. Missing browser or
+    Playwright is a FAILURE with one line, never a skip."""
     from tests.serve.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 
     try:
