@@ -14,6 +14,8 @@ DEMO_SPLIT ?= --test_fraction=0.3 --eval_fraction=0.15 --train_per_class=30 --ev
 
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
+# The suite: the package's tests (laid out like the package) and the benchmark scripts' own tests.
+TESTS := tests benchmarks/tests
 
 .PHONY: demo test test-fast lint clean serve sysdeps
 
@@ -53,13 +55,13 @@ serve: $(INSTALLED)
 # whole on one worker.
 test: $(INSTALLED) sysdeps
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile $(TESTS)
 
 # The edit loop: the tests not marked integration (no Beam pipeline, training, subprocess, server or browser),
 # on two xdist workers handed tests one at a time (--dist load): the fast tests are many and short, so this
 # balances the two cores better than whole files do.
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -q -m "not integration" -n 2 --dist load tests
+	$(PY) -m pytest -q -m "not integration" -n 2 --dist load $(TESTS)
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

@@ -1,5 +1,5 @@
 """Mutated copies of the real sample files in every format, and the job's per-record step, for the
-fuzz test (tests/test_fuzz.py) and the long run (benchmarks/fuzz_bench.py).
+fuzz test (tests/data/test_fuzz.py) and the long run (benchmarks/fuzz_bench.py).
 
 Every seed is a real file of data/sample or real sample drawings written with formats' writers; each
 mutant applies 1-4 random mutations to one seed: byte flips, cuts, insertions, repeated or deleted

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import convert_memory, process_memory
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE_GLOB = os.path.join(REPO, "data", "sample", "simplified", "*", "*.ndjson")
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from beam_jobs import make_tfrecords, spill
 
-SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 
 
 def _records(rng: random.Random, n: int) -> list[bytes]:

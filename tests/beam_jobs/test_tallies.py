@@ -12,7 +12,7 @@ import pytest
 from beam_jobs import packed, prepare, records, spill, tallies
 from quickdraw_tf.data import formats, splits
 
-SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 NUM_SHARDS = 3
 
 

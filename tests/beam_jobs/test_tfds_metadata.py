@@ -16,7 +16,7 @@ from beam_jobs import tfds_metadata
 from quickdraw_tf.data import features, layout
 from quickdraw_tf.training import example_parsing
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
+SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 tfds = pytest.importorskip("tensorflow_datasets")
 
 

@@ -10,7 +10,7 @@ import pytest
 from quickdraw_tf.data import bitmap, formats, preprocess
 from tests.cairo_recipe import vector_to_raster
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
+SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 MAX_MEAN_ABS_DIFFERENCE = 2.0  # grey levels of 255, over all pixels (measured 1.49: see README)
 
 

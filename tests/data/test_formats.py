@@ -20,7 +20,7 @@ from quickdraw_tf.data import formats, safe_npz
 from quickdraw_tf.data.drawing import REJECTION_REASONS, Drawing, InvalidRecord
 from quickdraw_tf.data.formats import SourceRecord
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "data" / "sample"
 SIMPLIFIED_FILES = sorted((SAMPLE / "simplified").glob("*/*.ndjson"))
 RAW_FILES = sorted((SAMPLE / "raw").glob("*/*.ndjson"))
 BELT_SIMPLIFIED = SAMPLE / "simplified" / "lamnguyen5464-Sketch-dataset" / "belt.ndjson"

@@ -16,7 +16,7 @@ from quickdraw_tf.training import evaluation, input_pipeline
 from quickdraw_tf.training.input_pipeline import InputConfig
 from tests.conftest import NUM_SHARDS, write_manifest
 
-REPO = os.path.join(os.path.dirname(__file__), os.pardir)
+REPO = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 EVAL = InputConfig(batch_size=16, bucket_boundaries=(), shuffle_buffer=10)
 # Quick, Draw! words with spaces, apostrophes, hyphens and capitals, and non-ASCII ones a user may add.
 TRICKY_WORDS = ["The Eiffel Tower", "The Great Wall of China", "The Mona Lisa", "t-shirt", "teddy-bear",

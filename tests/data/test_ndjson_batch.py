@@ -19,7 +19,7 @@ from benchmarks import fuzz_corpus
 from quickdraw_tf.data import formats, ndjson_batch, preprocess
 from quickdraw_tf.data.drawing import InvalidRecord
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
+SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 NORMALIZATIONS = ("uniform", "per_axis")
 
 

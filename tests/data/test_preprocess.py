@@ -1,5 +1,5 @@
 """quickdraw_tf.data.preprocess: the one path from a drawing to a model input, shared by the Beam job and the
-Predictor, and its record in stats.json (its copy in a run directory: tests/test_run_dir.py)."""
+Predictor, and its record in stats.json (its copy in a run directory: tests/training/test_run_dir.py)."""
 
 import glob
 import json
@@ -11,7 +11,7 @@ import pytest
 from quickdraw_tf.data import bitmap, formats, ink, preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample")
+SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 
 
 def twins() -> list[tuple[Drawing, Drawing]]:

@@ -22,7 +22,7 @@ from tests.predict_fixtures import as_drawing, split_of
 stroke_run, image_run = predict_fixtures.stroke_run, predict_fixtures.image_run  # session fixtures
 
 pytestmark = pytest.mark.integration
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_preprocessing_and_classes_travel_into_model_dir(stroke_run):

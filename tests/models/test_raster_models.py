@@ -35,7 +35,7 @@ TINY = {
     )),
     "bitmap_cnn": ("bitmap_cnn", dict(filters=(4, 8), dense_units=8)),
 }  # fmt: skip
-EYE_BITMAPS = os.path.join(os.path.dirname(__file__), os.pardir, "data", "sample", "bitmap")
+EYE_BITMAPS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample", "bitmap")
 
 
 def _model(key: str, num_classes: int = 4) -> keras.Model:
@@ -182,7 +182,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from quickdraw_tf.training import trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
 from quickdraw_tf.models.augment import RandomInkAffine
-from tests.test_raster_models import TINY
+from tests.models.test_raster_models import TINY
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 name, hparams = TINY[sys.argv[3]]
 config = trainer.TrainConfig(

@@ -21,7 +21,7 @@ from quickdraw_tf.training import input_pipeline, optimization, run_dir, trainer
 from tests.conftest import sample_drawings
 
 TINY = dict(enc_size=8, dec_size=16, z_size=4, num_mixture=3, class_size=4)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def real_batch(count: int = 6) -> tuple[dict, tf.Tensor]:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from quickdraw_tf.data import ink
 from quickdraw_tf.training import export
 from tests.conftest import sample_drawings
-from tests.test_models import _tiny
+from tests.models.test_models import _tiny
 
 pytestmark = pytest.mark.integration  # exports a SavedModel and serves through it
 

@@ -214,6 +214,7 @@ def test_image_records_yield_uint8_bitmaps(tmp_path):
         os.path.join(
             os.path.dirname(__file__),
             os.pardir,
+            os.pardir,
             "data",
             "sample",
             "bitmap",

@@ -15,7 +15,7 @@ from quickdraw_tf.training.input_pipeline import InputConfig
 from quickdraw_tf.training.train_config import TrainConfig
 from tests.train_cli import config_as_the_cli_builds_it
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
 
 
