@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from quickdraw_tf.data import preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from quickdraw_tf.models import contract
 from quickdraw_tf.training import run_dir
 
 DEFAULT_BATCH_SIZE = 64
@@ -63,9 +64,8 @@ def _probabilities_fn(model: keras.Model, takes_images: bool):
 
 def _load_member(model_dir: str) -> _Member:
     model = run_dir.load_keras_model(model_dir)
-    input_names = {tensor.name for tensor in model.inputs}
     prep = run_dir.read_preprocessing(model_dir)
-    takes_images = input_names == {"image"}
+    takes_images = contract.input_kind(model) == contract.IMAGE
     if takes_images != (prep.kind == "images"):
         prep = dataclasses.replace(prep, kind="images" if takes_images else "strokes")
     config = run_dir.read_config(model_dir, required=False)

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from quickdraw_tf.models import contract
 from quickdraw_tf.models import sketch_rnn_loss as L
 from quickdraw_tf.models.lstm_cells import LayerNormLSTMCell
 
@@ -234,7 +235,4 @@ class SketchRnn(keras.Model):
         return {"scale_factor": scale, "max_seq_len": longest, "kept": kept, "dropped_too_long": dropped}
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
-        config.update({"num_classes": self.num_classes, **self.hparams})
-        return config
+        return contract.config_with_hparams(self, super().get_config())

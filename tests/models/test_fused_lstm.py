@@ -239,7 +239,7 @@ def test_models_saved_with_the_fused_lstm_flag_load():
     config = RnnClassifier(3, num_conv=(4,), conv_len=(3,), num_layers=1, num_nodes=UNITS).get_config()
     del config["lstm_kernel"]
     for fused, kernel in ((True, "auto"), (False, "keras")):
-        assert RnnClassifier.from_config({**config, "fused_lstm": fused}).lstm_kernel == kernel
+        assert RnnClassifier.from_config({**config, "fused_lstm": fused}).hparams["lstm_kernel"] == kernel
     layer_config = FusedLSTM(UNITS).get_config()
     del layer_config["kernel"]
     assert FusedLSTM.from_config({**layer_config, "fused": False}).lstm_kernel == "keras"

@@ -12,8 +12,7 @@ from PIL import Image, ImageDraw
 
 from quickdraw_tf.data import ink
 from quickdraw_tf.models import raster
-
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
+from tests.sample import SAMPLE
 
 
 def _numpy_scatter(features, positions, lengths, height, width):

@@ -1,5 +1,6 @@
-"""The raster models (scatter_raster, mobilenet, bitmap_cnn) at tiny size: training steps, .keras round
-trips, padding, mixed precision, and the shared train/evaluate/export loop, also under MirroredStrategy."""
+"""The raster models (scatter_raster, mobilenet, bitmap_cnn) beyond the contract every model keeps
+(test_contract.py): grouped convolutions, gradients through the scatter, float32 where float16 would lose
+the drawing, augmentation, and the shared train/evaluate/export loop, also under MirroredStrategy."""
 
 import json
 import os
@@ -12,30 +13,24 @@ import pytest
 import tensorflow as tf
 
 from quickdraw_tf import models
-from quickdraw_tf.data import features, ink
 from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.training import evaluation, export, input_pipeline, trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
-from tests.conftest import sample_drawings, write_manifest
+from tests.harness import TINY_HPARAMS, tiny_config, write_eye_records
+from tests.sample import ink_batch, sample_drawings
 
-# Tiny versions of each registered raster model: test key → (model name, hparams).
+# Beside the tiny models of tests/harness.py: the ones these tests need, test key -> (model name, hparams).
 TINY = {
-    "scatter_raster": ("scatter_raster", dict(
-        grid_size=8, conv_filters=(8, 8), dilations=(1, 2), point_features=8, blocks=(1, 1),
-        widths=(16, 32), strides=(1, 2), stem_width=8, cardinality=1, se_ratio=0.25,
-    )),
-    # Grouped convolutions (Keras runs them through XLA on CPU): kept out of the slower loop tests.
+    **{name: (name, TINY_HPARAMS[name]) for name in ("scatter_raster", "mobilenet", "bitmap_cnn")},
+    # Grouped convolutions (Keras runs them through XLA on CPU).
     "scatter_raster_resnext": ("scatter_raster", dict(
         grid_size=8, conv_filters=(8,), dilations=(1,), point_features=8, blocks=(1,), widths=(16,),
         strides=(1,), stem_width=8, cardinality=4,
     )),
-    "mobilenet": ("mobilenet", dict(image_size=32, alpha=0.35)),
     "mobilenet_v3": ("mobilenet", dict(
         version="v3_small", minimalistic=True, image_size=32, alpha=0.35, colour="stroke_palette", channels=3,
     )),
-    "bitmap_cnn": ("bitmap_cnn", dict(filters=(4, 8), dense_units=8)),
 }  # fmt: skip
-EYE_BITMAPS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample", "bitmap")
 
 
 def _model(key: str, num_classes: int = 4) -> keras.Model:
@@ -43,52 +38,22 @@ def _model(key: str, num_classes: int = 4) -> keras.Model:
     return models.get_model(name, num_classes, **hparams)
 
 
-def _ink_batch(count: int = 8, pad_to: int | None = None, junk: float = 0.0):
-    inks = [ink.to_ink(record["drawing"]) for record in sample_drawings(per_class=1)[:count]]
-    steps = pad_to or max(map(len, inks))
-    batch = np.full((len(inks), steps, 3), junk, np.float32)
-    for i, one in enumerate(inks):
-        batch[i, : len(one)] = one
-    return {"ink": batch, "length": np.array([len(one) for one in inks], np.int32)}
+def _ink_batch(count: int = 8) -> dict:
+    return ink_batch(sample_drawings(per_class=1)[:count])
 
 
-def _eye_bitmaps(count: int = 8) -> np.ndarray:
-    rows = np.load(os.path.join(EYE_BITMAPS, "sukumr-Doodle-Classifier", "eye.npy"))  # [3000, 1, 784]
-    return rows[:count].reshape(-1, 28, 28)
-
-
-def _inputs(key: str):
-    return {"image": _eye_bitmaps()} if key == "bitmap_cnn" else _ink_batch()
-
-
-# A training step and a model.keras round trip: 5-8 s each on 2 shared cores for the raster models, so
-# only bitmap_cnn's (under 1 s) stays in the fast tier; the others are integration.
-@pytest.mark.parametrize(
-    "key", [k if k == "bitmap_cnn" else pytest.param(k, marks=pytest.mark.integration) for k in sorted(TINY)]
-)
-def test_tiny_model_trains_a_step_and_round_trips_through_model_keras(key, tmp_path):
-    model, inputs = _model(key), _inputs(key)
-    labels = np.arange(8) % 4
-    optimizer = keras.optimizers.Adam(1e-2)
-    before = [w.numpy().copy() for w in model.trainable_weights]
+@pytest.mark.integration  # grouped convolutions compile through XLA: seconds on 2 shared cores
+def test_grouped_convolutions_train_a_step_and_round_trip_through_model_keras(tmp_path):
+    model, inputs = _model("scatter_raster_resnext"), _ink_batch()
     with tf.GradientTape() as tape:
-        logits = model(inputs, training=True)
-        loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        loss = tf.reduce_sum(model(inputs, training=True) ** 2)
     grads = tape.gradient(loss, model.trainable_weights)
-    optimizer.apply_gradients(zip(grads, model.trainable_weights, strict=True))
-    assert logits.shape == (8, 4) and np.all(np.isfinite(loss))
-    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights, strict=True)]
-    assert all(changed)  # every weight gets a gradient: nothing is cut off from the loss
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
+    keras.optimizers.Adam(1e-2).apply_gradients(zip(grads, model.trainable_weights, strict=True))
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(loaded(inputs, training=False), model(inputs, training=False))
     assert loaded.get_config() == model.get_config()
-    # Every hyper-parameter is saved, and the tiny (non-default) values come back.
-    name, hparams = TINY[key]
-    config = loaded.get_config()
-    assert set(models.model_hparams(name)) <= set(config)
-    for hparam, value in hparams.items():
-        assert tuple(config[hparam]) == value if isinstance(value, tuple) else config[hparam] == value, hparam
 
 
 def test_scatter_raster_gradients_reach_the_sequence_module_through_the_scatter():
@@ -100,14 +65,6 @@ def test_scatter_raster_gradients_reach_the_sequence_module_through_the_scatter(
     assert gradient is not None and np.count_nonzero(gradient) == gradient.shape.num_elements()
 
 
-@pytest.mark.parametrize("key", ["scatter_raster", "mobilenet"])
-def test_padding_does_not_change_the_logits(key):
-    model = _model(key)
-    exact = model(_ink_batch(), training=False)
-    padded = model(_ink_batch(pad_to=300, junk=7.0), training=False)  # junk beyond every length
-    np.testing.assert_allclose(padded, exact, rtol=1e-4, atol=1e-5)
-
-
 def test_mixed_precision_keeps_the_scatter_and_the_render_in_float32():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
@@ -115,8 +72,6 @@ def test_mixed_precision_keeps_the_scatter_and_the_render_in_float32():
         scatter_model, mobilenet = _model("scatter_raster"), _model("mobilenet")
     finally:
         keras.config.set_dtype_policy(previous)
-    inputs = _ink_batch()
-    assert scatter_model(inputs).dtype == tf.float32 and mobilenet(inputs).dtype == tf.float32
     assert mobilenet.get_layer("render").compute_dtype == "float32"
     assert scatter_model.get_layer("point_inputs").compute_dtype == "float32"
     # The scatter layer hands float16 on but sums in float32: 100 points of 1000 in one cell.
@@ -126,26 +81,12 @@ def test_mixed_precision_keeps_the_scatter_and_the_render_in_float32():
     assert means.dtype == tf.float16 and np.all(means.numpy()[0, 0, 0] == 1000.0)
 
 
-def _write_image_records(data_dir: str) -> None:
-    """Real eye bitmaps as class 0 and the same bitmaps transposed as class 1: a learnable pair."""
-    words, eyes = ["eye", "eye transposed"], _eye_bitmaps(160)
-    images = [(image, 0) for image in eyes[:80]] + [(image.T, 1) for image in eyes[80:]]
-    for split, part in (("train", images[::2]), ("eval", images[1::4]), ("test", images[3::4])):
-        path = os.path.join(data_dir, f"quickdraw-{split}.tfrecord-00000-of-00001")
-        with tf.io.TFRecordWriter(path) as writer:
-            for i, (image, label) in enumerate(part):
-                writer.write(features.serialize_image_example(image, label, i, words[label]))
-    with open(os.path.join(data_dir, "classes.txt"), "w") as f:
-        f.write("".join(f"{word}\n" for word in words))
-    write_manifest(data_dir, "images", num_shards=1, num_classes=len(words))
-
-
-def _config(data_dir, model_dir, key, train_steps):
+def loop_config(data_dir, model_dir, key, train_steps):
     name, hparams = TINY[key]
-    return trainer.TrainConfig(
-        data_dir=data_dir, model_dir=model_dir, model=name, hparams=hparams,
-        input=InputConfig(batch_size=8, shuffle_buffer=50, bucket_boundaries=(64,)), train_steps=train_steps,
-        eval_every=2, checkpoint_every=2, log_every=2, learning_rate=3e-3, num_summary_drawings=2,
+    return tiny_config(
+        data_dir, model_dir, model=name, steps=train_steps, hparams=hparams, eval_every=2, checkpoint_every=2,
+        log_every=2, num_summary_drawings=2,
+        input=InputConfig(batch_size=8, shuffle_buffer=50, bucket_boundaries=(64,)),
     )  # fmt: skip
 
 
@@ -160,10 +101,10 @@ def test_registered_model_trains_resumes_evaluates_and_exports(key, tfrecord_dir
     if key == "bitmap_cnn":
         data_dir = str(tmp_path / "images")
         os.makedirs(data_dir)
-        _write_image_records(data_dir)
+        write_eye_records(data_dir, 160)
     model_dir = str(tmp_path / "run")
-    trainer.train(_config(data_dir, model_dir, key, train_steps=2))
-    trainer.train(_config(data_dir, model_dir, key, train_steps=4))  # resumes from step 2
+    trainer.train(loop_config(data_dir, model_dir, key, train_steps=2))
+    trainer.train(loop_config(data_dir, model_dir, key, train_steps=4))  # resumes from step 2
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-4")
     results = evaluation.evaluate(model_dir, data_dir, split="test", batch_size=16)
     assert 0 <= results["top1"] <= results["map3"] <= results["top3"] <= 1 and results["step"] > 0
@@ -175,21 +116,14 @@ def test_registered_model_trains_resumes_evaluates_and_exports(key, tfrecord_dir
 
 
 MIRRORED_SCRIPT = """
-import json, sys
+import dataclasses, json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from quickdraw_tf.training import trainer
-from quickdraw_tf.training.input_pipeline import InputConfig
-from quickdraw_tf.models.augment import RandomInkAffine
-from tests.models.test_raster_models import TINY
+from tests.models.test_raster_models import loop_config
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-name, hparams = TINY[sys.argv[3]]
-config = trainer.TrainConfig(
-    data_dir=sys.argv[1], model_dir=sys.argv[2], model=name, hparams=hparams,
-    input=InputConfig(batch_size=8, shuffle_buffer=50, bucket_boundaries=(64,)),
-    train_steps=2, eval_every=2, checkpoint_every=2, log_every=2, num_summary_drawings=0,
-)
+config = dataclasses.replace(loop_config(sys.argv[1], sys.argv[2], sys.argv[3], 2), num_summary_drawings=0)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, **trainer.train(config, strategy)}))
 """
 

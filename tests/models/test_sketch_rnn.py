@@ -17,11 +17,9 @@ from quickdraw_tf import models
 from quickdraw_tf.data import ink
 from quickdraw_tf.inference.generator import load_generator
 from quickdraw_tf.models import sketch_rnn_loss, sketch_sampling
-from quickdraw_tf.training import input_pipeline, optimization, run_dir, trainer
-from tests.conftest import sample_drawings
-
-TINY = dict(enc_size=8, dec_size=16, z_size=4, num_mixture=3, class_size=4)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from quickdraw_tf.training import input_pipeline, optimization, run_dir, train_config, trainer
+from tests.harness import TINY_HPARAMS
+from tests.sample import REPO, sample_drawings
 
 
 def real_batch(count: int = 6) -> tuple[dict, tf.Tensor]:
@@ -34,7 +32,7 @@ def real_batch(count: int = 6) -> tuple[dict, tf.Tensor]:
 
 
 def tiny_model(**overrides):
-    return models.get_model("sketch_rnn", 3, **{**TINY, **overrides})
+    return models.get_model("sketch_rnn", 3, **{**TINY_HPARAMS["sketch_rnn"], **overrides})
 
 
 def test_in_graph_stroke5_is_ink_to_stroke5_of_the_stroke3_rows():
@@ -153,12 +151,12 @@ def test_sampling_ends_drawings_and_continues_a_prefix():
 
 @pytest.mark.integration
 def test_tiny_config_loss_falls_with_the_shared_trainer(tfrecord_dir, tmp_path):
-    from benchmarks import common
-
     flagfile = os.path.join(REPO, "configs", "sketch_rnn_tiny.flags")
     data_dir = str(tmp_path / "data")  # a copy, deleted after training: the run must not need it
     shutil.copytree(tfrecord_dir, data_dir)
-    config = common.flagfile_config(flagfile, data_dir, str(tmp_path), num_summary_drawings=2)
+    config = train_config.config_from_flagfile(
+        flagfile, data_dir=data_dir, model_dir=str(tmp_path), num_summary_drawings=2
+    )
     trainer.train(config)
     shutil.rmtree(data_dir)
     log = event_accumulator.EventAccumulator(str(tmp_path / "train"), {event_accumulator.TENSORS: 0})

@@ -1,14 +1,15 @@
-"""The serving signature checks its inputs (issue 12, section 5): a SavedModel of a tiny RNN, called
-with real sample drawings, clean and spoiled."""
+"""The serving signature checks its inputs before the model sees them: a SavedModel of a tiny RNN, called
+with real sample drawings, clean and spoiled (non-finite ink, bad lengths, too many points)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from quickdraw_tf import models
 from quickdraw_tf.data import ink
 from quickdraw_tf.training import export
-from tests.conftest import sample_drawings
-from tests.models.test_models import _tiny
+from tests.harness import TINY_HPARAMS
+from tests.sample import sample_drawings
 
 pytestmark = pytest.mark.integration  # exports a SavedModel and serves through it
 
@@ -17,7 +18,7 @@ MAX_POINTS = 64
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory):
-    model = _tiny(num_classes=4)
+    model = models.get_model("rnn", 4, **TINY_HPARAMS["rnn"])
     path = str(tmp_path_factory.mktemp("export"))
     export.export_saved_model(model, ["a", "b", "c", "d"], path, max_points=MAX_POINTS)
     return tf.saved_model.load(path).signatures[export.SIGNATURE]
