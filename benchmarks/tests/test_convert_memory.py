@@ -14,9 +14,9 @@ import tempfile
 import pytest
 
 from benchmarks import convert_memory, process_memory
+from tests.sample import SAMPLE
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE_GLOB = os.path.join(REPO, "data", "sample", "simplified", "*", "*.ndjson")
+SAMPLE_GLOB = os.path.join(SAMPLE, "simplified", "*", "*.ndjson")
 
 
 def without_key_id(record: dict) -> str:

@@ -13,8 +13,8 @@ import pytest
 
 from benchmarks import device_check, device_plan
 from benchmarks.device_plan import Row
+from tests.sample import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROW_KEYS = {"name", "kind", "model", "precision", "batch_size", "static", "xla", "cached", "status"}
 SETUP = {
     "batch_sizes": device_plan.batch_sizes({m: 8 for m in device_plan.FLAGFILES}, smoke=True),

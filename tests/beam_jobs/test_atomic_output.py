@@ -1,5 +1,5 @@
-"""make_tfrecords' output is whole or absent, never mixed (issue 12, section 2): re-runs into a used
-directory, a run killed with kill -9, concurrent runs, --overwrite's limits."""
+"""make_tfrecords' output is whole or absent, never mixed: re-runs into a used directory, a run killed with
+kill -9, concurrent runs, --overwrite's limits."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import time
 import pytest
 import tensorflow as tf
 
-from beam_jobs import atomic_output, job_config, make_tfrecords, tfds_metadata
+from beam_jobs import atomic_output, make_tfrecords, tfds_metadata
 from quickdraw_tf.data import layout
 from quickdraw_tf.training import input_pipeline
+from tests.sample import REPO, SAMPLE
 
-REPO = job_config.REPO_ROOT
 # 250 real drawings of 10 classes, "The Eiffel Tower" among them: a small, quick input.
-INPUT = os.path.join(REPO, "data", "sample", "simplified", "lamnguyen5464-Sketch-dataset", "*.ndjson")
+INPUT = os.path.join(SAMPLE, "simplified", "lamnguyen5464-Sketch-dataset", "*.ndjson")
 EVAL = input_pipeline.InputConfig(batch_size=64, bucket_boundaries=(), shuffle_buffer=10)
 
 

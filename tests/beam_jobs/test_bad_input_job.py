@@ -16,8 +16,8 @@ from beam_jobs import make_tfrecords, outputs
 from quickdraw_tf.data import formats, limits
 from quickdraw_tf.data.formats import binary
 from tests.npz_payloads import malicious_npz
+from tests.sample import SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "data" / "sample"
 PIG_RAW = SAMPLE / "raw" / "borismus-exupery" / "pig.ndjson"
 NOSE_SIMPLIFIED = SAMPLE / "simplified" / "goberoi-sketch_face" / "nose.ndjson"
 

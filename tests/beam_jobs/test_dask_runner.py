@@ -25,8 +25,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_jobs import dask_cluster, job_config, make_tfrecords, outputs, runtime
 from beam_jobs.joins import Gather, JoinOnKeys
 from quickdraw_tf.data import layout, splits
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(job_config.REPO_ROOT, "data", "sample")
 SAMPLE_GLOBS = [os.path.join(SAMPLE, kind, "*", "*.ndjson") for kind in ("raw", "simplified")]
 # Caps that some classes go over, 3 shards a split: over_cap, duplicates and rejections all occur.
 SAMPLE_FLAGS = [

@@ -32,9 +32,8 @@ from beam_jobs.records import Candidate, Origin
 from quickdraw_tf.data import formats, ink, splits
 from quickdraw_tf.data.drawing import InvalidRecord
 from quickdraw_tf.training import example_parsing
+from tests.sample import EYE_NPY, REPO, SAMPLE
 
-REPO = job_config.REPO_ROOT
-SAMPLE = os.path.join(REPO, "data", "sample")
 CAPS = {"train": 120, "eval": 15, "test": 15}
 NUM_SHARDS = 3
 SAMPLE_GLOBS = [
@@ -399,7 +398,7 @@ def test_rejected_text_is_the_original_line(bad_run):
 @pytest.fixture(scope="module")
 def bitmap_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bitmap")
-    path = os.path.join(SAMPLE, "bitmap", "sukumr-Doodle-Classifier", "eye.npy")
+    path = EYE_NPY
     stats = run_job([path], out, caps={"train": 500, "eval": 100, "test": 1000})
     return out, stats, np.load(path).reshape(-1, 784)
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from beam_jobs import make_tfrecords, spill
-
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
+from tests.sample import SAMPLE
 
 
 def _records(rng: random.Random, n: int) -> list[bytes]:

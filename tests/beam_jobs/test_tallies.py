@@ -11,8 +11,8 @@ import pytest
 
 from beam_jobs import packed, prepare, records, spill, tallies
 from quickdraw_tf.data import formats, splits
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 NUM_SHARDS = 3
 
 

@@ -15,8 +15,8 @@ import pytest
 from beam_jobs import tfds_metadata
 from quickdraw_tf.data import features, layout
 from quickdraw_tf.training import example_parsing
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 tfds = pytest.importorskip("tensorflow_datasets")
 
 

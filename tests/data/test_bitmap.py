@@ -1,5 +1,6 @@
-"""quickdraw_tf.data.bitmap against the numpy_bitmap recipe itself (issue #19's vector_to_raster, run with
-cairo through cairocffi) on every drawing of the embedded sample: raw ones simplified first, as Google did."""
+"""quickdraw_tf.data.bitmap against the numpy_bitmap recipe itself (vector_to_raster of
+googlecreativelab/quickdraw-dataset#19, run with cairo through cairocffi) on every drawing of the embedded
+sample: raw ones simplified first, as Google did."""
 
 import glob
 import os
@@ -9,8 +10,8 @@ import pytest
 
 from quickdraw_tf.data import bitmap, formats, preprocess
 from tests.cairo_recipe import vector_to_raster
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 MAX_MEAN_ABS_DIFFERENCE = 2.0  # grey levels of 255, over all pixels (measured 1.49: see README)
 
 

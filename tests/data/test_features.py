@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from quickdraw_tf.data import features, ink
-from tests.conftest import sample_drawings
+from tests.sample import sample_drawings
 
 
 def _tf_stroke_example(ink_rows, class_index, key_id, word, countrycode, recognized, timestamp):

@@ -19,14 +19,13 @@ import pytest
 from quickdraw_tf.data import formats, safe_npz
 from quickdraw_tf.data.drawing import REJECTION_REASONS, Drawing, InvalidRecord
 from quickdraw_tf.data.formats import SourceRecord
+from tests.sample import EYE_NPY, SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "data" / "sample"
 SIMPLIFIED_FILES = sorted((SAMPLE / "simplified").glob("*/*.ndjson"))
 RAW_FILES = sorted((SAMPLE / "raw").glob("*/*.ndjson"))
 BELT_SIMPLIFIED = SAMPLE / "simplified" / "lamnguyen5464-Sketch-dataset" / "belt.ndjson"
 BELT_RAW = SAMPLE / "raw" / "borismus-exupery" / "belt.ndjson"
 NOSE_SIMPLIFIED = SAMPLE / "simplified" / "goberoi-sketch_face" / "nose.ndjson"
-EYE_NPY = SAMPLE / "bitmap" / "sukumr-Doodle-Classifier" / "eye.npy"
 
 
 def json_lines(path: pathlib.Path) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import fuzz_corpus
+from tests import fuzz_corpus
 
 pytestmark = pytest.mark.integration  # the per-record step over a corpus of mutated files (~25 s budget)
 

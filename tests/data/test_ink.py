@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from quickdraw_tf.data import ink
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 
 # Two strokes: (0, 0) -> (20, 5), then (20, 10) -> (10, 10). x spans 0..20, y spans 0..10.
 TWO_STROKES = [[[0, 20], [0, 5]], [[20, 10], [10, 10]]]

@@ -1,5 +1,5 @@
-"""The output layout and the readers' checks (issue 12, sections 2 and 4): the input pipeline and
-evaluate read only what a finished conversion's manifest lists, and say which file is wrong."""
+"""The output layout and the readers' checks: the input pipeline and evaluate read only what a finished
+conversion's manifest lists, and say which file is wrong."""
 
 import json
 import os
@@ -14,9 +14,9 @@ import tensorflow as tf
 from quickdraw_tf.data import layout
 from quickdraw_tf.training import evaluation, input_pipeline
 from quickdraw_tf.training.input_pipeline import InputConfig
-from tests.conftest import NUM_SHARDS, write_manifest
+from tests.harness import NUM_SHARDS, write_manifest
+from tests.sample import REPO
 
-REPO = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 EVAL = InputConfig(batch_size=16, bucket_boundaries=(), shuffle_buffer=10)
 # Quick, Draw! words with spaces, apostrophes, hyphens and capitals, and non-ASCII ones a user may add.
 TRICKY_WORDS = ["The Eiffel Tower", "The Great Wall of China", "The Mona Lisa", "t-shirt", "teddy-bear",

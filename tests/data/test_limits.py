@@ -17,8 +17,8 @@ import pytest
 from quickdraw_tf.data import formats, ink, limits, preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.data.formats import binary
+from tests.sample import SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "data" / "sample"
 PIG_RAW = SAMPLE / "raw" / "borismus-exupery" / "pig.ndjson"
 NOSE_SIMPLIFIED = SAMPLE / "simplified" / "goberoi-sketch_face" / "nose.ndjson"
 RAW_LINES = [

@@ -15,11 +15,11 @@ import random
 import numpy as np
 import pytest
 
-from benchmarks import fuzz_corpus
+from tests import fuzz_corpus
 from quickdraw_tf.data import formats, ndjson_batch, preprocess
 from quickdraw_tf.data.drawing import InvalidRecord
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 NORMALIZATIONS = ("uniform", "per_axis")
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from quickdraw_tf.data import bitmap, formats, ink, preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
+from tests.sample import SAMPLE
 
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "data", "sample")
 
 
 def twins() -> list[tuple[Drawing, Drawing]]:

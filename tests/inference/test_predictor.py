@@ -16,13 +16,12 @@ from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.inference.predictor import Predictor
 from quickdraw_tf.training import evaluation
 from tests import predict_fixtures
-from tests.conftest import sample_drawings
 from tests.predict_fixtures import as_drawing, split_of
+from tests.sample import REPO, sample_drawings
 
 stroke_run, image_run = predict_fixtures.stroke_run, predict_fixtures.image_run  # session fixtures
 
 pytestmark = pytest.mark.integration
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_preprocessing_and_classes_travel_into_model_dir(stroke_run):

@@ -13,13 +13,12 @@ import time
 import pytest
 import tensorflow as tf
 
+from tests.harness import hparams_flags
+
 pytestmark = pytest.mark.integration  # every test trains, most in subprocesses
 
 TINY_FLAGS = [
-    "--hparams=num_conv=8",
-    "--hparams=conv_len=3",
-    "--hparams=num_layers=1",
-    "--hparams=num_nodes=8",
+    *hparams_flags("rnn"),
     "--batch_size=8",
     "--shuffle_buffer=50",
     "--bucket_boundaries=32,64",
@@ -33,10 +32,10 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from quickdraw_tf.training import trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
+from tests.harness import tiny_config
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-config = trainer.TrainConfig(
-    data_dir=sys.argv[1], model_dir=sys.argv[2], train_steps=6, eval_every=6, checkpoint_every=3, log_every=2,
-    hparams={"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8},
+config = tiny_config(
+    sys.argv[1], sys.argv[2], steps=6, checkpoint_every=3, log_every=2, num_summary_drawings=8,
     input=InputConfig(batch_size=8, shuffle_buffer=50, bucket_boundaries=(32, 64)),
 )
 metrics = trainer.train(config, strategy)

@@ -1,5 +1,4 @@
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -9,7 +8,8 @@ from quickdraw_tf.data import features, ink
 from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.training import input_pipeline
 from quickdraw_tf.training.input_pipeline import InputConfig
-from tests.conftest import sample_drawings, write_manifest
+from tests.harness import write_manifest
+from tests.sample import eye_bitmaps, sample_drawings
 
 EVAL = InputConfig(batch_size=8, bucket_boundaries=(), shuffle_buffer=50)
 
@@ -210,18 +210,7 @@ def test_pipeline_and_model_rotate_alike():
 
 
 def test_image_records_yield_uint8_bitmaps(tmp_path):
-    bitmaps = np.load(
-        os.path.join(
-            os.path.dirname(__file__),
-            os.pardir,
-            os.pardir,
-            "data",
-            "sample",
-            "bitmap",
-            "sukumr-Doodle-Classifier",
-            "eye.npy",
-        )
-    )[:10].reshape(10, 28, 28)
+    bitmaps = eye_bitmaps(10)
     for split in ("train", "eval", "test"):
         with tf.io.TFRecordWriter(str(tmp_path / f"quickdraw-{split}.tfrecord-00000-of-00001")) as writer:
             for i, bitmap in enumerate(bitmaps if split == "train" else []):

@@ -10,25 +10,15 @@ import tensorflow as tf
 
 from quickdraw_tf.training import input_pipeline, run_dir, trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
+from tests.harness import TINY_HPARAMS, tiny_config
 
 # No dropout and no augmentation: the two runs must see the same numbers, not the same random draws.
-HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8, "dropout": 0.0}
+HPARAMS = {**TINY_HPARAMS["rnn"], "dropout": 0.0}
 
 
 def _config(data_dir: str, model_dir: str, **overrides) -> trainer.TrainConfig:
-    values = dict(
-        data_dir=data_dir,
-        model_dir=model_dir,
-        hparams=HPARAMS,
-        input=InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(64,), static_shapes=True),
-        train_steps=4,
-        eval_every=4,
-        checkpoint_every=4,
-        log_every=4,
-        learning_rate=3e-3,
-        num_summary_drawings=0,
-    )
-    return trainer.TrainConfig(**{**values, **overrides})
+    input_config = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(64,), static_shapes=True)
+    return tiny_config(data_dir, model_dir, steps=4, hparams=HPARAMS, input=input_config, **overrides)
 
 
 def _two_steps(config: trainer.TrainConfig, batch) -> list[tuple[float, float]]:

@@ -13,9 +13,9 @@ from quickdraw_tf.training import config_flags, train_config
 from quickdraw_tf.training.config_flags import setting
 from quickdraw_tf.training.input_pipeline import InputConfig
 from quickdraw_tf.training.train_config import TrainConfig
+from tests.sample import REPO
 from tests.train_cli import config_as_the_cli_builds_it
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
 
 

@@ -13,31 +13,20 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from quickdraw_tf.training import distribute, evaluation, export, input_pipeline, optimization, trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
+from tests.harness import TINY_HPARAMS, tiny_config
 
-TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
 
-
-def tiny_config(data_dir, model_dir, **overrides) -> trainer.TrainConfig:
-    values = dict(
-        data_dir=data_dir,
-        model_dir=model_dir,
-        hparams=TINY_HPARAMS,
-        input=InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(32, 64)),
-        train_steps=12,
-        eval_every=6,
-        checkpoint_every=4,
-        log_every=4,
-        keep_checkpoints=2,
-        learning_rate=3e-3,
-        num_summary_drawings=4,
-    )
-    return trainer.TrainConfig(**{**values, **overrides})
+def _config(data_dir, model_dir, **overrides) -> trainer.TrainConfig:
+    """The tiny run the tests below read back: 12 steps, evaluated twice, checkpointed three times (two
+    kept), with 4 summary drawings."""
+    values = dict(eval_every=6, checkpoint_every=4, log_every=4, keep_checkpoints=2, num_summary_drawings=4)
+    return tiny_config(data_dir, model_dir, **{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
 def trained(tfrecord_dir, tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("run"))
-    eval_metrics = trainer.train(tiny_config(tfrecord_dir, model_dir))
+    eval_metrics = trainer.train(_config(tfrecord_dir, model_dir))
     return model_dir, eval_metrics
 
 
@@ -115,7 +104,7 @@ def test_evaluate_writes_sane_results(trained, tfrecord_dir):
 def test_evaluate_reads_the_split_as_the_runs_own_eval_did(tfrecord_dir, tmp_path):
     # Truncation to 10 points changes what the model sees: evaluate must apply it as training's eval did.
     truncating = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(), max_length=10)
-    config = tiny_config(tfrecord_dir, str(tmp_path), input=truncating, train_steps=6, num_summary_drawings=0)
+    config = _config(tfrecord_dir, str(tmp_path), input=truncating, train_steps=6, num_summary_drawings=0)
     during_training = trainer.train(config)
     results = evaluation.evaluate(str(tmp_path), tfrecord_dir, split="eval", checkpoint="latest")
     assert results["step"] == 6
@@ -139,10 +128,10 @@ def test_restart_restores_and_continues_to_train_steps(tfrecord_dir, tmp_path):
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.INFO)  # absl drops INFO when its flags were never parsed
     try:
-        config = tiny_config(tfrecord_dir, str(tmp_path), train_steps=8, eval_every=8, num_summary_drawings=0)
+        config = _config(tfrecord_dir, str(tmp_path), train_steps=8, eval_every=8, num_summary_drawings=0)
         trainer.train(config)
         trainer.train(
-            tiny_config(tfrecord_dir, str(tmp_path), train_steps=12, eval_every=8, num_summary_drawings=0)
+            _config(tfrecord_dir, str(tmp_path), train_steps=12, eval_every=8, num_summary_drawings=0)
         )
     finally:
         logger.removeHandler(handler)
@@ -155,7 +144,7 @@ def test_restart_restores_and_continues_to_train_steps(tfrecord_dir, tmp_path):
 
 @pytest.mark.integration
 def test_float16_mixed_precision_trains_with_loss_scaling(tfrecord_dir, tmp_path):
-    config = tiny_config(
+    config = _config(
         tfrecord_dir,
         str(tmp_path),
         train_steps=4,
@@ -177,15 +166,15 @@ def test_float16_mixed_precision_trains_with_loss_scaling(tfrecord_dir, tmp_path
 @pytest.mark.integration
 def test_model_dir_of_another_model_is_refused(tfrecord_dir, tmp_path):
     trainer.train(
-        tiny_config(tfrecord_dir, str(tmp_path), train_steps=2, eval_every=2, num_summary_drawings=0)
+        _config(tfrecord_dir, str(tmp_path), train_steps=2, eval_every=2, num_summary_drawings=0)
     )
-    other = tiny_config(tfrecord_dir, str(tmp_path), hparams={**TINY_HPARAMS, "num_nodes": 4})
+    other = _config(tfrecord_dir, str(tmp_path), hparams={**TINY_HPARAMS["rnn"], "num_nodes": 4})
     with pytest.raises(ValueError, match="holds model rnn"):
         trainer.train(other)
 
 
 def test_validate_names_the_bad_hparam_and_the_known_ones(tfrecord_dir, tmp_path):
-    config = tiny_config(tfrecord_dir, str(tmp_path), hparams={"num_units": 3})
+    config = _config(tfrecord_dir, str(tmp_path), hparams={"num_units": 3})
     with pytest.raises(ValueError, match=r"unknown hparam\(s\) num_units for model 'rnn'; known: num_conv"):
         trainer.validate(config)
 

@@ -1,5 +1,6 @@
 """Mutated copies of the real sample files in every format, and the job's per-record step, for the
-fuzz test (tests/data/test_fuzz.py) and the long run (benchmarks/fuzz_bench.py).
+fuzz test (tests/data/test_fuzz.py) and the long run (benchmarks/fuzz_bench.py), which imports it from
+the test harness.
 
 Every seed is a real file of data/sample or real sample drawings written with formats' writers; each
 mutant applies 1-4 random mutations to one seed: byte flips, cuts, insertions, repeated or deleted
@@ -23,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 
 from quickdraw_tf.data import formats, ink
+from tests.sample import EYE_NPY, SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 HOSTILE_NUMBERS = [
     b"7e305", b"-1e400", b"NaN", b"Infinity", b"1e999", b"99999999999999999999", b"-0.0", b"1.5",
     b"1000001", b'"12"', b"null", b"true", b"[]", b"{}", b"-5",
@@ -52,7 +53,7 @@ def seeds() -> tuple[Seed, ...]:
     formats.write_bin(nose[:40], binary)
     found.append(Seed("nose.bin", "bin", binary.getvalue()))
     found.append(Seed("sketchrnn_nose.npz", "npz", _npz([ink.to_stroke3(d.strokes) for d in nose[:30]])))
-    eye = np.load(SAMPLE / "bitmap" / "sukumr-Doodle-Classifier" / "eye.npy")[:20].reshape(20, 784)
+    eye = np.load(EYE_NPY)[:20].reshape(20, 784)
     npy = io.BytesIO()
     np.save(npy, eye)
     found.append(Seed("eye.npy", "npy", npy.getvalue()))
