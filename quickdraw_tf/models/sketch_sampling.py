@@ -147,7 +147,7 @@ def _to_sample(stroke5: np.ndarray, scale: float, prefix_length: int) -> Sample:
 
 def summary_images(model: SketchRnn, classes: list[str], count: int) -> dict[str, bytes]:
     """A PNG grid of samples (temperature 0.5) per class, for the first `count` classes: the trainer's
-    TensorBoard pictures for this model (models.summary_images_fn)."""
+    TensorBoard pictures for this model (its hooks' summary_images, models.hooks)."""
     images = {}
     for index, word in enumerate(classes[:count]):
         samples = sample(model, index, SUMMARY_SAMPLES_PER_CLASS, SUMMARY_TEMPERATURE, seed=index)
