@@ -56,7 +56,7 @@ def tree_rss(pid: int) -> int:
     try:
         own = psutil.Process(pid).memory_info().rss
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return 0
+        own = 0
     return own + sum(rss for _, rss in descendants_rss(pid).values())
 
 

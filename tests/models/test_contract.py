@@ -133,7 +133,8 @@ def test_model_keras_round_trip(name, tmp_path):
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_model_keras_files_of_the_saved_format_keep_loading(name):
     """Files written by the model classes as they kept one attribute per hyper-parameter: the same config
-    and weights load, give the outputs saved with them, and rebuild from their own hyper-parameters."""
+    and weights load (a hyper-parameter added since takes its default), give the outputs saved with them,
+    and rebuild from their own hyper-parameters."""
     path = os.path.join(SAVED, f"{name}.keras")
     saved = np.load(os.path.join(SAVED, "outputs.npz"))
     models.register_all()  # as `import quickdraw_tf` does: load_model finds every model class
@@ -147,8 +148,12 @@ def test_model_keras_files_of_the_saved_format_keep_loading(name):
                          {"ink": saved["ink"], "length": saved["length"]}, training=False)  # fmt: skip
     np.testing.assert_allclose(outputs, saved[name], rtol=1e-5, atol=1e-6)
     with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))["config"]
-    assert json.loads(json.dumps(loaded.get_config())) == config  # and the format is unchanged
+        saved_config = json.loads(archive.read("config.json"))["config"]
+    config = json.loads(json.dumps(loaded.get_config()))  # as model.keras would hold it now
+    assert {key: config[key] for key in saved_config} == saved_config  # every saved setting comes back
+    added = set(config) - set(saved_config)  # hyper-parameters the model gained since: at their defaults
+    defaults = json.loads(json.dumps(models.model_hparams(name)))
+    assert {key: config[key] for key in added} == {key: defaults[key] for key in added}
     rebuilt = models.get_model(name, loaded.num_classes, **loaded.hparams).get_config()
     assert {**rebuilt, "name": loaded.name} == loaded.get_config()
 
