@@ -398,7 +398,7 @@ def test_rejected_text_is_the_original_line(bad_run):
 @pytest.fixture(scope="module")
 def bitmap_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bitmap")
-    path = EYE_NPY
+    path = str(EYE_NPY)
     stats = run_job([path], out, caps={"train": 500, "eval": 100, "test": 1000})
     return out, stats, np.load(path).reshape(-1, 784)
 
