@@ -19,6 +19,8 @@ CHROMIUM ?= /usr/bin/chromium
 # it. Both copies stay out of git (.gitignore): the WASM is 15 MB.
 ORT_DIST := node_modules/onnxruntime-web/dist
 WEB_RUNTIME := quickdraw_tf/serve/static/ort
+# The suite: the package's tests (laid out like the package) and the benchmark scripts' own tests.
+TESTS := tests benchmarks/tests
 
 .PHONY: demo test test-fast lint clean serve sysdeps web
 
@@ -70,13 +72,13 @@ serve: $(INSTALLED) web
 # whole on one worker.
 test: $(INSTALLED) sysdeps web
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile $(TESTS)
 
 # The edit loop: the tests not marked integration (no Beam pipeline, training, subprocess, server or browser),
 # on two xdist workers handed tests one at a time (--dist load): the fast tests are many and short, so this
 # balances the two cores better than whole files do.
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -q -m "not integration" -n 2 --dist load tests
+	$(PY) -m pytest -q -m "not integration" -n 2 --dist load $(TESTS)
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

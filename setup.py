@@ -36,8 +36,8 @@ setup(
             "ruff>=0.6",
             "cairocffi>=1.6,<2",
             "playwright>=1.44",
-            # benchmarks.process_memory (tests/test_convert_memory.py): RSS of a process tree; the device
-            # check's per-row memory ceiling (benchmarks/bounded_process.py)
+            # benchmarks.process_memory (benchmarks/tests/test_convert_memory.py): RSS of a process tree;
+            # the device check's per-row memory ceiling (benchmarks/bounded_process.py)
             "psutil>=5.9",
         ],
         # model.onnx (training/onnx_export.py, python -m quickdraw_tf.export_onnx) and ONNX Runtime in the

@@ -3,8 +3,9 @@
 Written from quickdraw_tf.data.features.FEATURE_TABLE and stats.json with plain json and Beam's FileSystems
 (local, gs://, ...): neither TensorFlow nor TensorFlow Datasets is imported, which keeps both out of the
 job's process (importing them cost seconds at every start). The bytes are those that
-`tfds.folder_dataset.write_metadata` writes for the same dataset (tests/test_tfds_metadata.py checks it
-against the installed tensorflow-datasets, 4.9.10 when this was written). Nothing in those two files
+`tfds.folder_dataset.write_metadata` writes for the same dataset
+(tests/beam_jobs/test_tfds_metadata.py checks it against the installed tensorflow-datasets, 4.9.10 when this
+was written). Nothing in those two files
 varies from run to run: no dates, no TFDS version, and the module name TFDS writes only when it is set
 (write_metadata leaves it empty).
 

@@ -2,7 +2,7 @@ r"""The long fuzz run: thousands of mutated real files through the readers and t
 
   nice -n 5 .venv/bin/python -m benchmarks.fuzz_bench --files=3600 --work_dir=../runs/fuzz
 
-1. Writes `--files` mutants of the real sample files (benchmarks/fuzz_corpus.py: every format, seeded)
+1. Writes `--files` mutants of the real sample files (tests/fuzz_corpus.py: every format, seeded)
    under work_dir/corpus, stroke formats (ndjson, csv, bin, npz) and bitmaps (npy) in separate folders.
 2. Runs every record of every mutant through the job's per-record step in this process: records fuzzed,
    crashes (any exception but a rejection), the slowest record, read = written + rejected.
@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __package__ in (None, ""):  # run as `python benchmarks/fuzz_bench.py`: import from this checkout
     sys.path.insert(0, REPO)
 
-from benchmarks import fuzz_corpus
+from tests import fuzz_corpus
 
 
 def write_corpus(count: int, seed: int, corpus: str, marker: str) -> dict[str, int]:

@@ -18,7 +18,6 @@ from absl import app, flags
 
 from quickdraw_tf import cli, quiet
 from quickdraw_tf.data import formats, ink
-from quickdraw_tf.data.drawing import Drawing
 
 quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see quiet.py
 
@@ -39,12 +38,6 @@ def prefix_ink(path: str) -> np.ndarray:
     raise ValueError(f"{path} holds no drawing")
 
 
-def to_drawing(sample: sketch_sampling.Sample, word: str, key_id: int) -> Drawing:
-    """A sample as a simplified drawing (Google's simplification: 0..255 integers, 1-px RDP)."""
-    strokes = [[stroke[:, 0].tolist(), stroke[:, 1].tolist()] for stroke in sample.strokes]
-    return Drawing(key_id=key_id, word=word, strokes=tuple(ink.simplify(strokes)))
-
-
 def generate(
     model,
     classes: list[str],
@@ -60,12 +53,15 @@ def generate(
         raise ValueError(f"unknown word {word!r}; the model draws: {', '.join(classes)}")
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
-    samples = sketch_sampling.sample(model, classes.index(word), num, temperature, seed, prefix)
+    if prefix is None:
+        samples = sketch_sampling.sample(model, classes.index(word), num, temperature, seed)
+    else:  # a continuation that adds nothing is drawn again, a bounded number of times
+        samples = sketch_sampling.complete(model, classes.index(word), num, temperature, prefix, seed)
     os.makedirs(output_dir, exist_ok=True)
     stem = os.path.join(output_dir, word.replace(" ", "_"))
     with open(stem + ".ndjson", "w", encoding="utf-8") as f:
         keys = [formats.derived_key_id(word, seed, temperature, i) for i in range(num)]
-        formats.write_ndjson([to_drawing(s, word, k) for s, k in zip(samples, keys, strict=True)], f)
+        formats.write_ndjson([s.to_drawing(word, k) for s, k in zip(samples, keys, strict=True)], f)
     strokes = [s.strokes for s in samples]
     given = [s.prefix_length + 1 if s.prefix_length else 0 for s in samples]
     columns = min(num, 4)
@@ -78,7 +74,12 @@ def generate(
         gifs.append(f"{stem}_{i:02d}.gif")
         with open(gifs[-1], "wb") as f:
             f.write(sample_grids.drawing_gif(sample.strokes, given=given[i]))
-    return {"ndjson": [stem + ".ndjson"], "grid": [stem + "_grid.png", stem + "_grid.svg"], "gif": gifs}
+    return {
+        "ndjson": [stem + ".ndjson"],
+        "grid": [stem + "_grid.png", stem + "_grid.svg"],
+        "gif": gifs,
+        "added_nothing": [i for i, s in enumerate(samples) if prefix is not None and s.added_nothing],
+    }
 
 
 def _define_flags() -> None:
@@ -106,6 +107,10 @@ def main(argv: list[str]) -> None:
         cli.fail(error)
     grids = ", ".join(written["grid"])
     print(f"step {step}: wrote {written['ndjson'][0]}, {grids} and {len(written['gif'])} GIFs")
+    if written["added_nothing"]:
+        tries = sketch_sampling.COMPLETION_TRIES
+        print(f"{len(written['added_nothing'])} of {f.num} completions added nothing after {tries} tries "
+              f"(drawings {', '.join(map(str, written['added_nothing']))}): the model ended them at once")
 
 
 if __name__ == "__main__":

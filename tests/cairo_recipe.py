@@ -1,4 +1,4 @@
-"""The numpy_bitmap recipe Google's team posted in googlecreativelab/quickdraw-dataset issue #19
+"""The numpy_bitmap recipe Google's team posted in googlecreativelab/quickdraw-dataset#19
 (vector_to_raster), run with cairo through cairocffi: the reference quickdraw_tf.data.bitmap is tested
 against."""
 

@@ -13,8 +13,8 @@ import pathlib
 import numpy as np
 
 from quickdraw_tf.data import ink
+from tests.sample import SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sample"
 BELT = SAMPLE / "simplified" / "lamnguyen5464-Sketch-dataset" / "belt.ndjson"
 
 

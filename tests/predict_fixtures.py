@@ -16,10 +16,11 @@ from quickdraw_tf.data import bitmap, features, layout, splits
 from quickdraw_tf.data.drawing import Drawing
 from quickdraw_tf.training import trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
-from tests.conftest import sample_drawings, write_manifest, write_tfrecord_dir
+from tests.harness import TINY_HPARAMS, tiny_config, write_manifest, write_tfrecord_dir
+from tests.sample import sample_drawings
 
-TINY_RNN = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
-TINY_CNN = {"filters": (4, 8), "dense_units": 16, "dropout": 0.0}
+# The predictor tests' bitmap model: a wider dense layer, no dropout.
+TINY_CNN = {**TINY_HPARAMS["bitmap_cnn"], "dense_units": 16, "dropout": 0.0}
 
 
 def split_of(key_id: int) -> str:
@@ -56,21 +57,9 @@ def write_bitmap_dir(out_dir: str, records: list[dict]) -> None:
     write_manifest(out_dir, "images", 1, len(classes))
 
 
-def _train(data_dir: str, model_dir: str, model: str, hparams: dict) -> None:
-    config = trainer.TrainConfig(
-        data_dir=data_dir,
-        model_dir=model_dir,
-        model=model,
-        hparams=hparams,
-        input=InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(32, 64), max_length=100),
-        train_steps=12,
-        eval_every=12,
-        checkpoint_every=12,
-        log_every=12,
-        learning_rate=3e-3,
-        num_summary_drawings=0,
-    )
-    trainer.train(config)
+def _train(data_dir: str, model_dir: str, model: str, **overrides) -> None:
+    input_config = InputConfig(batch_size=16, shuffle_buffer=100, bucket_boundaries=(32, 64), max_length=100)
+    trainer.train(tiny_config(data_dir, model_dir, model=model, input=input_config, **overrides))
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +67,7 @@ def stroke_run(tmp_path_factory) -> tuple[str, str]:
     """(data_dir, model_dir) of a tiny rnn trained on real sample drawings."""
     data_dir, model_dir = (str(tmp_path_factory.mktemp(name)) for name in ("strokes", "rnn"))
     write_tfrecord_dir(data_dir, sample_drawings())
-    _train(data_dir, model_dir, "rnn", TINY_RNN)
+    _train(data_dir, model_dir, "rnn")
     return data_dir, model_dir
 
 
@@ -87,5 +76,5 @@ def image_run(tmp_path_factory) -> tuple[str, str]:
     """(data_dir, model_dir) of a tiny bitmap_cnn on the same drawings rendered to 28x28."""
     data_dir, model_dir = (str(tmp_path_factory.mktemp(name)) for name in ("bitmaps", "cnn"))
     write_bitmap_dir(data_dir, sample_drawings())
-    _train(data_dir, model_dir, "bitmap_cnn", TINY_CNN)
+    _train(data_dir, model_dir, "bitmap_cnn", hparams=TINY_CNN)
     return data_dir, model_dir

@@ -215,6 +215,27 @@ def test_beam_jobs_import_only_quickdraw_tf_data():
     assert _violations(jobs, allowed) == []
 
 
+def _absolute_imports(path: str) -> Iterator[str]:
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node.module or ""
+
+
+def test_no_test_imports_the_benchmarks():
+    """The suite runs on the package and its own harness (tests/sample.py, tests/harness.py); the benchmark
+    scripts' own tests live beside them, in benchmarks/tests/."""
+    found = []
+    for directory, _, files in os.walk(os.path.join(REPO, "tests")):
+        for path in (os.path.join(directory, name) for name in files if name.endswith(".py")):
+            imported = [name for name in _absolute_imports(path) if name.split(".")[0] == "benchmarks"]
+            found += [f"{os.path.relpath(path, REPO)}: {name}" for name in imported]
+    assert found == []
+
+
 # ---------------------------------------------------------------------------------------------------
 # Importing the library changes no process-wide state
 

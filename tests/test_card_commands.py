@@ -1,4 +1,4 @@
-"""The design card's three commands work as written (issue 14): data/tfrecords and runs/<flagfile name>
+"""The design card's three commands work as written: data/tfrecords and runs/<flagfile name>
 are the defaults, every config under configs/ runs with no other flag once its data is in place, and a
 missing data dir is one line that names the conversion to run."""
 
@@ -16,9 +16,9 @@ from tensorboard.backend.event_processing import event_multiplexer
 from quickdraw_tf import models
 from quickdraw_tf.data import layout
 from quickdraw_tf.training import config_flags, trainer
+from tests.sample import REPO
 from tests.train_cli import config_as_the_cli_builds_it
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
 IMAGE_FORMATS = ("npy", "bitmap_raw")
 

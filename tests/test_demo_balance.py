@@ -12,8 +12,7 @@ import re
 import shlex
 
 from quickdraw_tf.data import formats, splits
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.sample import REPO, SAMPLE
 
 
 def _demo_flags() -> dict[str, float]:
@@ -26,7 +25,7 @@ def _demo_flags() -> dict[str, float]:
 def _split_counts(flags: dict[str, float]) -> dict[str, collections.Counter]:
     words = {}  # key_id -> word: the raw and simplified files share key_ids; the job keeps one copy
     for pattern in ("raw", "simplified"):
-        for path in glob.glob(os.path.join(REPO, "data", "sample", pattern, "*", "*.ndjson")):
+        for path in glob.glob(os.path.join(SAMPLE, pattern, "*", "*.ndjson")):
             words.update((d.key_id, d.word) for d in formats.iter_drawings(path))
     counts = {split: collections.Counter() for split in splits.SPLITS}
     for key_id, word in words.items():

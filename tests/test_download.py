@@ -23,12 +23,10 @@ import pytest
 from quickdraw_tf import download
 from quickdraw_tf.data import formats
 from tests.npz_payloads import malicious_npz
+from tests.sample import EYE_NPY, REPO, SAMPLE
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
 SIMPLIFIED = SAMPLE / "simplified" / "lamnguyen5464-Sketch-dataset"
 RAW = SAMPLE / "raw" / "borismus-exupery"
-EYE_NPY = SAMPLE / "bitmap" / "sukumr-Doodle-Classifier" / "eye.npy"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -18,14 +18,11 @@ from quickdraw_tf.inference import prediction_io
 from quickdraw_tf.inference.predictor import Predictor
 from quickdraw_tf.training import evaluation
 from tests import predict_fixtures
-from tests.conftest import sample_drawings
 from tests.predict_fixtures import as_drawing, split_of
+from tests.sample import REPO, SAMPLE, eye_bitmaps, sample_drawings
 
 stroke_run, image_run = predict_fixtures.stroke_run, predict_fixtures.image_run  # session fixtures
 pytestmark = pytest.mark.integration
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "sample")
-EYES = os.path.join(SAMPLE, "bitmap", "sukumr-Doodle-Classifier", "eye.npy")
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +111,7 @@ def test_kaggle_submission_is_byte_exact(predictor, drawings, tmp_path):
 
 
 def test_images_for_an_image_model_and_rejected_for_a_stroke_model(image_run, predictor, tmp_path):
-    eyes = np.load(EYES)[:40]
+    eyes = eye_bitmaps(40)
     np.save(tmp_path / "eye.npy", eyes)
     eyes.tofile(tmp_path / "my.eye.rows.bin")
     cnn = Predictor.load(image_run[1])

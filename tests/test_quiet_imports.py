@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+from tests.sample import REPO
+
 # Lines TensorFlow prints on a machine without a GPU, before absl logging starts (TF_CPP_MIN_LOG_LEVEL
 # does not hide them).
 NOISE = ("absl::InitializeLog", "cuInit", "Could not find cuda drivers")

@@ -13,11 +13,10 @@ from PIL import Image
 from quickdraw_tf import pictures, render
 from quickdraw_tf.data import bitmap, formats, preprocess
 from quickdraw_tf.inference import prediction_io
+from tests.sample import EYE_NPY, REPO, SAMPLE
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RAW = sorted(glob.glob(os.path.join(REPO, "data", "sample", "raw", "*", "*.ndjson")))[0]
-SIMPLIFIED = os.path.join(REPO, "data", "sample", "simplified", "*", "*.ndjson")
-EYES = os.path.join(REPO, "data", "sample", "bitmap", "sukumr-Doodle-Classifier", "eye.npy")
+RAW = sorted(glob.glob(os.path.join(SAMPLE, "raw", "*", "*.ndjson")))[0]
+SIMPLIFIED = os.path.join(SAMPLE, "simplified", "*", "*.ndjson")
 
 
 def inputs(*patterns, fmt=None):
@@ -85,7 +84,7 @@ def test_bad_records_and_images(tmp_path):
     assert (result["read"], result["rendered"], result["rejected"]) == (3, 1, 2)
     lines = (tmp_path / "out" / render.REJECTED_FILE).read_text().splitlines()
     assert ['"position": 2', '"position": 3'] == [line.split(", ")[1] for line in lines]
-    np.save(tmp_path / "eye.npy", np.load(EYES)[:3])
+    np.save(tmp_path / "eye.npy", np.load(EYE_NPY)[:3])
     as_png = render.render(inputs(str(tmp_path / "eye.npy")), str(tmp_path / "png"), "png")
     as_gif = render.render(inputs(str(tmp_path / "eye.npy")), str(tmp_path / "gif"), "gif")
     assert as_png["rendered"] == 3 and (as_gif["rendered"], as_gif["rejected"]) == (0, 3)

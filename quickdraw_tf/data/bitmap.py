@@ -8,7 +8,7 @@ anti-aliased, white on black.
 
 Here the same shapes are drawn with PIL at SUPERSAMPLE times the size (every segment as a line plus a
 disc at each point: a round-capped, round-joined stroke is exactly the union of those) and averaged
-down to 28x28, which approximates cairo's exact-area anti-aliasing. tests/test_bitmap.py runs the
+down to 28x28, which approximates cairo's exact-area anti-aliasing. tests/data/test_bitmap.py runs the
 recipe itself (cairocffi) on every drawing of the embedded sample and checks the mean absolute
 difference per pixel.
 """

@@ -9,7 +9,7 @@ tf.io parse specs (quickdraw_tf/training/example_parsing.py) and the TFDS featur
 (beam_jobs/tfds_metadata.py). The examples are encoded by
 `serialize_stroke_example` / `serialize_image_example`, which write the protobuf wire format directly
 (byte for byte what TensorFlow's own serializer gives for the same tf.train.Example,
-tests/test_features.py), so the Beam workers need no TensorFlow.
+tests/data/test_features.py), so the Beam workers need no TensorFlow.
 """
 
 from __future__ import annotations

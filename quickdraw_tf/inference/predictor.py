@@ -27,6 +27,7 @@ import tensorflow as tf
 from quickdraw_tf.data import preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.inference import onnx_engine
+from quickdraw_tf.models import contract
 from quickdraw_tf.training import run_dir
 
 DEFAULT_BATCH_SIZE = 64
@@ -69,7 +70,7 @@ def _load_member(model_dir: str, engine: str) -> _Member:
         takes_images, call, default_name = session.takes_images, session, "onnx"
     else:
         model = run_dir.load_keras_model(model_dir)
-        takes_images = {tensor.name for tensor in model.inputs} == {"image"}
+        takes_images = contract.input_kind(model) == contract.IMAGE
         call, default_name = _probabilities_fn(model, takes_images), type(model).__name__
     prep = run_dir.read_preprocessing(model_dir)
     if takes_images != (prep.kind == "images"):

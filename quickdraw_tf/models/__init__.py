@@ -1,10 +1,10 @@
 """Models by name, each imported on first use: the registry imports no Keras until a model is asked for.
 
-Adding a model: write models/<name>.py with a keras.Model class whose constructor takes `num_classes` plus
-keyword hyper-parameters with defaults (and a get_config returning them), add its name to MODEL_NAMES and
-one branch to model_class below. train.py passes `--hparams=key=value` flags straight through.
-A model with its own loss (sketch_rnn, a generator) also defines the trainer's hooks (see
-training/trainer.py); its own TensorBoard pictures come from summary_images_fn.
+Adding a model: write models/<name>.py with a keras.Model class that keeps the contract of
+models/contract.py (its constructor takes `num_classes` plus keyword hyper-parameters with defaults, kept
+in one `hparams` dict that get_config returns), add its name to MODEL_NAMES and one branch to model_class
+below. train.py passes `--hparams=key=value` flags straight through. A model with its own loss (sketch_rnn,
+a generator) also keeps contract.OwnLoss; its own TensorBoard pictures come from _summary_images.
 
 Each model module registers its Keras classes when imported, so keras.models.load_model(".../model.keras")
 needs the module of the saved model imported first: register_all() imports every one.
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from quickdraw_tf.models import contract
 
 if TYPE_CHECKING:
     import keras
@@ -46,14 +48,20 @@ def register_all() -> None:
         model_class(name)
 
 
-def summary_images_fn(name: str) -> Callable[[keras.Model, list[str], int], dict[str, bytes]] | None:
-    """Model `name`'s own TensorBoard pictures, (model, classes, count) -> {name: PNG}, if it has them
-    (a generator draws samples); None: the trainer shows eval drawings with their predictions."""
+def _summary_images(name: str) -> contract.SummaryImages | None:
+    """Model `name`'s own TensorBoard pictures, if it has them (a generator draws samples); None: the
+    trainer shows eval drawings with their predictions."""
     if name == "sketch_rnn":
         from quickdraw_tf.models.sketch_sampling import summary_images
 
         return summary_images
     return None
+
+
+def hooks(name: str, model: keras.Model) -> contract.Hooks:
+    """What the trainer and the exporter do with `model`, a model `name`: its contract checked
+    (contract.ContractError where it is kept in part), with its own pictures."""
+    return contract.check(model, _summary_images(name))
 
 
 def model_hparams(name: str) -> dict:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import keras
 
 from quickdraw_tf.data.features import BITMAP_SIZE
+from quickdraw_tf.models import contract
 
 
 @keras.saving.register_keras_serializable(package="quickdraw_tf")
@@ -54,19 +55,8 @@ class BitmapCNN(keras.Model):
         # float32 logits under mixed precision: softmax and the loss need the range.
         logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
         super().__init__(inputs={"image": image}, outputs=logits, **kwargs)
-        self.num_classes, self.filters, self.dense_units = num_classes, filters, dense_units
-        self.batch_norm, self.dropout = batch_norm, dropout
+        self.num_classes = num_classes
+        self.hparams = dict(filters=filters, dense_units=dense_units, batch_norm=batch_norm, dropout=dropout)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "filters": list(self.filters),
-                "dense_units": self.dense_units,
-                "batch_norm": self.batch_norm,
-                "dropout": self.dropout,
-            }
-        )
-        return config
+        return contract.config_with_hparams(self, super().get_config())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from quickdraw_tf.models import contract
 from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.models.layers import AtLeastOneStep
 from quickdraw_tf.models.raster import RenderInk
@@ -90,30 +91,21 @@ class InkMobileNet(keras.Model):
         # float32 logits under mixed precision: softmax and the loss need the range.
         logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
         super().__init__(inputs={"ink": ink, "length": length}, outputs=logits, **kwargs)
-        self.num_classes, self.version, self.image_size = num_classes, version, image_size
-        self.colour, self.channels, self.line_width, self.antialias = colour, channels, line_width, antialias
-        self.alpha, self.minimalistic, self.dropout = alpha, minimalistic, dropout
-        self.augment_rotation, self.augment_shear = augment_rotation, augment_shear
-        self.batch_norm_momentum = batch_norm_momentum
+        self.num_classes = num_classes
+        self.hparams = dict(
+            version=version,
+            image_size=image_size,
+            colour=colour,
+            channels=channels,
+            line_width=line_width,
+            antialias=antialias,
+            alpha=alpha,
+            minimalistic=minimalistic,
+            dropout=dropout,
+            batch_norm_momentum=batch_norm_momentum,
+            augment_rotation=augment_rotation,
+            augment_shear=augment_shear,
+        )
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "version": self.version,
-                "image_size": self.image_size,
-                "colour": self.colour,
-                "channels": self.channels,
-                "line_width": self.line_width,
-                "antialias": self.antialias,
-                "alpha": self.alpha,
-                "minimalistic": self.minimalistic,
-                "dropout": self.dropout,
-                "batch_norm_momentum": self.batch_norm_momentum,
-                "augment_rotation": self.augment_rotation,
-                "augment_shear": self.augment_shear,
-            }
-        )
-        return config
+        return contract.config_with_hparams(self, super().get_config())

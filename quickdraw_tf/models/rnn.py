@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import keras
 
+from quickdraw_tf.models import contract
 from quickdraw_tf.models.fused_lstm import FusedLSTM, check_kernel
 from quickdraw_tf.models.layers import AtLeastOneStep, MaskedSum, SequenceMask, ZeroPadding
 
@@ -80,32 +81,19 @@ class RnnClassifier(keras.Model):
         logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
         super().__init__(inputs={"ink": ink, "length": length}, outputs=logits, **kwargs)
         self.num_classes = num_classes
-        self.num_conv = num_conv
-        self.conv_len = conv_len
-        self.num_layers = num_layers
-        self.num_nodes = num_nodes
-        self.batch_norm = batch_norm
-        self.dropout = dropout
-        self.conv_activation = conv_activation
-        self.lstm_kernel = lstm_kernel
+        self.hparams = dict(
+            num_conv=num_conv,
+            conv_len=conv_len,
+            num_layers=num_layers,
+            num_nodes=num_nodes,
+            batch_norm=batch_norm,
+            dropout=dropout,
+            conv_activation=conv_activation,
+            lstm_kernel=lstm_kernel,
+        )
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "num_conv": list(self.num_conv),
-                "conv_len": list(self.conv_len),
-                "num_layers": self.num_layers,
-                "num_nodes": self.num_nodes,
-                "batch_norm": self.batch_norm,
-                "dropout": self.dropout,
-                "conv_activation": self.conv_activation,
-                "lstm_kernel": self.lstm_kernel,
-            }
-        )
-        return config
+        return contract.config_with_hparams(self, super().get_config())
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> RnnClassifier:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from quickdraw_tf.models import raster, resnext
+from quickdraw_tf.models import contract, raster, resnext
 from quickdraw_tf.models.augment import RandomInkAffine
 from quickdraw_tf.models.layers import AtLeastOneStep, SequenceMask, ZeroPadding
 
@@ -160,33 +160,23 @@ class ScatterRaster(keras.Model):
         # float32 logits under mixed precision: softmax and the loss need the range.
         logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
         super().__init__(inputs={"ink": ink, "length": length}, outputs=logits, **kwargs)
-        self.num_classes, self.grid_size, self.point_features = num_classes, grid_size, point_features
-        self.conv_filters, self.dilations = conv_filters, dilations
-        self.blocks, self.widths, self.strides = blocks, widths, strides
-        self.stem_width, self.cardinality = stem_width, cardinality
-        self.bottleneck_ratio, self.se_ratio, self.dropout = bottleneck_ratio, se_ratio, dropout
-        self.augment_rotation, self.augment_shear = augment_rotation, augment_shear
+        self.num_classes = num_classes
+        self.hparams = dict(
+            grid_size=grid_size,
+            conv_filters=conv_filters,
+            dilations=dilations,
+            point_features=point_features,
+            blocks=blocks,
+            widths=widths,
+            strides=strides,
+            stem_width=stem_width,
+            cardinality=cardinality,
+            bottleneck_ratio=bottleneck_ratio,
+            se_ratio=se_ratio,
+            dropout=dropout,
+            augment_rotation=augment_rotation,
+            augment_shear=augment_shear,
+        )
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("dtype", None)  # rebuilt under the global dtype policy, as when first built
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "grid_size": self.grid_size,
-                "conv_filters": list(self.conv_filters),
-                "dilations": list(self.dilations),
-                "point_features": self.point_features,
-                "blocks": list(self.blocks),
-                "widths": list(self.widths),
-                "strides": list(self.strides),
-                "stem_width": self.stem_width,
-                "cardinality": self.cardinality,
-                "bottleneck_ratio": self.bottleneck_ratio,
-                "se_ratio": self.se_ratio,
-                "dropout": self.dropout,
-                "augment_rotation": self.augment_rotation,
-                "augment_shear": self.augment_shear,
-            }
-        )
-        return config
+        return contract.config_with_hparams(self, super().get_config())

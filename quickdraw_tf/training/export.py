@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from quickdraw_tf.data import features
+from quickdraw_tf.models import contract
 
 SIGNATURE = "serving_default"
 MAX_POINTS = 10_000  # per drawing; the longest simplified drawings of the dataset have a few hundred
@@ -30,10 +31,6 @@ _INK_SIGNATURE = [
     tf.TensorSpec([None], tf.int32, name="length"),
 ]
 _IMAGE_SIGNATURE = [tf.TensorSpec([None, features.BITMAP_SIZE, features.BITMAP_SIZE], tf.uint8, name="image")]
-
-
-def input_names(model: keras.Model) -> set[str]:
-    return {tensor.name for tensor in model.inputs}
 
 
 class Serving(tf.Module):
@@ -53,15 +50,10 @@ class Serving(tf.Module):
         self.max_points = max_points
         self.class_names = tuple(class_names)  # a constant of the traced graph (what converters want)
         self.top_k = min(top_k, len(class_names))
-        names = input_names(model)
-        if names == {"ink", "length"}:
+        if contract.input_kind(model) == contract.INK:
             self.serve = tf.function(self._serve_ink, input_signature=_INK_SIGNATURE)
-        elif names == {"image"}:
-            self.serve = tf.function(self._serve_image, input_signature=_IMAGE_SIGNATURE)
         else:
-            raise ValueError(
-                f"cannot serve a model with inputs {sorted(names)}: expected ink+length or image"
-            )
+            self.serve = tf.function(self._serve_image, input_signature=_IMAGE_SIGNATURE)
 
     def _outputs(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         probabilities = tf.nn.softmax(tf.cast(self.model(inputs, training=False), tf.float32))

@@ -48,7 +48,7 @@ def converter_ready(model: keras.Model) -> keras.Model:
     """The model to convert: for an RnnClassifier, a same-weights copy running Keras' own LSTM loop."""
     from quickdraw_tf.models.rnn import RnnClassifier, with_lstm_kernel
 
-    if isinstance(model, RnnClassifier) and model.lstm_kernel != "keras":
+    if isinstance(model, RnnClassifier) and model.hparams["lstm_kernel"] != "keras":
         return with_lstm_kernel(model, "keras")
     return model
 

@@ -7,12 +7,12 @@ Only the chief writes them; the trainer decides who.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 from absl import logging
 
+from quickdraw_tf.models import contract
 from quickdraw_tf.pictures import charts
 from quickdraw_tf.training import export, input_pipeline, onnx_export, run_dir
 from quickdraw_tf.training.train_config import TrainConfig
@@ -50,10 +50,10 @@ def write_drawings(
     classes: list[str],
     step: int,
     count: int,
-    own_images: Callable[[keras.Model, list[str], int], dict[str, bytes]] | None = None,
+    own_images: contract.SummaryImages | None = None,
 ) -> None:
     """The summary drawings rendered with their true and predicted class, or the model's own pictures
-    (`own_images`, models.summary_images_fn: e.g. a generator's samples per class), as image summaries."""
+    (`own_images`, its hooks' summary_images: e.g. a generator's samples per class), as image summaries."""
     if own_images is not None:
         images = own_images(model, classes, count)
     else:

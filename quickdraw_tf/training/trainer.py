@@ -13,12 +13,11 @@ model_dir after a run (run_dir.py names and reads every file):
 Restarted on the same model_dir (also after kill -9) it restores the latest checkpoint and goes on to
 train_steps. The data order does not resume: the shuffle is re-seeded with the restored step.
 
-Classifiers are trained on cross-entropy. A model with its own loss (the generator models/sketch_rnn.py)
-defines `loss_sums(inputs, labels, step, training) -> (per-example loss [B], summed metrics)` and
-`metric_keys`; the best checkpoint is then the lowest eval loss instead of the highest MAP@3. Optional
-hook: `adapt_to_data(train dataset) -> dict` runs once before step 0 (written to data_stats.json).
-A model's own TensorBoard pictures (models.summary_images_fn, e.g. a generator's samples per class)
-replace the eval drawings summary.
+Classifiers are trained on cross-entropy and the best checkpoint is the highest eval MAP@3. A model with
+its own loss (the generator models/sketch_rnn.py) is trained on its `loss_sums`, the best checkpoint is the
+lowest eval loss, and its `adapt_to_data` runs once before step 0 (written to data_stats.json). Which of the
+two a model is, and its own TensorBoard pictures (a generator's samples per class, in place of the eval
+drawings), are its hooks (models/contract.py), checked once when the model is built (TrainState.hooks).
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ import tensorflow as tf
 from absl import logging
 
 from quickdraw_tf import models
+from quickdraw_tf.models import contract
 from quickdraw_tf.training import distribute, input_pipeline, metrics, optimization, run_dir, train_outputs
 from quickdraw_tf.training.train_config import TrainConfig
 
@@ -53,11 +53,12 @@ class TrainState:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     step: tf.Variable
-    best_score: tf.Variable  # eval MAP@3, or minus the eval loss for a model with its own loss (_score)
+    best_score: tf.Variable  # eval MAP@3, or minus the eval loss for a model with its own loss (score)
     checkpoint: tf.train.Checkpoint
     last: tf.train.CheckpointManager  # the last keep_checkpoints checkpoints
     best: tf.train.CheckpointManager  # the one with the best eval score
     chief: bool  # the worker that writes model_dir: summaries, run files, exports
+    hooks: contract.Hooks  # what the loop does with this model: its loss, metrics, pictures, export
 
     @classmethod
     def create(
@@ -82,7 +83,17 @@ class TrainState:
 
         last = manager(run_dir.CHECKPOINTS_DIR, config.keep_checkpoints)
         best = manager(run_dir.BEST_DIR, 1)
-        return cls(model, optimizer, step, best_score, checkpoint, last, best, distribute.is_chief(strategy))
+        chief, hooks = distribute.is_chief(strategy), models.hooks(config.model, model)
+        return cls(model, optimizer, step, best_score, checkpoint, last, best, chief, hooks)
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        own_loss = self.hooks.own_loss
+        return tuple(own_loss.metric_keys) if own_loss is not None else METRIC_KEYS
+
+    def score(self, values: dict[str, float]) -> float:
+        """Higher is better: eval MAP@3, or minus the eval loss for a model with its own loss."""
+        return values["map3"] if self.hooks.own_loss is None else -values["loss"]
 
 
 def validate(config: TrainConfig, num_replicas: int = 1) -> None:
@@ -118,24 +129,12 @@ def check_jit_support(model: keras.Model) -> None:
         )
 
 
-def _has_own_loss(model: keras.Model) -> bool:
-    return hasattr(model, "loss_sums")
-
-
-def _metric_keys(model: keras.Model) -> tuple[str, ...]:
-    return tuple(getattr(model, "metric_keys", METRIC_KEYS))
-
-
-def _score(model: keras.Model, values: dict[str, float]) -> float:
-    """Higher is better: eval MAP@3, or minus the eval loss for a model with its own loss."""
-    return -values["loss"] if _has_own_loss(model) else values["map3"]
-
-
 def loss_and_sums(state: TrainState, inputs, labels, training: bool) -> tuple[tf.Tensor, dict]:
     """(per-example loss [B], summed metrics with the summed loss as "loss"), for the train and the eval
     step alike: cross-entropy and top-k, or the model's own loss_sums."""
-    if _has_own_loss(state.model):
-        per_example, sums = state.model.loss_sums(inputs, labels, step=state.step, training=training)
+    own_loss = state.hooks.own_loss
+    if own_loss is not None:
+        per_example, sums = own_loss.loss_sums(inputs, labels, step=state.step, training=training)
     else:
         logits = state.model(inputs, training=training)
         per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -169,7 +168,7 @@ def make_train_loop(strategy: tf.distribute.Strategy, state: TrainState, config:
     @tf.function
     def train_loop(iterator, num_steps):
         """num_steps steps in one call: one Python round trip per chunk, not per step."""
-        totals = _zeros(_metric_keys(state.model))
+        totals = _zeros(state.metric_keys)
         for _ in tf.range(num_steps):
             sums, norm = strategy.run(step_fn, args=next(iterator))
             sums = _sum_over_replicas(strategy, sums)
@@ -182,7 +181,7 @@ def make_train_loop(strategy: tf.distribute.Strategy, state: TrainState, config:
 
 
 def make_eval_pass(strategy: tf.distribute.Strategy, state: TrainState):
-    keys = _metric_keys(state.model)
+    keys = state.metric_keys
 
     def step_fn(inputs, labels):
         # A replica left without drawings by the last partial batch gets an empty [0, 0, 3] batch, on
@@ -280,10 +279,10 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
             state.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("restored checkpoint at step %d from %s", int(state.step.numpy()), latest)
         step = int(state.step.numpy())
-        if step == 0 and hasattr(state.model, "adapt_to_data"):
+        if step == 0 and state.hooks.own_loss is not None:
             # The model's data-dependent constants from one pass over the training split (no augmentation).
             dataset = input_pipeline.make_dataset(config.data_dir, "train", config.input, training=False)
-            stats = state.model.adapt_to_data(dataset)
+            stats = state.hooks.own_loss.adapt_to_data(dataset)
             logging.info("adapted to the training data: %s", stats)
             if state.chief:
                 run_dir.write_data_stats(config.model_dir, stats)
@@ -295,13 +294,13 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
         distributed_eval = distributed_dataset(strategy, config, config.input, "eval", training=False)
         train_loop, eval_pass = make_train_loop(strategy, state, config), make_eval_pass(strategy, state)
         summary_batch = None  # drawn at each eval: the model's own images, or eval drawings predicted
-        own_images = models.summary_images_fn(config.model)
+        own_images = state.hooks.summary_images
         if state.chief and config.num_summary_drawings:
             summary_batch = () if own_images else train_outputs.summary_batch(config)
 
         # ---- loop: chunks of steps up to the next log, eval or checkpoint boundary
         eval_metrics: dict[str, float] = {}
-        totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
+        totals, steps_since_log, train_seconds = _zeros(state.metric_keys), 0, 0.0
         while step < config.train_steps:
             intervals = (config.log_every, config.eval_every, config.checkpoint_every)
             boundary = min(config.train_steps, *((step // n + 1) * n for n in intervals))
@@ -318,7 +317,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
                 values["examples_per_second"] = float(totals["count"]) / max(train_seconds, 1e-9)
                 train_outputs.write_scalars(train_writer, step, values)
                 logging.info("step %d: %s", step, _format(values, ".4g"))
-                totals, steps_since_log, train_seconds = _zeros(_metric_keys(state.model)), 0, 0.0
+                totals, steps_since_log, train_seconds = _zeros(state.metric_keys), 0, 0.0
             if step % config.eval_every == 0 or done:
                 eval_metrics = _means(eval_pass(distributed_eval), 0)
                 logging.info("eval at step %d: %s", step, _format(eval_metrics, ".4f"))
@@ -328,8 +327,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
                         eval_writer, state.model, summary_batch, classes, step, config.num_summary_drawings,
                         own_images,
                     )
-                if _score(state.model, eval_metrics) > float(state.best_score.numpy()):
-                    state.best_score.assign(_score(state.model, eval_metrics))
+                if state.score(eval_metrics) > float(state.best_score.numpy()):
+                    state.best_score.assign(state.score(eval_metrics))
                     state.best.save(checkpoint_number=step)
             if step % config.checkpoint_every == 0 or done:
                 state.last.save(checkpoint_number=step)
@@ -342,7 +341,6 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
             tf.train.Checkpoint(model=state.model).restore(best).expect_partial()
             score = float(state.best_score.numpy())
             logging.info("exporting the best checkpoint %s (eval score %.4f)", best, score)
-        serving = not _has_own_loss(state.model)  # the serving signature returns class probabilities
-        train_outputs.save_model(state.model, classes, config.model_dir, state.chief, serving)
+        train_outputs.save_model(state.model, classes, config.model_dir, state.chief, state.hooks.serves)
         logging.info("finished at step %d", int(state.step.numpy()))
         return eval_metrics

@@ -12,20 +12,14 @@ import sys
 import time
 
 import httpx
-import numpy as np
 import pytest
-import tensorflow as tf
 
-from quickdraw_tf.data import features, formats, layout, splits
+from quickdraw_tf.data import formats, splits
 from quickdraw_tf.data.drawing import Drawing
-from quickdraw_tf.training import trainer
+from quickdraw_tf.training import train_config, trainer
 from quickdraw_tf.training.input_pipeline import InputConfig
-from tests.conftest import sample_drawings, write_manifest
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
-RAW = os.path.join(REPO, "data", "sample", "raw")
-EYES = os.path.join(REPO, "data", "sample", "bitmap", "sukumr-Doodle-Classifier", "eye.npy")
-TINY_HPARAMS = {"num_conv": (8,), "conv_len": (3,), "num_layers": 1, "num_nodes": 8}
+from tests.harness import tiny_config, write_eye_records
+from tests.sample import REPO, SAMPLE, sample_drawings
 
 
 @pytest.fixture(scope="session")
@@ -33,24 +27,9 @@ def model_dir(tfrecord_dir, tmp_path_factory) -> str:
     """A tiny RNN trained for a few seconds on the sample's 10 classes (what it guesses is not the
     point; that the server and page give exactly the Predictor's answer is)."""
     out = str(tmp_path_factory.mktemp("serve_model"))
-    trainer.train(trainer.TrainConfig(
-        data_dir=tfrecord_dir,
-        model_dir=out,
-        hparams=TINY_HPARAMS,
-        input=InputConfig(batch_size=32, shuffle_buffer=100, bucket_boundaries=(32, 64)),
-        train_steps=40,
-        eval_every=40,
-        checkpoint_every=40,
-        log_every=40,
-        learning_rate=1e-2,
-        num_summary_drawings=0,
-    ))
+    input_config = InputConfig(batch_size=32, shuffle_buffer=100, bucket_boundaries=(32, 64))
+    trainer.train(tiny_config(tfrecord_dir, out, steps=40, input=input_config, learning_rate=1e-2))
     return out
-
-
-def eye_bitmaps(count: int) -> np.ndarray:
-    """Real 28x28 bitmaps of the sample's numpy_bitmap file."""
-    return np.load(EYES)[:count].reshape(-1, 28, 28)
 
 
 @pytest.fixture(scope="session")
@@ -58,21 +37,9 @@ def bitmap_model_dir(tmp_path_factory) -> str:
     """A tiny bitmap_cnn trained for a few steps on real eye bitmaps (class 0) and the same bitmaps
     transposed (class 1): enough to serve {"image": ...} requests through the real Predictor."""
     data_dir, out = str(tmp_path_factory.mktemp("eyes")), str(tmp_path_factory.mktemp("bitmap_model"))
-    words, eyes = ["eye", "eye transposed"], eye_bitmaps(96)
-    images = [(image, 0) for image in eyes[:48]] + [(image.T, 1) for image in eyes[48:]]
-    for split, part in (("train", images[::2]), ("eval", images[1::4]), ("test", images[3::4])):
-        path = os.path.join(data_dir, layout.shard_name(split, 0, 1))
-        with tf.io.TFRecordWriter(path) as writer:
-            for i, (image, label) in enumerate(part):
-                writer.write(features.serialize_image_example(image, label, i, words[label]))
-    with open(os.path.join(data_dir, layout.CLASSES_FILE), "w", encoding="utf-8") as f:
-        f.write(layout.classes_text(words))
-    write_manifest(data_dir, "images", 1, len(words))
-    trainer.train(trainer.TrainConfig(
-        data_dir=data_dir, model_dir=out, model="bitmap_cnn", hparams={"filters": (4, 8), "dense_units": 8},
-        input=InputConfig(batch_size=8, shuffle_buffer=50), train_steps=6, eval_every=6, checkpoint_every=6,
-        log_every=6, learning_rate=3e-3, num_summary_drawings=0,
-    ))
+    write_eye_records(data_dir, 96)
+    input_config = InputConfig(batch_size=8, shuffle_buffer=50)
+    trainer.train(tiny_config(data_dir, out, model="bitmap_cnn", steps=6, input=input_config))
     return out
 
 
@@ -110,7 +77,7 @@ def predictor(model_dir):
 def raw_sample_drawings() -> list[Drawing]:
     """Every raw drawing of the embedded sample, parsed by the toolkit's own reader."""
     drawings = []
-    for path in sorted(glob.glob(os.path.join(RAW, "*", "*.ndjson"))):
+    for path in sorted(glob.glob(os.path.join(SAMPLE, "raw", "*", "*.ndjson"))):
         with open(path, "rb") as f:
             for record in formats.read_source_records(f, path, "ndjson"):
                 drawings.append(formats.parse_record(record))
@@ -203,12 +170,12 @@ def server(model_dir, sketch_model_dir):
 @pytest.fixture(scope="session")
 def sketch_model_dir(tfrecord_dir, tmp_path_factory) -> str:
     """configs/sketch_rnn_tiny.flags trained for a few dozen steps: it draws badly, but it draws."""
-    from benchmarks import common
-
     out = str(tmp_path_factory.mktemp("sketch_model"))
     flagfile = os.path.join(REPO, "configs", "sketch_rnn_tiny.flags")
-    trainer.train(common.flagfile_config(flagfile, tfrecord_dir, out, train_steps=30, eval_every=30,
-                                         checkpoint_every=30, log_every=30, num_summary_drawings=0))
+    trainer.train(train_config.config_from_flagfile(
+        flagfile, data_dir=tfrecord_dir, model_dir=out, train_steps=30, eval_every=30, checkpoint_every=30,
+        log_every=30, num_summary_drawings=0,
+    ))
     return out
 
 

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from quickdraw_tf.data.drawing import Drawing
 from quickdraw_tf.inference.predictor import Predictor
 from quickdraw_tf.serve.app import create_app
-from tests.conftest import sample_drawings
-from tests.serve.conftest import REPO, as_request, eye_bitmaps, held_out_raw_drawings, raw_sample_drawings
+from tests.sample import REPO, eye_bitmaps, sample_drawings
+from tests.serve.conftest import as_request, held_out_raw_drawings, raw_sample_drawings
 from tests.serve.mutations import mutations
 
 pytestmark = pytest.mark.integration

@@ -4,26 +4,18 @@ probabilities within 1e-4, for a stroke model and for an image model."""
 
 from __future__ import annotations
 
-import glob
-import os
-
 import httpx
 import numpy as np
 import pytest
 
-from quickdraw_tf.data import formats
 from quickdraw_tf.inference.predictor import Predictor
-from tests.serve.conftest import REPO, as_request, start_server, stop_server
+from tests.sample import every_drawing
+from tests.serve.conftest import as_request, start_server, stop_server
 
 pytestmark = pytest.mark.integration  # a browser and a real server
 
 TOLERANCE = 1e-4
 CHUNK = 200
-
-
-def _sample() -> list:
-    paths = sorted(glob.glob(os.path.join(REPO, "data", "sample", "*", "*", "*.ndjson")))
-    return [drawing for path in paths for drawing in formats.iter_drawings(path)]
 
 
 def _page_guesses(browser, url: str, drawings: list, top_k: int) -> tuple[list, str]:
@@ -68,7 +60,7 @@ def _compare(answers: list, probabilities: np.ndarray, classes: tuple, top_k: in
 def test_the_page_guesses_in_the_browser_with_the_servers_top3_on_every_sample_drawing(
     browser, server, predictor
 ):
-    drawings = _sample()
+    drawings = every_drawing()
     assert len(drawings) > 1500
     answers, engine = _page_guesses(browser, server, drawings, 3)
     assert engine == "browser"
@@ -95,7 +87,7 @@ def test_an_image_model_guesses_in_the_browser_from_the_pages_own_bitmaps(browse
     """The page draws the 28x28 bitmap itself (canvas, not PIL): the same top-1 as the server wherever
     the server's top-2 are apart by more than the bitmaps' small differences can move them."""
     predictor = Predictor.load(bitmap_model_dir)
-    drawings = _sample()
+    drawings = every_drawing()
     answers, engine = _page_guesses(browser, bitmap_server, drawings, 2)
     assert engine == "browser"
     probabilities = predictor.probabilities([predictor.prepare(d) for d in drawings])

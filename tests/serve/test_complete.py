@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from quickdraw_tf.serve.app import create_app
 from quickdraw_tf.serve.completion import Generator
-from tests.serve.conftest import REPO, as_request, held_out_raw_drawings
+from tests.sample import REPO
+from tests.serve.conftest import as_request, held_out_raw_drawings
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.serve.conftest import REPO
+from tests.sample import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -5,18 +5,16 @@ numpy_bitmap recipe's tolerance, and a drawing that cannot be used the same reas
 
 from __future__ import annotations
 
-import glob
-import os
-
 import numpy as np
 import pytest
 
-from quickdraw_tf.data import bitmap, formats, limits, preprocess
+from quickdraw_tf.data import bitmap, limits, preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.serve.browser_model import STATIC_DIR
 from tests.cairo_recipe import vector_to_raster
-from tests.serve.conftest import REPO, start_static_server, stop_server
-from tests.test_bitmap import MAX_MEAN_ABS_DIFFERENCE
+from tests.data.test_bitmap import MAX_MEAN_ABS_DIFFERENCE
+from tests.sample import every_drawing
+from tests.serve.conftest import start_static_server, stop_server
 
 pytestmark = pytest.mark.integration  # a browser and a static file server
 
@@ -35,16 +33,11 @@ def page(browser):
     stop_server(process)
 
 
-def _sample() -> list:
-    paths = sorted(glob.glob(os.path.join(REPO, "data", "sample", "*", "*", "*.ndjson")))
-    drawings = [drawing for path in paths for drawing in formats.iter_drawings(path)]
-    assert len(drawings) > 1500 and sum(d.is_raw for d in drawings) > 300
-    return drawings
-
-
 @pytest.fixture(scope="module")
 def drawings() -> list:
-    return _sample()
+    found = every_drawing()
+    assert len(found) > 1500 and sum(d.is_raw for d in found) > 300
+    return found
 
 
 def _as_json(drawing) -> list:
