@@ -31,7 +31,9 @@ def _gzipped(path: str, directory) -> str:
 def _real_drawings(count: int = 40) -> list[Drawing]:
     with open(SIMPLIFIED_BELT, encoding="utf-8") as f:
         lines = [json.loads(line) for _, line in zip(range(count), f, strict=False)]
-    return [Drawing(int(r["key_id"]), r["word"], r["countrycode"], strokes=tuple(r["drawing"])) for r in lines]
+    return [
+        Drawing(int(r["key_id"]), r["word"], r["countrycode"], strokes=tuple(r["drawing"])) for r in lines
+    ]
 
 
 def _csv_and_bin(directory) -> list[str]:
