@@ -32,8 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from quickdraw_tf import generate
-from quickdraw_tf.data import ink
+from quickdraw_tf.data import ink, shape_distance
 from quickdraw_tf.inference.generator import load_generator
 from quickdraw_tf.models import sketch_sampling
 from quickdraw_tf.pictures import sample_grids
@@ -82,7 +81,7 @@ class Classifier:
 
 def stored_ink(sample: sketch_sampling.Sample, word: str) -> np.ndarray:
     """What the Beam job would store for this drawing: simplified, then to_ink."""
-    return ink.to_ink(generate.to_drawing(sample, word, 0).strokes)
+    return ink.to_ink(sample.to_drawing(word, 0).strokes)
 
 
 def topk(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -97,25 +96,33 @@ def mean_pairwise_distance(embeddings: np.ndarray) -> float:
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
-def real_test(classifier: Classifier, data_dir: str) -> dict:
-    """The classifier on the real test drawings: top-1/3 and per-class embedding diversity."""
+def split_inks(data_dir: str, split: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """(delta inks, labels) of every drawing of one split, in the data dir's class indices."""
     config = input_pipeline.InputConfig(batch_size=256, bucket_boundaries=())
     inks, labels = [], []
-    for inputs, batch_labels in input_pipeline.make_dataset(data_dir, "test", config, training=False):
+    for inputs, batch_labels in input_pipeline.make_dataset(data_dir, split, config, training=False):
         for x, n in zip(inputs["ink"].numpy(), inputs["length"].numpy(), strict=True):
             inks.append(x[:n])
         labels.extend(batch_labels.numpy())
-    labels = np.array(labels)
+    return inks, np.array(labels)
+
+
+def real_test(classifier: Classifier, data_dir: str) -> dict:
+    """The classifier on the real test drawings: top-1/3 and per-class embedding diversity."""
+    inks, labels = split_inks(data_dir, "test")
     logits, embeddings = classifier(inks)
     top1, top3 = topk(logits, labels)
     diversity = np.mean([mean_pairwise_distance(embeddings[labels == c]) for c in np.unique(labels)])
     return {"top1": top1, "top3": top3, "diversity": float(diversity), "count": len(labels)}
 
 
-def recognisability(model, classes, classifier, words, samples, temperature, seed) -> dict:
-    """Samples `samples` drawings of each word (one batch), then the classifier's top-1/3 and diversity."""
+def recognisability(
+    model, classes, classifier, words, samples, temperature, seed, style=None, keep_inks=False
+) -> dict:
+    """Samples `samples` drawings of each word (one batch), then the classifier's top-1/3 and diversity.
+    style: sketch_sampling.sample's sigma_scale and pen_temperature (default: its own)."""
     indices = np.repeat([classes.index(w) for w in words], samples)
-    drawn = sketch_sampling.sample(model, indices, len(indices), temperature, seed)
+    drawn = sketch_sampling.sample(model, indices, len(indices), temperature, seed, **(style or {}))
     inks = [stored_ink(s, classes[i]) for s, i in zip(drawn, indices, strict=True)]
     labels = np.array([classifier.classes.index(classes[i]) for i in indices])
     logits, embeddings = classifier(inks)
@@ -126,14 +133,40 @@ def recognisability(model, classes, classifier, words, samples, temperature, see
         per_class[word] = topk(logits[mine], labels[mine])[0]
     diversity = np.mean([mean_pairwise_distance(embeddings[labels == c]) for c in np.unique(labels)])
     lengths = [len(s.ink) for s in drawn]
-    return {
+    result = {
         "top1": top1,
         "top3": top3,
         "diversity": float(diversity),
         "per_class_top1": per_class,
         "mean_moves": float(np.mean(lengths)),
         "empty": int(sum(n == 0 for n in lengths)),
+        "ended": float(np.mean([s.ended for s in drawn])),
     }
+    if keep_inks:
+        result["inks"] = (inks, indices)
+    return result
+
+
+def nearest_training_figures(data_dir: str, classes: list[str], sampled: tuple, limit: int) -> dict:
+    """Chamfer distance to the nearest training drawing of the same class (data/shape_distance.py),
+    for up to `limit` samples a class and for every real test drawing: median and 10th percentile."""
+    train_inks, train_labels = split_inks(data_dir, "train")
+    test_inks, test_labels = split_inks(data_dir, "test")
+    sample_inks, sample_labels = sampled
+    figures = {}
+    pairs = (("samples", sample_inks, sample_labels), ("real_test", test_inks, test_labels))
+    for name, inks, labels in pairs:
+        distances = []
+        for label in np.unique(labels):
+            mine = [x for x, y in zip(inks, labels, strict=True) if y == label][:limit]
+            training = [x for x, y in zip(train_inks, train_labels, strict=True) if y == label]
+            distances.extend(shape_distance.nearest_distances(mine, training))
+        figures[name] = {
+            "median": float(np.median(distances)),
+            "p10": float(np.percentile(distances, 10)),
+            "count": len(distances),
+        }
+    return figures
 
 
 def write_grid(model, classes: list[str], path: str, seed: int, per_class: int = 8) -> None:
@@ -166,6 +199,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--temperatures", default="0.2,0.5,0.8")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sigma_scale", choices=("temperature", "sqrt_temperature"), default="temperature",
+        help="what the normals' sigmas are multiplied by when sampling (magenta: the temperature)",
+    )
+    parser.add_argument(
+        "--pen_temperature", default="own",
+        help="'own': the sampler's default (1.0); 'temperature': sharpened like the rest, as magenta",
+    )
+    parser.add_argument("--splits", default="eval,test", help="splits whose losses are measured")
+    parser.add_argument("--nearest", type=int, default=50,
+                        help="samples a class (T=0.5) measured against the training set; 0: none")
     parser.add_argument("--output", help="write the figures here as JSON")
     parser.add_argument("--grid_png", help="write 8 samples per class at temperature 0.5 here")
     args = parser.parse_args()
@@ -174,7 +218,7 @@ def main() -> None:
     model, classes, step = load_generator(args.model_dir, args.checkpoint, args.data_dir)
     classifier = Classifier(args.classifier_dir, args.data_dir)
     results = {"model_step": step, "classifier_step": classifier.step, "samples_per_class": args.samples}
-    for split in ("eval", "test"):
+    for split in [s for s in args.splits.split(",") if s]:
         summary = results[f"losses_{split}"] = losses_summary(
             per_class_losses(model, args.data_dir, split, classes)
         )
@@ -183,11 +227,32 @@ def main() -> None:
     print(f"real test drawings: top-1 {real['top1']:.4f} top-3 {real['top3']:.4f} "
           f"diversity {real['diversity']:.3f} ({real['count']} drawings)", flush=True)
     for temperature in (float(t) for t in args.temperatures.split(",")):
-        r = recognisability(model, classes, classifier, classes, args.samples, temperature, args.seed)
+        style = {}
+        if args.sigma_scale == "sqrt_temperature":
+            style["sigma_scale"] = float(np.sqrt(temperature))
+        if args.pen_temperature != "own":
+            pen = args.pen_temperature
+            style["pen_temperature"] = None if pen == "temperature" else float(pen)
+        r = recognisability(
+            model, classes, classifier, classes, args.samples, temperature, args.seed, style,
+            keep_inks=args.nearest > 0 and temperature == 0.5,
+        )
+        sampled = r.pop("inks", None)
+        r["ratio"] = r["top1"] / real["top1"]
         results[f"samples_t{temperature}"] = r
-        print(f"samples at T={temperature}: top-1 {r['top1']:.4f} ({r['top1'] / real['top1']:.0%} of real) "
+        print(f"samples at T={temperature}: top-1 {r['top1']:.4f} ({r['ratio']:.0%} of real) "
               f"top-3 {r['top3']:.4f} diversity {r['diversity']:.3f} mean moves {r['mean_moves']:.1f} "
-              f"empty {r['empty']}", flush=True)
+              f"ended {r['ended']:.1%} empty {r['empty']}", flush=True)
+        if sampled:
+            near = results["nearest_training_t0.5"] = nearest_training_figures(
+                args.data_dir, classes, sampled, args.nearest
+            )
+            print("distance to the nearest training drawing (Chamfer, unit box), median / 10th percentile: "
+                  f"samples {near['samples']['median']:.4f} / {near['samples']['p10']:.4f}, "
+                  f"real test {near['real_test']['median']:.4f} / {near['real_test']['p10']:.4f}", flush=True)
+    if "samples_t0.5" in results:
+        print("per class at T=0.5: " + ", ".join(
+            f"{w} {v:.2f}" for w, v in sorted(results["samples_t0.5"]["per_class_top1"].items())))
     if args.grid_png:
         write_grid(model, classes, args.grid_png, args.seed)
     if args.single_model_dir:

@@ -51,6 +51,15 @@ def descendants_rss(pid: int) -> dict[int, tuple[psutil.Process, int]]:
     return found
 
 
+def tree_rss(pid: int) -> int:
+    """RSS in bytes summed over the process and its descendants (0 once it is gone)."""
+    try:
+        own = psutil.Process(pid).memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        own = 0
+    return own + sum(rss for _, rss in descendants_rss(pid).values())
+
+
 @dataclass
 class ProcessPeak:
     """One process of a measured tree: its parent, its command line and its sampled peak RSS (bytes)."""

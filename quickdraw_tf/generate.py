@@ -7,8 +7,8 @@ r"""Draws with a trained Sketch-RNN: simplified ndjson, SVG/PNG grids and one an
 
 Writes, for word W: W.ndjson (Google's simplified layout, readable by formats.iter_drawings and the
 Beam job), W_grid.png, W_grid.svg and W_NN.gif, W spelled as data/file_names.py spells a word in a file
-name (a space is _, 猫 stays 猫, "../x" is %2E%2E%2Fx: never a path), each through data/output_files.py
-(never through a planted link). In completions the given strokes are drawn in red.
+name (猫 stays 猫, "../x" is %2E%2E%2Fx: never a path), each through data/output_files.py (never
+through a planted link). In completions the given strokes are drawn in red.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from absl import app, flags
 
 from quickdraw_tf import cli, quiet
 from quickdraw_tf.data import file_names, formats, ink, output_files
-from quickdraw_tf.data.drawing import Drawing
 
 quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see quiet.py
 
@@ -39,12 +38,6 @@ def prefix_ink(path: str) -> np.ndarray:
         strokes = ink.simplify(drawing.strokes) if drawing.is_raw else drawing.strokes
         return ink.to_ink(strokes)
     raise ValueError(f"{path} holds no drawing")
-
-
-def to_drawing(sample: sketch_sampling.Sample, word: str, key_id: int) -> Drawing:
-    """A sample as a simplified drawing (Google's simplification: 0..255 integers, 1-px RDP)."""
-    strokes = [[stroke[:, 0].tolist(), stroke[:, 1].tolist()] for stroke in sample.strokes]
-    return Drawing(key_id=key_id, word=word, strokes=tuple(ink.simplify(strokes)))
 
 
 def generate(
@@ -68,10 +61,13 @@ def generate(
     written = {"ndjson": [stem + ".ndjson"], "grid": [stem + "_grid.png", stem + "_grid.svg"], "gif": gifs}
     for path in (path for paths in written.values() for path in paths):
         output_files.check_target(path)  # a planted link is refused before the sampling, not after
-    samples = sketch_sampling.sample(model, classes.index(word), num, temperature, seed, prefix)
+    if prefix is None:
+        samples = sketch_sampling.sample(model, classes.index(word), num, temperature, seed)
+    else:  # a continuation that adds nothing is drawn again, a bounded number of times
+        samples = sketch_sampling.complete(model, classes.index(word), num, temperature, prefix, seed)
     with output_files.replacing(stem + ".ndjson", text=True) as f:
         keys = [formats.derived_key_id(word, seed, temperature, i) for i in range(num)]
-        formats.write_ndjson([to_drawing(s, word, k) for s, k in zip(samples, keys, strict=True)], f)
+        formats.write_ndjson([s.to_drawing(word, k) for s, k in zip(samples, keys, strict=True)], f)
     strokes = [s.strokes for s in samples]
     given = [s.prefix_length + 1 if s.prefix_length else 0 for s in samples]
     columns = min(num, 4)
@@ -79,6 +75,7 @@ def generate(
     output_files.write_text(stem + "_grid.svg", sample_grids.grid_svg(strokes, columns))
     for path, sample, prefix_points in zip(gifs, samples, given, strict=True):
         output_files.write_bytes(path, sample_grids.drawing_gif(sample.strokes, given=prefix_points))
+    written["added_nothing"] = [i for i, s in enumerate(samples) if prefix is not None and s.added_nothing]
     return written
 
 
@@ -107,6 +104,10 @@ def main(argv: list[str]) -> None:
         cli.fail(error)
     grids = ", ".join(written["grid"])
     print(f"step {step}: wrote {written['ndjson'][0]}, {grids} and {len(written['gif'])} GIFs")
+    if written["added_nothing"]:
+        tries = sketch_sampling.COMPLETION_TRIES
+        print(f"{len(written['added_nothing'])} of {f.num} completions added nothing after {tries} tries "
+              f"(drawings {', '.join(map(str, written['added_nothing']))}): the model ended them at once")
 
 
 if __name__ == "__main__":

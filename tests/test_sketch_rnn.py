@@ -151,6 +151,102 @@ def test_sampling_ends_drawings_and_continues_a_prefix():
         sketch_sampling.sample(model, 3, 1, 0.5)
 
 
+def test_pen_loss_over_the_padding_adds_the_end_rows_up_to_max_seq_len():
+    inputs, labels = real_batch()
+    plain = tiny_model(decoder_only=True)
+    padded = tiny_model(decoder_only=True, pen_loss_padding=True)
+    padded.set_weights(plain.get_weights())
+    for model in (plain, padded):
+        model.data_max_seq_len.assign(int(inputs["length"].numpy().max()) + 20)
+    without = {k: v.numpy() for k, v in plain.example_losses(inputs, labels).items()}
+    with_padding = {k: v.numpy() for k, v in padded.example_losses(inputs, labels).items()}
+    # The decoder is causal: the drawing's own steps are scored alike, the padding only adds pen losses.
+    np.testing.assert_allclose(with_padding["offset_loss"], without["offset_loss"], rtol=1e-5)
+    out = padded({**inputs, "class_index": labels})
+    assert out["output"].shape[1] == int(padded.data_max_seq_len.numpy()) + 1
+    pen_logits = sketch_rnn_loss.split_params(out["output"], TINY["num_mixture"])["pen_logits"]
+    end_loss = tf.nn.softmax_cross_entropy_with_logits(labels=[0.0, 0.0, 1.0], logits=pen_logits).numpy()
+    scale = float(padded.data_max_seq_len.numpy())
+    for row, length in enumerate(inputs["length"].numpy()):
+        extra = end_loss[row, length + 1 :].sum() / scale
+        assert with_padding["pen_loss"][row] == pytest.approx(without["pen_loss"][row] + extra, rel=1e-4)
+
+
+def test_kl_annealing_tied_to_the_run_reaches_99_percent_at_its_step():
+    model = tiny_model(kl_anneal_steps=400, kl_weight_start=0.01, kl_weight=0.5, kl_tolerance=0.0)
+    inputs, labels = real_batch()
+
+    def weight_at(step: int) -> float:
+        per_example, sums = model.loss_sums(inputs, labels, tf.constant(step), training=True)
+        # sum(per-drawing loss) = recon + weight * KL, both summed over the drawings kept
+        return float((tf.reduce_sum(per_example) - sums["recon"]) / sums["kl"])
+
+    assert weight_at(0) == pytest.approx(0.01, rel=1e-3)
+    assert weight_at(400) == pytest.approx(0.5 - 0.49 * 0.01, rel=1e-3)
+    assert weight_at(4000) == pytest.approx(0.5, rel=1e-3)
+
+
+def _outputs_for(pen_probs, num_mixture=1, log_sigma=0.0, rows=20000):
+    """Decoder outputs [rows, 6M + 3]: one normal at (0, 0) with sigma exp(log_sigma), rho 0, and pen logits
+    whose softmax is pen_probs."""
+    out = np.zeros((rows, 6 * num_mixture + 3), np.float32)
+    out[:, 3 * num_mixture : 5 * num_mixture] = log_sigma
+    out[:, 6 * num_mixture :] = np.log(pen_probs)
+    return out
+
+
+def test_pen_state_keeps_the_models_probabilities_unless_sharpened_as_magenta():
+    rng = np.random.default_rng(0)
+    probs = np.array([0.6, 0.3, 0.1])
+    ours = sketch_sampling._next_points(rng, _outputs_for(probs), 1, 0.5, 0.5, 1.0)
+    np.testing.assert_allclose(ours[:, 2:].mean(axis=0), probs, atol=0.015)
+    sharpened = probs**2 / (probs**2).sum()  # softmax(log p / 0.5)
+    magenta = sketch_sampling._next_points(rng, _outputs_for(probs), 1, 0.5, 0.5, 0.5)
+    np.testing.assert_allclose(magenta[:, 2:].mean(axis=0), sharpened, atol=0.015)
+
+
+def test_sigmas_are_multiplied_by_the_temperature_as_magenta():
+    rng = np.random.default_rng(0)
+    outputs = _outputs_for([1, 1, 1], log_sigma=np.log(2.0))
+    points = sketch_sampling._next_points(rng, outputs, 1, 0.5, 0.5, 1.0)
+    assert points[:, 0].std() == pytest.approx(2.0 * 0.5, rel=0.03)
+    assert points[:, 1].std() == pytest.approx(2.0 * 0.5, rel=0.03)
+
+
+def test_samples_say_whether_the_model_ended_them():
+    model = tiny_model(decoder_only=True)
+    model.scale_factor.assign(0.1)
+    long_enough = sketch_sampling.sample(model, 0, 8, 1.0, seed=0, max_steps=300)
+    cut_short = sketch_sampling.sample(model, 0, 8, 1.0, seed=0, max_steps=2)
+    assert [s.ended for s in cut_short] == [len(s.ink) < 2 for s in cut_short]
+    assert all(s.ended == (len(s.ink) < 300) for s in long_enough)
+
+
+def test_completion_draws_again_when_a_sample_adds_nothing(monkeypatch):
+    prefix = ink.to_ink(sample_drawings(per_class=1)[0]["drawing"])[:8]
+    calls = []
+
+    def fake_sample(model, class_index, num, temperature, seed, prefix_ink, **options):
+        calls.append((num, seed))
+        nothing = sketch_sampling.Sample(ink=prefix_ink, strokes=[], prefix_length=len(prefix_ink))
+        more = sketch_sampling.Sample(ink=np.concatenate([prefix_ink, prefix_ink[:2]]), strokes=[],
+                                      prefix_length=len(prefix_ink))
+        # the first drawing adds something at once, the second only at its third try
+        if len(calls) == 1:
+            return [more, nothing]
+        return [nothing] if len(calls) == 2 else [more]
+
+    monkeypatch.setattr(sketch_sampling, "sample", fake_sample)
+    done = sketch_sampling.complete(None, 0, 2, 0.5, prefix, seed=7)
+    assert calls == [(2, 7), (1, 8), (1, 9)]
+    assert [s.tries for s in done] == [1, 3] and not any(s.added_nothing for s in done)
+    calls.clear()
+    monkeypatch.setattr(sketch_sampling, "sample", lambda *a, **k: (calls.append(1), [
+        sketch_sampling.Sample(ink=prefix, strokes=[], prefix_length=len(prefix))])[1])
+    given_up = sketch_sampling.complete(None, 0, 1, 0.5, prefix, seed=0, tries=3)
+    assert len(calls) == 3 and given_up[0].added_nothing and given_up[0].tries == 3
+
+
 @pytest.mark.integration
 def test_tiny_config_loss_falls_with_the_shared_trainer(tfrecord_dir, tmp_path):
     from benchmarks import common

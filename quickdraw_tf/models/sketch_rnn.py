@@ -43,6 +43,11 @@ class SketchRnn(keras.Model):
       recurrent_dropout: dropout rate on the decoder cell's candidate update (0: none).
       kl_weight, kl_weight_start, kl_decay_rate: magenta's KL annealing (start → final weight).
       kl_tolerance: the KL term is max(KL, kl_tolerance).
+      kl_anneal_steps: when > 0, the KL weight's annealing is tied to the run's length instead of
+        kl_decay_rate: the gap to the final weight shrinks to 1% after this many steps.
+      pen_loss_padding: charge the pen loss on the padding up to max_seq_len too, as the paper does
+        (every batch is decoded to max_seq_len; costlier, since batches are otherwise padded to their
+        longest drawing only).
       max_seq_len: upper limit; the model's max_seq_len is the longest training drawing up to this
         many moves, and longer drawings are dropped from the loss and counted ("dropped").
     """
@@ -64,6 +69,8 @@ class SketchRnn(keras.Model):
         kl_weight_start: float = 0.01,
         kl_decay_rate: float = 0.99995,
         kl_tolerance: float = 0.2,
+        kl_anneal_steps: int = 0,
+        pen_loss_padding: bool = False,
         max_seq_len: int = 250,
         **kwargs,
     ):
@@ -81,6 +88,8 @@ class SketchRnn(keras.Model):
             kl_weight_start=kl_weight_start,
             kl_decay_rate=kl_decay_rate,
             kl_tolerance=kl_tolerance,
+            kl_anneal_steps=kl_anneal_steps,
+            pen_loss_padding=pen_loss_padding,
             max_seq_len=max_seq_len,
         )
         self.num_classes = num_classes
@@ -125,6 +134,12 @@ class SketchRnn(keras.Model):
         valid = tf.sequence_mask(length, tf.shape(ink)[1])[..., None]
         return tf.where(valid, rows, tf.constant([[[0.0, 0.0, 0.0, 0.0, 1.0]]]))
 
+    def _pad_to_max_seq_len(self, stroke5: tf.Tensor) -> tf.Tensor:
+        """Stroke-5 rows [B, T + 1, 5] padded with end rows to [B, max(T, max_seq_len) + 1, 5]."""
+        missing = tf.maximum(self.data_max_seq_len + 1 - tf.shape(stroke5)[1], 0)
+        end_rows = tf.tile(tf.constant([[[0.0, 0.0, 0.0, 0.0, 1.0]]]), [tf.shape(stroke5)[0], missing, 1])
+        return tf.concat([stroke5, end_rows], axis=1)
+
     def encode(self, stroke5: tf.Tensor, length: tf.Tensor, training: bool = False):
         """(mu, presig) of q(z | drawing) from its scaled stroke-5 rows (the end row left out)."""
         drawing = stroke5[:, :-1]
@@ -167,6 +182,10 @@ class SketchRnn(keras.Model):
             eps = tf.random.normal(tf.shape(mu)) if training else tf.zeros_like(mu)
             z = mu + tf.exp(presig / 2.0) * eps
         context = self.context(inputs["class_index"], z)
+        if self.hparams["pen_loss_padding"]:
+            # Decode up to max_seq_len: the rows after a drawing's end are end-of-sketch rows.
+            stroke5 = self._pad_to_max_seq_len(stroke5)
+            previous = tf.concat([start, stroke5[:, :-1]], axis=1)
         output, _ = self.decode(previous, context, self.start_state(context), training)
         result = {"output": output, "target": stroke5}
         if not self.decoder_only:
@@ -179,7 +198,9 @@ class SketchRnn(keras.Model):
         length = tf.cast(inputs["length"], tf.int32)
         out = self({**inputs, "class_index": labels}, training=training)
         params = L.split_params(out["output"], self.num_mixture)
-        offset, pen = L.reconstruction_losses(params, out["target"], length, self.data_max_seq_len)
+        offset, pen = L.reconstruction_losses(
+            params, out["target"], length, self.data_max_seq_len, self.hparams["pen_loss_padding"]
+        )
         kl = tf.zeros_like(offset) if self.decoder_only else L.kl_divergence(out["mu"], out["presig"])
         keep = tf.cast(length <= self.data_max_seq_len, tf.float32)
         return {"offset_loss": offset, "pen_loss": pen, "kl": kl, "keep": keep}
@@ -196,8 +217,11 @@ class SketchRnn(keras.Model):
         if not self.decoder_only:
             # As magenta: the tolerance applies to the batch's mean KL.
             batch_kl = tf.reduce_sum(kl * keep) / tf.maximum(kept, 1.0)
+            decay_rate = (
+                0.01 ** (1.0 / hp["kl_anneal_steps"]) if hp["kl_anneal_steps"] > 0 else hp["kl_decay_rate"]
+            )
             weight = (
-                L.kl_weight(step, hp["kl_weight_start"], hp["kl_weight"], hp["kl_decay_rate"])
+                L.kl_weight(step, hp["kl_weight_start"], hp["kl_weight"], decay_rate)
                 if training
                 else hp["kl_weight"]
             )

@@ -57,19 +57,24 @@ def offset_log_likelihood(params: dict[str, tf.Tensor], dx: tf.Tensor, dy: tf.Te
 
 
 def reconstruction_losses(
-    params: dict[str, tf.Tensor], target: tf.Tensor, length: tf.Tensor, max_seq_len: tf.Tensor
+    params: dict[str, tf.Tensor],
+    target: tf.Tensor,
+    length: tf.Tensor,
+    max_seq_len: tf.Tensor,
+    pen_on_padding: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-drawing (offset loss, pen loss), each summed over steps and divided by max_seq_len, as the paper.
 
     target: stroke-5 [B, T, 5]; steps t < length are the drawing's points (offset and pen losses), step
-    t == length is its end-of-sketch step (pen loss only). The paper also charges the pen loss on the
-    padding up to max_seq_len; batches here are padded to their own longest drawing only, so those
-    steps (where a trained model puts ~all the mass on p3) are left out.
+    t == length is its end-of-sketch step (pen loss only). With pen_on_padding (the paper's loss) the pen
+    loss also covers the end-of-sketch rows after it, up to step max_seq_len (the caller pads target that
+    far); without it those steps are left out.
     """
     steps = tf.range(tf.shape(target)[1])[None, :]
     length = tf.cast(length, tf.int32)[:, None]
     on_points = tf.cast(steps < length, tf.float32)
-    on_pen = tf.cast(steps <= length, tf.float32)
+    last_pen_step = tf.cast(max_seq_len, tf.int32) if pen_on_padding else length
+    on_pen = tf.cast(steps <= last_pen_step, tf.float32)
     log_p = offset_log_likelihood(params, target[..., 0], target[..., 1])
     pen = tf.nn.softmax_cross_entropy_with_logits(labels=target[..., 2:], logits=params["pen_logits"])
     scale = tf.cast(max_seq_len, tf.float32)

@@ -1,14 +1,15 @@
 """The "finish my drawing" generator: a person's canvas strokes continued by a Sketch-RNN.
 
 The canvas strokes go through the training data's own path (Google's simplification, then the
-normalized delta ink) into sketch_sampling.sample, the sampler `generate --complete` uses (decoder
+normalized delta ink) into sketch_sampling.complete, the sampler `generate --complete` uses (decoder
 primed with the drawing). The sampled strokes come back in the units of that ink; this module maps
 them back through the two scalings (ink: /largest side of the simplified drawing; simplification:
 x 255/largest side of the canvas drawing), so they land on the canvas where the drawing continues.
 
 Bounded by the model: a drawing longer than the model's max_seq_len once simplified (longer than any
 drawing it trained on) is refused, and a completion adds at most max_seq_len moves. A tiny or young
-generator often ends a sample at once; complete() then samples again, at most TRIES times in all.
+generator often ends a sample at once; the sampler then draws again, at most
+sketch_sampling.COMPLETION_TRIES samples in all.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from quickdraw_tf.models import sketch_sampling
 # How many moves a completion may add beyond the model's max_seq_len, as a share of it: a drawing
 # already as long as the model's training drawings still gets this much more.
 MIN_EXTRA_SHARE = 0.25
-# Samples drawn at most when each one ends at once (adds no stroke); later tries use seed + 1, + 2.
-TRIES = 3
 
 
 class UnknownWord(ValueError):
@@ -95,23 +94,19 @@ class Generator:
         # ink unit u → simplified s = first point + u * side → canvas = min + s * extent / 255
         origin, to_canvas = points[0], extent / ink.SIMPLIFIED_MAX
         lower = np.array([xs.min(), ys.min()])
-        for attempt in range(TRIES):
-            attempt_seed = None if seed is None else (seed + attempt) % 2**32
-            with self._lock:
-                sample = sketch_sampling.sample(
-                    self.model, self.classes.index(word), 1, temperature, attempt_seed, prefix,
-                    max_steps=max_steps, should_stop=should_stop,
-                )[0]
-            new_strokes = continuation(sample)
-            if new_strokes:
-                break
+        with self._lock:
+            sample = sketch_sampling.complete(
+                self.model, self.classes.index(word), 1, temperature, prefix, seed,
+                max_steps=max_steps, should_stop=should_stop,
+            )[0]
+        new_strokes = continuation(sample)
         return Completion(
             strokes=[
                 [np.round(lower[axis] + (origin[axis] + stroke[:, axis] * side) * to_canvas, 2).tolist()
                  for axis in (0, 1)]
                 for stroke in new_strokes
             ],
-            tries=attempt + 1,
+            tries=sample.tries,
         )
 
 
