@@ -6,7 +6,7 @@ Local directories (the usual case):
     lock when its process dies, even by kill -9, so a killed run never blocks the next one;
   * a non-empty --output_dir is refused unless --overwrite, which replaces it whole, and only if every
     file in it has a name a conversion writes (so a typo cannot delete someone's other files);
-  * the job writes into a fresh `.<name>.tmp-XXXX` directory beside the output (same parent, so same
+  * the job writes into a fresh `.<name>.tmp-XXXXXXXX` directory beside the output (same parent, so same
     filesystem), then manifest.json last, then renames it into place. A killed run leaves only the
     temporary directory, which no reader is pointed at; the next run into that directory deletes it.
 

@@ -306,7 +306,7 @@ def test_generate_names_its_files_from_a_class_word_that_is_a_path(tmp_path):
     classes = ["belt", "../../escaped_pig"]
     out = tmp_path / "a" / "b" / "out"
     written = generate.generate(model, classes, "../../escaped_pig", 2, 0.5, str(out), seed=1)
-    paths = [path for paths in written.values() for path in paths]
+    paths = [path for kind in ("ndjson", "grid", "gif") for path in written[kind]]
     assert all(os.path.dirname(path) == str(out) for path in paths)
     assert sorted(os.listdir(out)) == sorted(os.path.basename(path) for path in paths)
     assert os.path.basename(written["ndjson"][0]) == "%2E%2E%2F%2E%2E%2Fescaped_pig.ndjson"
