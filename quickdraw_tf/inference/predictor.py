@@ -27,6 +27,7 @@ from quickdraw_tf.data import preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.models import contract
 from quickdraw_tf.training import run_dir
+from quickdraw_tf.training.train_config import TrainConfig
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -62,13 +63,14 @@ def _probabilities_fn(model: keras.Model, takes_images: bool):
     return tf.function(call, input_signature=spec, reduce_retracing=True)
 
 
-def _load_member(model_dir: str) -> _Member:
+def _load_member(
+    model_dir: str, config: TrainConfig | None, prep: preprocess.Preprocessing, classes: Sequence[str]
+) -> _Member:
     model = run_dir.load_keras_model(model_dir)
-    prep = run_dir.read_preprocessing(model_dir)
+    run_dir.check_outputs(model, list(classes), model_dir)
     takes_images = contract.input_kind(model) == contract.IMAGE
     if takes_images != (prep.kind == "images"):
         prep = dataclasses.replace(prep, kind="images" if takes_images else "strokes")
-    config = run_dir.read_config(model_dir, required=False)
     name = config.model if config else type(model).__name__
     return _Member(model_dir, name, prep, model, _probabilities_fn(model, takes_images))
 
@@ -103,7 +105,9 @@ class Predictor:
     @classmethod
     def load(cls, model_dirs: str | Sequence[str], weights: Sequence[float] | None = None) -> Predictor:
         """Loads one model_dir or several (an ensemble). FileNotFoundError for a missing or untrained
-        model_dir; ValueError (one line) when the classes differ or the weights do not fit."""
+        model_dir; ValueError (one line) when the classes differ or the weights do not fit, or for a run
+        file that does not check out (run_dir: a field's type or range, a class list that is not one or
+        does not match the model's outputs). The small files are checked before any model is loaded."""
         dirs = [model_dirs] if isinstance(model_dirs, (str, os.PathLike)) else list(model_dirs)
         if not dirs:
             raise ValueError("no model_dir given")
@@ -116,7 +120,9 @@ class Predictor:
             if names != classes[0]:
                 difference = _class_difference(classes[0], names)
                 raise ValueError(f"cannot ensemble: {path} has other classes than {dirs[0]} ({difference})")
-        return cls([_load_member(path) for path in dirs], classes[0], weights)
+        # Every run file of every member is checked before the first model is loaded.
+        runs = [(d, run_dir.read_config(d, required=False), run_dir.read_preprocessing(d)) for d in dirs]
+        return cls([_load_member(*run, classes[0]) for run in runs], classes[0], weights)
 
     @property
     def model_dirs(self) -> tuple[str, ...]:
