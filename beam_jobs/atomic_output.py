@@ -6,7 +6,7 @@ Local directories (the usual case):
     lock when its process dies, even by kill -9, so a killed run never blocks the next one;
   * a non-empty --output_dir is refused unless --overwrite, which replaces it whole, and only if every
     file in it has a name a conversion writes (so a typo cannot delete someone's other files);
-  * the job writes into a fresh `.<name>.tmp-XXXX` directory beside the output (same parent, so same
+  * the job writes into a fresh `.<name>.tmp-XXXXXXXX` directory beside the output (same parent, so same
     filesystem), then manifest.json last, then renames it into place. A killed run leaves only the
     temporary directory, which no reader is pointed at; the next run into that directory deletes it.
 
@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -57,7 +58,7 @@ def claim(output_dir: str, overwrite: bool) -> Iterator[str]:
         return
     output_dir = os.path.abspath(output_dir.removeprefix("file://"))
     parent, name = os.path.split(output_dir)
-    os.makedirs(parent, exist_ok=True)
+    _make_parent(parent, output_dir)
     with _locked(os.path.join(parent, f".{name}.lock"), output_dir):
         if os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise OutputDirError(f"--output_dir {output_dir} exists and is not a directory")
@@ -86,9 +87,35 @@ def publish(directory: str) -> dict:
     return manifest
 
 
+def _make_parent(parent: str, output_dir: str) -> None:
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:  # a file where a directory should be, no permission, ...
+        blocking = [p for p in _ancestors(parent) if os.path.lexists(p) and not os.path.isdir(p)]
+        reason = f"{blocking[0]} is not a directory" if blocking else f"{error.strerror}: {error.filename}"
+        raise OutputDirError(f"cannot make the parent of --output_dir {output_dir} ({reason})") from None
+
+
+def _ancestors(path: str) -> list[str]:
+    """path and the directories above it, from the root down."""
+    found = []
+    while path and path not in found:
+        found.append(path)
+        path = os.path.dirname(path)
+    return found[::-1]
+
+
 @contextlib.contextmanager
 def _locked(lock_path: str, output_dir: str) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        # O_NOFOLLOW: a symbolic link planted as the lock would make the open create or lock its target.
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        what = "is a symbolic link" if os.path.islink(lock_path) else f"cannot be opened ({error.strerror})"
+        raise OutputDirError(
+            f"the lock {lock_path} of --output_dir {output_dir} {what}: "
+            "remove it or choose another --output_dir"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,9 +148,18 @@ def _check_replaceable(output_dir: str, names: list[str], overwrite: bool) -> No
         raise OutputDirError(f"--overwrite would delete the directory {os.path.join(output_dir, subdirs[0])}")
 
 
+def leftover_pattern(name: str) -> re.Pattern:
+    """The names of the staging (tmp) and moved-aside (old) directories of runs into `name`, exactly:
+    tempfile.mkdtemp's suffix is 8 characters of [a-z0-9_]. A prefix match would also take
+    `.data.old-backup.tmp-XXXXXXXX`, the staging directory of a run into data.old-backup, when the run
+    is into data."""
+    return re.compile(rf"\.{re.escape(name)}\.(tmp|old)-[a-z0-9_]{{8}}")
+
+
 def _remove_leftovers(parent: str, name: str) -> None:
+    pattern = leftover_pattern(name)
     for entry in os.listdir(parent):
-        if entry.startswith((f".{name}.tmp-", f".{name}.old-")):
+        if pattern.fullmatch(entry):
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 

@@ -139,17 +139,22 @@ class Measured:
 
 
 def measure(
-    cmd: Sequence[str], log_path: str, interval: float = 0.05, limit: float | None = None
+    cmd: Sequence[str],
+    log_path: str,
+    interval: float = 0.05,
+    limit: float | None = None,
+    root: str = REPO_ROOT,
 ) -> Measured:
     """Runs cmd from the repository root (this tree first on PYTHONPATH) and measures its process tree;
-    its stdout and stderr go to log_path (and into Measured.stdout)."""
-    path = os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))
+    its stdout and stderr go to log_path (and into Measured.stdout). `root`: another checkout of the
+    project (a baseline commit) to run instead of this one."""
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=path)
     maxrss_path = f"{log_path}.maxrss"
     with open(log_path, "w+", encoding="utf-8") as log:
         start = time.perf_counter()
         launcher = [sys.executable, "-c", LAUNCHER, maxrss_path, *cmd]
-        proc = subprocess.Popen(launcher, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(launcher, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         sampler = TreeSampler(proc.pid, interval, limit)
         sampler.start()
         returncode = proc.wait()

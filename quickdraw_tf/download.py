@@ -54,7 +54,7 @@ from typing import NamedTuple
 from absl import app, flags
 
 from quickdraw_tf import cli
-from quickdraw_tf.data import formats
+from quickdraw_tf.data import formats, output_files
 from quickdraw_tf.data.drawing import InvalidRecord
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
@@ -225,8 +225,12 @@ def _download_file(
     if max_bytes is None and _is_complete(url, path, settings):
         return f"already complete, {path} ({os.path.getsize(path):,} bytes)"
     part = partial_path(path)
-    if os.path.islink(part):  # planted by someone else: writing through it would overwrite its target
-        raise DownloadError(f"{part} is a symbolic link; refusing to write through it (remove it)")
+    # A link planted at either name would redirect the write to its target: refused, as every output is.
+    try:
+        output_files.check_target(path)
+        output_files.refuse_link(part)
+    except output_files.OutputPathError as error:
+        raise DownloadError(str(error)) from None
     _seed_partial(part, path, max_bytes)
     resumed_at = os.path.getsize(part) if os.path.exists(part) else 0
     total = _with_retries(url, settings, lambda: _fetch_once(url, part, max_bytes, settings.timeout))

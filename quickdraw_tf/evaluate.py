@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
         results = evaluation.evaluate(
             FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.batch_size
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # FileNotFoundError is an OSError
         cli.fail(error)
     summary = " ".join(f"{key} {results[key]:.4f}" for key in ("top1", "top3", "top5", "map3"))
     print(f"{results['split']}: {summary} on {results['num_examples']} drawings (step {results['step']})")

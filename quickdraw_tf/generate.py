@@ -6,7 +6,9 @@ r"""Draws with a trained Sketch-RNN: simplified ndjson, SVG/PNG grids and one an
       --output_dir=out       # continues the file's first drawing (the decoder primed with its strokes)
 
 Writes, for word W: W.ndjson (Google's simplified layout, readable by formats.iter_drawings and the
-Beam job), W_grid.png, W_grid.svg and W_NN.gif. In completions the given strokes are drawn in red.
+Beam job), W_grid.png, W_grid.svg and W_NN.gif, W spelled as data/file_names.py spells a word in a file
+name (猫 stays 猫, "../x" is %2E%2E%2Fx: never a path), each through data/output_files.py (never
+through a planted link). In completions the given strokes are drawn in red.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from absl import app, flags
 
 from quickdraw_tf import cli, quiet
-from quickdraw_tf.data import formats, ink
+from quickdraw_tf.data import file_names, formats, ink, output_files
 
 quiet.import_tensorflow_quietly()  # before anything imports TensorFlow: see quiet.py
 
@@ -53,33 +55,28 @@ def generate(
         raise ValueError(f"unknown word {word!r}; the model draws: {', '.join(classes)}")
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.join(output_dir, file_names.word_stem(word))  # a class word is no path: ../x is %2E%2E%2Fx
+    gifs = [f"{stem}_{i:02d}.gif" for i in range(num)]
+    written = {"ndjson": [stem + ".ndjson"], "grid": [stem + "_grid.png", stem + "_grid.svg"], "gif": gifs}
+    for path in (path for paths in written.values() for path in paths):
+        output_files.check_target(path)  # a planted link is refused before the sampling, not after
     if prefix is None:
         samples = sketch_sampling.sample(model, classes.index(word), num, temperature, seed)
     else:  # a continuation that adds nothing is drawn again, a bounded number of times
         samples = sketch_sampling.complete(model, classes.index(word), num, temperature, prefix, seed)
-    os.makedirs(output_dir, exist_ok=True)
-    stem = os.path.join(output_dir, word.replace(" ", "_"))
-    with open(stem + ".ndjson", "w", encoding="utf-8") as f:
+    with output_files.replacing(stem + ".ndjson", text=True) as f:
         keys = [formats.derived_key_id(word, seed, temperature, i) for i in range(num)]
         formats.write_ndjson([s.to_drawing(word, k) for s, k in zip(samples, keys, strict=True)], f)
     strokes = [s.strokes for s in samples]
     given = [s.prefix_length + 1 if s.prefix_length else 0 for s in samples]
     columns = min(num, 4)
-    with open(stem + "_grid.png", "wb") as f:
-        f.write(sample_grids.grid_png(strokes, columns, given=given))
-    with open(stem + "_grid.svg", "w", encoding="utf-8") as f:
-        f.write(sample_grids.grid_svg(strokes, columns))
-    gifs = []
-    for i, sample in enumerate(samples):
-        gifs.append(f"{stem}_{i:02d}.gif")
-        with open(gifs[-1], "wb") as f:
-            f.write(sample_grids.drawing_gif(sample.strokes, given=given[i]))
-    return {
-        "ndjson": [stem + ".ndjson"],
-        "grid": [stem + "_grid.png", stem + "_grid.svg"],
-        "gif": gifs,
-        "added_nothing": [i for i, s in enumerate(samples) if prefix is not None and s.added_nothing],
-    }
+    output_files.write_bytes(stem + "_grid.png", sample_grids.grid_png(strokes, columns, given=given))
+    output_files.write_text(stem + "_grid.svg", sample_grids.grid_svg(strokes, columns))
+    for path, sample, prefix_points in zip(gifs, samples, given, strict=True):
+        output_files.write_bytes(path, sample_grids.drawing_gif(sample.strokes, given=prefix_points))
+    written["added_nothing"] = [i for i, s in enumerate(samples) if prefix is not None and s.added_nothing]
+    return written
 
 
 def _define_flags() -> None:

@@ -5,10 +5,12 @@ r"""Top-k guesses (or a Kaggle submission) for every drawing of any input, from 
       --input=test_simplified.csv --output=submission.csv --kaggle_submission
 
 Reads every format the Beam job reads, through the same readers (--format overrides the extension;
-bitmap_raw must be named). Writes --output (top-k CSV, or Kaggle's key_id,word with --kaggle_submission)
-and rejected-predict.ndjson beside it (one line per record that could not be predicted, with its
-reason and position); prints read = predicted + rejected, and top-1 / top-3 / MAP@3 when the drawings
-carry words. Progress (records/s, ETA) goes to stderr every few seconds.
+bitmap_raw must be named). Writes --output (top-k CSV, its words escaped so that no spreadsheet runs
+them, or Kaggle's key_id,word byte for byte with --kaggle_submission) and rejected-predict.ndjson
+beside it (one line per record that could not be predicted, with its reason and position), both
+through data/output_files.py (never through a planted link); prints read = predicted + rejected, and
+top-1 / top-3 / MAP@3 when the drawings carry words. Progress (records/s, ETA) goes to stderr every
+few seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from quickdraw_tf.data import formats
+from quickdraw_tf.data import formats, output_files
 from quickdraw_tf.data.drawing import Drawing
 from quickdraw_tf.inference import prediction_io
 
@@ -124,6 +126,10 @@ def run_predict(
     if k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     rejected_path = rejected_path or os.path.join(os.path.dirname(output) or ".", prediction_io.REJECTED_FILE)
+    if kaggle_submission:
+        prediction_io.check_kaggle_classes(predictor.class_names)
+    for target in (output, rejected_path):  # a planted link is refused before the work, not after it
+        output_files.check_target(target)
     rows: list[prediction_io.Row] = []
     rejected: list[dict] = []
     scores = Scores(predictor.class_names)

@@ -8,21 +8,24 @@ r"""Drawings of any input format as pictures: PNG, SVG, GIF (the strokes replaye
 
 png/svg/gif: one file per drawing, <word>-<key_id>.<ext>; with --grid=N (png only), sheets of N
 drawings titled by word, sheet-0001.png, ... npy: one <word>.npy per word, [N, 784] uint8 rows, the
-layout of Google's full_numpy_bitmap_<word>.npy (make_tfrecords reads it back). Records that cannot be
-rendered go to rejected-render.ndjson with their reason and position; read = rendered + rejected
-(+ skipped: drawings beyond --per_word of their word).
+layout of Google's full_numpy_bitmap_<word>.npy (make_tfrecords reads it back). <word> is the word as
+data/file_names.py spells it in a file name (猫 stays 猫, "cat's" is cat%27s, a space is _); a name a
+run already wrote (a repeated drawing) gets ~2, ~3, ... so that "wrote N file(s)" counts files that
+exist. Every file is written through data/output_files.py (never through a planted link). Records that
+cannot be rendered go to rejected-render.ndjson with their reason and position; read = rendered +
+rejected (+ skipped: drawings beyond --per_word of their word).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import re
 
 import numpy as np
 
 from quickdraw_tf import pictures
-from quickdraw_tf.data import formats, preprocess
+from quickdraw_tf.data import file_names, formats, output_files, preprocess
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.inference import prediction_io
 
@@ -32,8 +35,7 @@ _IMAGES = preprocess.Preprocessing(kind="images")
 
 
 def file_stem(drawing: Drawing) -> str:
-    word = re.sub(r"[^A-Za-z0-9_-]+", "_", drawing.word.strip()) or "drawing"
-    return f"{word}-{drawing.key_id}"
+    return f"{file_names.word_stem(drawing.word)}-{drawing.key_id}"
 
 
 def _checked(drawing: Drawing, fmt: str) -> list:
@@ -52,17 +54,16 @@ def picture(drawing: Drawing, size: int, colour: str):
     return pictures.png_image(strokes, size, colour)
 
 
-def write_one(drawing: Drawing, output_dir: str, fmt: str, size: int, colour: str) -> None:
+def file_content(drawing: Drawing, fmt: str, size: int, colour: str) -> bytes:
+    """The bytes of one drawing's png, svg or gif; InvalidRecord (a ValueError) if it cannot be drawn."""
     strokes = _checked(drawing, fmt)
-    path = os.path.join(output_dir, f"{file_stem(drawing)}.{fmt}")
     if fmt == "png":
-        picture(drawing, size, colour).save(path)
-    elif fmt == "svg":
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(pictures.svg_text(strokes, size, colour))
-    else:
-        with open(path, "wb") as f:
-            f.write(pictures.gif_bytes(strokes, size, colour))
+        buffer = io.BytesIO()
+        picture(drawing, size, colour).save(buffer, format="PNG")
+        return buffer.getvalue()
+    if fmt == "svg":
+        return pictures.svg_text(strokes, size, colour).encode("utf-8")
+    return pictures.gif_bytes(strokes, size, colour)
 
 
 def render(
@@ -86,30 +87,37 @@ def render(
     if size < 8 or min(grid, limit, per_word) < 0:
         raise ValueError("--size must be >= 8, --grid, --limit and --per_word >= 0")
     os.makedirs(output_dir, exist_ok=True)
+    rejected_path = os.path.join(output_dir, REJECTED_FILE)
+    output_files.check_target(rejected_path)  # a planted link is refused before the work, not after
     read, rendered, skipped, rejected, bitmaps, cells, files = 0, 0, 0, [], {}, [], []
+    names = file_names.UniqueNames()
     per_word_count: dict[str, int] = {}
     for record in prediction_io.read_records(inputs):
         if limit and read >= limit:
             break
         read += 1
-        drawing = None
+        drawing, content = None, None
         try:
             drawing = formats.parse_record(record)
             if per_word and per_word_count.get(drawing.word, 0) >= per_word:
                 skipped += 1
                 continue
-            per_word_count[drawing.word] = per_word_count.get(drawing.word, 0) + 1
             if fmt == "npy":
                 bitmaps.setdefault(drawing.word, []).append(preprocess.model_input(drawing, _IMAGES)["image"])
             elif grid:
                 cells.append((drawing.word, picture(drawing, size, colour)))
             else:
-                write_one(drawing, output_dir, fmt, size, colour)
-            rendered += 1
+                content = file_content(drawing, fmt, size, colour)
         except ValueError as error:
             rejected.append(prediction_io.rejection(record, error, drawing.key_id if drawing else None))
-    files += _write_sheets(cells, grid, size, output_dir) + _write_bitmaps(bitmaps, output_dir)
-    prediction_io.write_rejected(os.path.join(output_dir, REJECTED_FILE), rejected)
+            continue
+        per_word_count[drawing.word] = per_word_count.get(drawing.word, 0) + 1
+        rendered += 1
+        if content is not None:  # written outside the try: a refused output path is no record's fault
+            files.append(os.path.join(output_dir, names.take(file_stem(drawing), f".{fmt}")))
+            output_files.write_bytes(files[-1], content)
+    files += _write_sheets(cells, grid, size, output_dir) + _write_bitmaps(bitmaps, output_dir, names)
+    prediction_io.write_rejected(rejected_path, rejected)
     return {"read": read, "rendered": rendered, "rejected": len(rejected), "skipped": skipped, "files": files}
 
 
@@ -117,18 +125,19 @@ def _write_sheets(cells: list, grid: int, size: int, output_dir: str) -> list[st
     paths = []
     columns = max(1, math.ceil(math.sqrt(grid))) if grid else 1
     for number, start in enumerate(range(0, len(cells), grid or 1), 1):
-        path = os.path.join(output_dir, f"sheet-{number:04d}.png")
-        pictures.contact_sheet(cells[start : start + grid], columns, size).save(path, optimize=True)
-        paths.append(path)
+        paths.append(os.path.join(output_dir, f"sheet-{number:04d}.png"))
+        sheet = pictures.contact_sheet(cells[start : start + grid], columns, size)
+        with output_files.replacing(paths[-1]) as f:
+            sheet.save(f, format="PNG", optimize=True)
     return paths
 
 
-def _write_bitmaps(bitmaps: dict, output_dir: str) -> list[str]:
+def _write_bitmaps(bitmaps: dict, output_dir: str, names: file_names.UniqueNames) -> list[str]:
     paths = []
     for word, images in sorted(bitmaps.items()):
-        path = os.path.join(output_dir, f"{re.sub(r'[^A-Za-z0-9_ -]+', '_', word) or 'unlabelled'}.npy")
-        np.save(path, np.stack(images).reshape(len(images), -1))
-        paths.append(path)
+        paths.append(os.path.join(output_dir, names.take(file_names.word_stem(word), ".npy")))
+        with output_files.replacing(paths[-1]) as f:
+            np.save(f, np.stack(images).reshape(len(images), -1))
     return paths
 
 
@@ -172,7 +181,7 @@ def main(argv: list[str]) -> None:
         cli.fail(error)
     counts = f"read {result['read']} = rendered {result['rendered']} + rejected {result['rejected']}"
     print(counts + (f" + skipped {result['skipped']} (--per_word)" if FLAGS.per_word else ""))
-    print(f"wrote {len(result['files']) or result['rendered']} file(s) to {FLAGS.output_dir}")
+    print(f"wrote {len(result['files'])} file(s) to {FLAGS.output_dir}")
 
 
 if __name__ == "__main__":

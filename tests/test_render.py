@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from quickdraw_tf import pictures, render
-from quickdraw_tf.data import bitmap, formats, preprocess
+from quickdraw_tf.data import bitmap, file_names, formats, preprocess
 from quickdraw_tf.inference import prediction_io
 from tests.sample import EYE_NPY, REPO, SAMPLE
 
@@ -59,12 +59,12 @@ def test_gif_replays_raw_drawings_at_their_recorded_time():
 def test_npy_rows_are_the_bitmap_recipe(tmp_path):
     result = render.render(inputs(RAW), str(tmp_path), "npy", limit=7)
     drawings = list(formats.iter_drawings(RAW))[:7]
-    rows = np.load(tmp_path / f"{drawings[0].word}.npy")
+    rows = np.load(tmp_path / f"{file_names.word_stem(drawings[0].word)}.npy")
     assert rows.shape == (7, 784) and rows.dtype == np.uint8 and result["files"]
     expected = [bitmap.google_bitmap(preprocess.simplified_strokes(d.strokes)).reshape(-1) for d in drawings]
     np.testing.assert_array_equal(rows, np.stack(expected))
     # and the job reads them back as numpy_bitmap images
-    again = list(formats.iter_drawings(str(tmp_path / f"{drawings[0].word}.npy")))
+    again = list(formats.iter_drawings(str(tmp_path / f"{file_names.word_stem(drawings[0].word)}.npy")))
     np.testing.assert_array_equal(again[3].image.reshape(-1), rows[3])
 
 

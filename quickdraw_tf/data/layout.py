@@ -16,6 +16,7 @@ No TensorFlow here (the job's workers import this module): callers open files th
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -34,6 +35,9 @@ STATS_FILE = "stats.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "quickdraw_tf.make_tfrecords"
 MANIFEST_VERSION = 1
+# A class list is read no further than this: Quick, Draw!'s 345 words are 3.3 kB, and a 10-million-line
+# file must be refused without being read whole (room for ~50,000 words).
+MAX_CLASSES_BYTES = 1 << 20
 # Every name a conversion writes: what --overwrite may replace without deleting someone's other files.
 OUTPUT_NAME = re.compile(
     r"(quickdraw-(train|eval|test)\.tfrecord-\d{5}-of-\d{5}|rejected-\d{5}-of-\d{5}\.ndjson"
@@ -79,8 +83,29 @@ def classes_text(words: Sequence[str]) -> str:
     for word in words:
         check_word(word)
     if len(set(words)) != len(words):
-        raise ValueError(f"class words repeat: {sorted(w for w in set(words) if list(words).count(w) > 1)}")
+        repeated = sorted(word for word, count in collections.Counter(words).items() if count > 1)
+        shown = ", ".join(repr(word) for word in repeated[:5]) + (", ..." if len(repeated) > 5 else "")
+        raise ValueError(f"{len(repeated)} class word(s) repeat: {shown}")
     return "".join(f"{word}\n" for word in words)
+
+
+def read_classes(fileobj: BinaryIO, path: str = CLASSES_FILE) -> list[str]:
+    """The words of an open classes.txt (binary), reading no more than MAX_CLASSES_BYTES + 1 bytes of it:
+    the one reader of a class list, for data directories and run directories alike. DataDirError (one
+    line) for a file over the bound, not UTF-8, or failing parse_classes."""
+    return parse_classes(_classes_bytes(fileobj.read(MAX_CLASSES_BYTES + 1), path), path)
+
+
+def _classes_bytes(data: bytes, path: str) -> str:
+    if len(data) > MAX_CLASSES_BYTES:
+        raise DataDirError(
+            f"{path} is over {MAX_CLASSES_BYTES:,} bytes: not a class list (Quick, Draw!'s 345 words are "
+            "3.3 kB)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataDirError(f"{path} is not UTF-8 text (byte {error.start})") from None
 
 
 def parse_classes(text: str, path: str = CLASSES_FILE) -> list[str]:
@@ -187,7 +212,9 @@ def check_data_dir(data_dir: str, gfile) -> tuple[dict, list[str], dict]:
         path = join(data_dir, name)
         if not gfile.exists(path):
             raise DataDirError(f"{path} is missing")
-        data = _read(gfile, path)
+        data = _read(gfile, path, MAX_CLASSES_BYTES + 1)  # stats.json is a few kB as well
+        if len(data) > MAX_CLASSES_BYTES:
+            raise DataDirError(f"{path} is over {MAX_CLASSES_BYTES:,} bytes: not a file make_tfrecords wrote")
         expected = manifest["files"].get(name, {}).get("sha256")
         if hashlib.sha256(data).hexdigest() != expected:
             raise DataDirError(
@@ -242,9 +269,9 @@ def verify_shards(data_dir: str, manifest: dict, gfile, split: str | None = None
             raise DataDirError(f"{path} is corrupt: its sha256 differs from {MANIFEST_FILE}")
 
 
-def _read(gfile, path: str) -> bytes:
+def _read(gfile, path: str, limit: int = -1) -> bytes:
     with gfile.GFile(path, "rb") as f:
-        return f.read()
+        return f.read(limit)
 
 
 def join(directory: str, name: str) -> str:

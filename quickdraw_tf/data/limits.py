@@ -19,6 +19,7 @@ the largest |coordinate| 2,755, and the longest ink 35,928 px once scaled to Goo
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
@@ -59,8 +60,11 @@ def capped_lines(fileobj: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes
     """(line number from 1, line without its break, bytes of it not kept) for every line.
 
     A line longer than max_bytes is cut to its first max_bytes bytes and the rest is skipped a chunk at
-    a time, so a 10 MB line costs one chunk of memory, not 10 MB (nor its JSON parse).
+    a time, so a 10 MB line costs one chunk of memory, not 10 MB (nor its JSON parse). Takes any object
+    with read(size): one without readline(size) (Beam's CompressedFile, what FileSystems.open gives
+    for a .gz file) is read through a buffer that has it.
     """
+    fileobj = readable_lines(fileobj)
     number = 0
     while first := fileobj.readline(max_bytes + 2):  # room for max_bytes and "\r\n"
         number += 1
@@ -75,3 +79,26 @@ def capped_lines(fileobj: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes
             yield number, first.rstrip(b"\r\n"), 0
         else:
             yield number, first[:max_bytes], length - max_bytes
+
+
+class _RawReader(io.RawIOBase):
+    """Any object with read(size) as a raw stream, so that io.BufferedReader can give it readline(size)."""
+
+    def __init__(self, fileobj):
+        self._fileobj = fileobj
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._fileobj.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def readable_lines(fileobj) -> BinaryIO:
+    """`fileobj` itself when it is a Python binary stream (readline(size) in C), else the same bytes
+    through an io.BufferedReader. Closing the buffer leaves `fileobj` open: its owner closes it."""
+    if isinstance(fileobj, (io.BufferedIOBase, io.RawIOBase)):
+        return fileobj
+    return io.BufferedReader(_RawReader(fileobj), CHUNK_BYTES)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quickdraw_tf.data import bitmap, ink, limits
+from quickdraw_tf.data import bitmap, checked_json, ink, limits
 from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.data.layout import KINDS
 
@@ -34,6 +34,10 @@ class Preprocessing:
     max_points: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.simplify, bool):
+            raise ValueError(f"preprocessing simplify must be true or false, got {self.simplify!r}")
+        if type(self.max_points) is not int or self.max_points < 0:
+            raise ValueError(f"preprocessing max_points must be an integer >= 0 (0: all), got {self.max_points!r}")
         if self.kind not in KINDS:
             raise ValueError(f"preprocessing kind must be one of {KINDS}, got {self.kind!r}")
         if self.normalize not in ink.NORMALIZATIONS:
@@ -45,9 +49,11 @@ class Preprocessing:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> Preprocessing:
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+    def from_dict(cls, values: object, where: str = "preprocessing") -> Preprocessing:
+        """The record as written by to_dict, every field's type and range checked (checked_json):
+        checked_json.JsonFieldError (a ValueError, one line naming `where` and the field) otherwise.
+        Fields this version does not know are left out (a newer record still reads)."""
+        return checked_json.build(cls, values, where, ignore_unknown=True)
 
 
 def job_record(kind: str, normalize: str, simplify: bool) -> dict:

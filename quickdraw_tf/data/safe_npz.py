@@ -13,10 +13,15 @@ arrays and dtypes:
   - the wrappers accept only numeric dtypes (bool, int, uint, float) or object, plain ndarrays, and the
     latin-1 encoding; the only __setstate__ a pickle can then reach are ndarray's and dtype's;
   - the result must be a 1-D object array whose every element is an array of numbers (anything else a
-    pickle can build from its own opcodes: str, list, dict, ... is refused), with no structured dtype.
+    pickle can build from its own opcodes: str, list, dict, ... is refused), with no structured dtype;
+  - what find_class hands out cannot be changed by the pickle: a BUILD opcode on a wrapper (which would
+    set attributes of a shared object, e.g. a function's __defaults__, for every later file) raises
+    UnsafeNpz, dtypes are fresh copies, and every array a pickle can reach checks its own state.
 
-Members are capped in uncompressed size (MAX_MEMBER_BYTES), so a zip bomb is refused before inflating.
-Any failure raises UnsafeNpz (a ValueError) with a one-line reason.
+The archive is capped as a whole (MAX_NPZ_BYTES, the sum of its members' uncompressed sizes): the sizes
+the zip directory declares are checked before anything is inflated, and the bytes actually inflated are
+counted against the same cap (a directory may lie), so a zip bomb of many members costs no more memory
+than one. Any failure raises UnsafeNpz (a ValueError) with a one-line reason.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import zipfile
 
 import numpy as np
 
-MAX_MEMBER_BYTES = 1 << 30  # sketch-rnn's largest split is tens of MB uncompressed
+# The sum of the members' uncompressed sizes. A sketch-rnn file of a class holds its splits' stroke-3
+# arrays: tens of MB; Google's largest class (about 340,000 drawings of ~50 points) would be ~150 MB.
+MAX_NPZ_BYTES = 1 << 29
 NUMBER_KINDS = "biuf"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 
@@ -69,13 +76,40 @@ def _plain(array: np.ndarray) -> np.ndarray:
     return array.view(np.ndarray) if isinstance(array, _CheckedArray) else array
 
 
-class _NdarrayMarker:
-    """Stands for numpy.ndarray in a pickle: it can be passed to _reconstruct, never called or built."""
+class _Sealed:
+    """What find_class hands a pickle: a name that can be called (when it wraps a function) but not
+    changed. A pickle's BUILD opcode on an object calls its __setstate__, or else sets attributes in
+    its __dict__: on a plain function or class that would outlive the file (a function's __defaults__,
+    a class attribute) and change how every later archive is read."""
+
+    __slots__ = ("_name", "_function")
+
+    def __init__(self, name: str, function=None):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_function", function)
+
+    def __call__(self, *args):
+        if self._function is None:
+            raise UnsafeNpz(f"the pickle calls {self._name}, which only names a type")
+        return self._function(*args)
+
+    def __setstate__(self, state: object) -> None:
+        raise UnsafeNpz(f"the pickle tries to change {self._name}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise UnsafeNpz(f"the pickle tries to change {self._name}")
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+# Stands for numpy.ndarray in a pickle: it can be passed to _reconstruct, never called or built.
+_NDARRAY = _Sealed("numpy.ndarray")
 
 
 def _reconstruct(subtype: object, shape: object, dtype_code: object) -> np.ndarray:
     # numpy's pickles call _reconstruct(ndarray, (0,), b'b') and fill the array with ndarray.__setstate__.
-    if subtype is not _NdarrayMarker:
+    if subtype is not _NDARRAY:
         raise UnsafeNpz(f"array subtype {subtype!r} is not numpy.ndarray")
     return np.ndarray.__new__(_CheckedArray, (0,), np.uint8)
 
@@ -84,7 +118,8 @@ def _dtype(spec: object, align: object = False, copy: object = False) -> np.dtyp
     if not isinstance(spec, str) or not isinstance(align, bool) or not isinstance(copy, bool):
         raise UnsafeNpz(f"dtype arguments {spec!r}, {align!r}, {copy!r} are not a type code")
     try:
-        dtype = np.dtype(spec)
+        # Always a copy: np.dtype("i2") is numpy's shared instance, and the pickle may BUILD on it.
+        dtype = np.dtype(spec, copy=True)
     except TypeError as error:
         raise UnsafeNpz(f"unknown dtype {spec!r}") from error
     return _checked_dtype(dtype, allow_object=True)
@@ -97,9 +132,10 @@ def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> 
     if not (isinstance(shape, tuple) and all(type(n) is int for n in shape)):
         raise UnsafeNpz(f"_frombuffer shape {shape!r} is not a tuple of integers")
     try:
-        return np.frombuffer(buffer, _checked_dtype(dtype, allow_object=False)).reshape(shape, order=order)
+        array = np.frombuffer(buffer, _checked_dtype(dtype, allow_object=False)).reshape(shape, order=order)
     except ValueError as error:
         raise UnsafeNpz(f"_frombuffer: {error}") from None
+    return array.view(_CheckedArray)  # a later BUILD on it goes through the checked __setstate__
 
 
 def _latin1_encode(text: object, encoding: object = "latin1") -> bytes:
@@ -109,13 +145,13 @@ def _latin1_encode(text: object, encoding: object = "latin1") -> bytes:
 
 
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): _NdarrayMarker,
-    ("numpy", "dtype"): _dtype,
-    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
-    ("_codecs", "encode"): _latin1_encode,
+    ("numpy.core.multiarray", "_reconstruct"): _Sealed("numpy.core.multiarray._reconstruct", _reconstruct),
+    ("numpy._core.multiarray", "_reconstruct"): _Sealed("numpy._core.multiarray._reconstruct", _reconstruct),
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Sealed("numpy.dtype", _dtype),
+    ("numpy.core.numeric", "_frombuffer"): _Sealed("numpy.core.numeric._frombuffer", _frombuffer),
+    ("numpy._core.numeric", "_frombuffer"): _Sealed("numpy._core.numeric._frombuffer", _frombuffer),
+    ("_codecs", "encode"): _Sealed("_codecs.encode", _latin1_encode),
 }
 
 
@@ -170,22 +206,32 @@ def load_member(data: bytes) -> np.ndarray:
         raise UnsafeNpz(f"unreadable array ({type(error).__name__}: {error})") from error
 
 
-def load_npz(data: bytes, max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, np.ndarray]:
-    """The arrays of an .npz archive by name (".npy" dropped), in archive order; UnsafeNpz if refused."""
+def load_npz(data: bytes, max_bytes: int = MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
+    """The arrays of an .npz archive by name (".npy" dropped), in archive order; UnsafeNpz if refused.
+
+    `max_bytes` caps the sum of the members' uncompressed sizes (see the module docstring)."""
     if not data.startswith(_ZIP_MAGICS):
         raise UnsafeNpz(f"not a zip archive (starts with {data[:4]!r})")
     arrays = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                if info.file_size > max_member_bytes:
-                    raise UnsafeNpz(f"member {info.filename} inflates to {info.file_size:,} bytes")
+            members = archive.infolist()
+            declared = sum(info.file_size for info in members)
+            if declared > max_bytes:
+                raise UnsafeNpz(
+                    f"its {len(members)} member(s) inflate to {declared:,} bytes, over the {max_bytes:,} "
+                    "bytes an .npz may hold"
+                )
+            left = max_bytes
+            for info in members:
                 with archive.open(info) as member:
-                    # Read one byte past the cap: the size in the zip directory may lie.
-                    content = member.read(max_member_bytes + 1)
-                if len(content) > max_member_bytes:
-                    raise UnsafeNpz(f"member {info.filename} inflates past {max_member_bytes:,} bytes")
+                    # Read one byte past what is left: the sizes in the zip directory may lie.
+                    content = member.read(left + 1)
+                if len(content) > left:
+                    raise UnsafeNpz(f"member {info.filename} inflates past the {max_bytes:,} bytes an .npz may hold")
+                left -= len(content)
                 arrays[info.filename.removesuffix(".npy")] = load_member(content)
+                del content  # before the next member is inflated
     except UnsafeNpz:
         raise
     except Exception as error:  # zipfile and zlib raise their own errors on bad bytes

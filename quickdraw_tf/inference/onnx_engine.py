@@ -38,6 +38,12 @@ class OnnxProbabilities:
         self.input_names = tuple(node.name for node in self._session.get_inputs())
 
     @property
+    def outputs(self) -> int | None:
+        """The probabilities' width (the model's classes), None when the graph leaves it open."""
+        (width,) = [node.shape[-1] for node in self._session.get_outputs() if node.name == PROBABILITIES]
+        return width if isinstance(width, int) else None
+
+    @property
     def takes_images(self) -> bool:
         return self.input_names == ("image",)
 

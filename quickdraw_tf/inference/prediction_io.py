@@ -19,12 +19,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from quickdraw_tf.data import formats
+from quickdraw_tf.data import formats, output_files
 from quickdraw_tf.data.drawing import InvalidRecord
 
 REJECTED_FILE = "rejected-predict.ndjson"
 KAGGLE_HEADER = ("key_id", "word")
 MAX_ORIGINAL_BYTES = 1 << 20
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's "CSV injection"): = + - @,
+# and tab and carriage return, which some spreadsheets strip before looking at the rest.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class InputFile(NamedTuple):
@@ -101,7 +104,7 @@ def rejection(record: formats.SourceRecord, error: Exception, key_id: int | None
 
 
 def write_rejected(path: str, entries: Sequence[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with output_files.replacing(path, text=True) as f:
         f.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
 
 
@@ -116,12 +119,30 @@ def kaggle_word(word: str) -> str:
     return word.replace(" ", "_")
 
 
+def spreadsheet_cell(text: str) -> str:
+    """A text cell no spreadsheet runs: one that starts like a formula gets a leading apostrophe (OWASP's
+    advice for CSV injection), which spreadsheets show as text and do not display."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def check_kaggle_classes(class_names: Sequence[str]) -> None:
+    """ValueError (one line) if a class word would start a formula in a spreadsheet: Kaggle's submission is
+    byte-exact, so it cannot carry the escape the top-k CSV adds. Checked before predicting anything."""
+    for word in class_names:
+        if kaggle_word(word).startswith(FORMULA_STARTS):
+            raise ValueError(
+                f"class {word!r} starts with {word[:1]!r}, which a spreadsheet runs as a formula: a Kaggle "
+                "submission cannot escape it (write the top-k CSV instead)"
+            )
+
+
 def write_predictions(path: str, rows: Sequence[Row], top_k: int, kaggle: bool) -> None:
-    """The top-k CSV (key_id[,word],word_1..k,probability_1..k), or Kaggle's `key_id,word` with the
-    three words space-separated. Written to path.part and renamed, so a failed run leaves no half file."""
+    """The top-k CSV (key_id[,word],word_1..k,probability_1..k), its words escaped for spreadsheets
+    (spreadsheet_cell), or Kaggle's `key_id,word` with the three words space-separated, byte for byte.
+    Written through output_files (a temporary name, then a rename), so a failed run leaves no half file
+    and a planted link is never written through."""
     with_word = not kaggle and any(row.word for row in rows)
-    partial = path + ".part"
-    with open(partial, "w", encoding="utf-8", newline="") as f:
+    with output_files.replacing(path, text=True, newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         if kaggle:
             writer.writerow(KAGGLE_HEADER)
@@ -132,7 +153,7 @@ def write_predictions(path: str, rows: Sequence[Row], top_k: int, kaggle: bool) 
             header += [f"probability_{i}" for i in range(1, top_k + 1)]
             writer.writerow(header)
             for row in rows:
-                words = [word for word, _ in row.top]
+                words = [spreadsheet_cell(word) for word, _ in row.top]
                 probabilities = [f"{p:.6f}" for _, p in row.top]
-                writer.writerow([row.key_id] + ([row.word] if with_word else []) + words + probabilities)
-    os.replace(partial, path)
+                given = [spreadsheet_cell(row.word)] if with_word else []
+                writer.writerow([row.key_id] + given + words + probabilities)

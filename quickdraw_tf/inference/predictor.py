@@ -29,6 +29,7 @@ from quickdraw_tf.data.drawing import Drawing, InvalidRecord
 from quickdraw_tf.inference import onnx_engine
 from quickdraw_tf.models import contract
 from quickdraw_tf.training import run_dir
+from quickdraw_tf.training.train_config import TrainConfig
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -64,18 +65,24 @@ def _probabilities_fn(model: keras.Model, takes_images: bool):
     return lambda *inputs: traced(*inputs).numpy()
 
 
-def _load_member(model_dir: str, engine: str) -> _Member:
+def _load_member(
+    model_dir: str,
+    engine: str,
+    config: TrainConfig | None,
+    prep: preprocess.Preprocessing,
+    classes: Sequence[str],
+) -> _Member:
     if engine == "onnxruntime":
         session = onnx_engine.load(model_dir)
-        takes_images, call, default_name = session.takes_images, session, "onnx"
+        takes_images, call, outputs, default_name = session.takes_images, session, session.outputs, "onnx"
     else:
         model = run_dir.load_keras_model(model_dir)
         takes_images = contract.input_kind(model) == contract.IMAGE
         call, default_name = _probabilities_fn(model, takes_images), type(model).__name__
-    prep = run_dir.read_preprocessing(model_dir)
+        outputs = run_dir.output_count(model)
+    run_dir.check_outputs(outputs, list(classes), model_dir)
     if takes_images != (prep.kind == "images"):
         prep = dataclasses.replace(prep, kind="images" if takes_images else "strokes")
-    config = run_dir.read_config(model_dir, required=False)
     return _Member(model_dir, config.model if config else default_name, prep, call)
 
 
@@ -120,8 +127,10 @@ class Predictor:
     ) -> Predictor:
         """Loads one model_dir or several (an ensemble), run by `engine`: "tensorflow" (model.keras) or
         "onnxruntime" (model.onnx). FileNotFoundError for a missing or untrained model_dir or a missing
-        model.onnx; ValueError (one line) when the classes differ or the weights or engine do not fit;
-        ImportError (one line) when onnxruntime is asked for and not installed."""
+        model.onnx; ValueError (one line) when the classes differ or the weights or engine do not fit, or
+        for a run file that does not check out (run_dir: a field's type or range, a class list that is
+        not one or does not match the model's outputs); ImportError (one line) when onnxruntime is asked
+        for and not installed. The small files are checked before any model is loaded."""
         onnx_engine.check_engine(engine)
         dirs = [model_dirs] if isinstance(model_dirs, (str, os.PathLike)) else list(model_dirs)
         if not dirs:
@@ -135,7 +144,10 @@ class Predictor:
             if names != classes[0]:
                 difference = _class_difference(classes[0], names)
                 raise ValueError(f"cannot ensemble: {path} has other classes than {dirs[0]} ({difference})")
-        return cls([_load_member(path, engine) for path in dirs], classes[0], weights, engine)
+        # Every run file of every member is checked before the first model is loaded.
+        runs = [(d, run_dir.read_config(d, required=False), run_dir.read_preprocessing(d)) for d in dirs]
+        members = [_load_member(d, engine, config, prep, classes[0]) for d, config, prep in runs]
+        return cls(members, classes[0], weights, engine)
 
     @property
     def model_dirs(self) -> tuple[str, ...]:

@@ -81,6 +81,10 @@ def evaluate(
     if data_dir is not None:  # a bad --data_dir is reported first, before the model_dir is read
         input_pipeline.check_data_dir(data_dir)
         input_pipeline.read_classes(data_dir)
+    # A planted link is refused before the evaluation, not after it.
+    run_dir.check_target(run_dir.confusion_matrix_file(model_dir, split))
+    run_dir.check_target(run_dir.path(model_dir, run_dir.RESULTS_FILE))
+    run_dir.refuse_link(run_dir.eval_logs_dir(model_dir, split))
     config = run_dir.read_config(model_dir)
     data_dir = data_dir or config.data_dir
     input_pipeline.check_data_dir(data_dir)
@@ -104,10 +108,8 @@ def evaluate(
     }
     png = charts.confusion_matrix_png(confusion, classes)
     results["confusion_matrix_png"] = run_dir.confusion_matrix_file(model_dir, split)
-    with tf.io.gfile.GFile(results["confusion_matrix_png"], "wb") as f:
-        f.write(png)
-    with tf.io.gfile.GFile(run_dir.path(model_dir, run_dir.RESULTS_FILE), "w") as f:
-        f.write(json.dumps(results, indent=2))
+    run_dir.write_file(results["confusion_matrix_png"], png)  # never through a planted link
+    run_dir.write_file(run_dir.path(model_dir, run_dir.RESULTS_FILE), json.dumps(results, indent=2))
     _write_summaries(model_dir, split, step, results, png)
     return results
 

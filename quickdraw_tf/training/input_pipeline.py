@@ -61,8 +61,11 @@ class InputConfig:
     seed: int | None = None
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("batch_size", "shuffle_buffer", "interleave_cycle"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_length < 0:
+            raise ValueError(f"max_length must be >= 0 (0: never truncate), got {self.max_length}")
         if list(self.bucket_boundaries) != sorted(set(self.bucket_boundaries)) or any(
             b < 1 for b in self.bucket_boundaries
         ):

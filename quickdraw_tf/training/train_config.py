@@ -13,6 +13,7 @@ import dataclasses
 import json
 
 from quickdraw_tf import models
+from quickdraw_tf.data import checked_json
 from quickdraw_tf.data.layout import DEFAULT_DATA_DIR
 from quickdraw_tf.training import config_flags
 from quickdraw_tf.training.config_flags import setting
@@ -57,6 +58,10 @@ class TrainConfig:
     seed: int = setting(0, "Initialization and shuffling seed.")
 
     def __post_init__(self):
+        if self.model not in models.MODEL_NAMES:
+            raise ValueError(f"model must be one of {', '.join(models.MODEL_NAMES)}, got {self.model!r}")
+        if self.num_summary_drawings < 0:
+            raise ValueError(f"num_summary_drawings must be >= 0, got {self.num_summary_drawings}")
         for name in ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -75,12 +80,11 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        values = json.loads(text)
-        values["input"] = InputConfig(
-            **{**values["input"], "bucket_boundaries": tuple(values["input"]["bucket_boundaries"])}
-        )
-        return cls(**values)
+    def from_json(cls, data: bytes | str, where: str = "config.json") -> TrainConfig:
+        """to_json's output read back, every field's type and range checked (data/checked_json.py):
+        checked_json.JsonFieldError (a ValueError, one line naming `where` and the field) otherwise."""
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        return checked_json.build(cls, checked_json.parse(data, where), where)
 
 
 def config_from_flagfile(path: str, **overrides) -> TrainConfig:

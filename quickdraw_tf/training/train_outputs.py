@@ -85,7 +85,7 @@ def save_model(model: keras.Model, classes: list[str], model_dir: str, chief: bo
     model.keras and export/: the reason is logged, and `python -m quickdraw_tf.export_onnx` says it
     again."""
     out_dir = model_dir if chief else tempfile.mkdtemp()
-    model.save(run_dir.path(out_dir, run_dir.MODEL_FILE))
+    run_dir.save_keras_model(model, run_dir.path(out_dir, run_dir.MODEL_FILE))
     if serving:
         export.export_saved_model(model, classes, run_dir.path(out_dir, run_dir.EXPORT_DIR))
         if chief:

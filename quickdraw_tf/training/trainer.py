@@ -108,6 +108,7 @@ def validate(config: TrainConfig, num_replicas: int = 1) -> None:
     input_pipeline.check_data_dir(config.data_dir)
     input_pipeline.read_classes(config.data_dir)
     input_pipeline.split_files(config.data_dir, "train")
+    run_dir.check_writable(config.model_dir)
     previous_config = run_dir.read_config(config.model_dir, required=False)
     if previous_config is not None:
         previous, new = json.loads(previous_config.to_json()), json.loads(config.to_json())

@@ -122,3 +122,52 @@ def test_kill_9_mid_conversion_leaves_nothing_training_accepts(tmp_path):
 
     assert convert(out) == 0  # the lock died with the process; the next run clears its leftovers
     assert not leftovers(out) and count(out, "eval") > 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Names and paths: no run touches another output's staging; a bad path is one line
+
+
+def test_a_run_into_data_keeps_the_staging_dir_of_a_run_into_data_old_backup(tmp_path):
+    other_output, output = tmp_path / "data.old-backup", tmp_path / "data"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output.claim(str(other_output), overwrite=False) as other_staging:  # in progress
+            assert os.path.basename(other_staging).startswith(".data.old-backup.tmp-")
+            with pytest.raises(KeyboardInterrupt):
+                with atomic_output.claim(str(output), overwrite=False) as staging:
+                    assert os.path.isdir(staging)
+                    raise KeyboardInterrupt
+            assert os.path.isdir(other_staging)  # a prefix match (.data.old-) removed it
+            raise KeyboardInterrupt
+
+
+def test_a_killed_runs_own_leftovers_are_still_removed(tmp_path):
+    killed = [tmp_path / ".data.tmp-ab3_x9z0", tmp_path / ".data.old-0123abcd"]
+    others = [tmp_path / ".data.tmp-ab3_x9z0.keep", tmp_path / ".data.old-backup.tmp-0123abcd"]
+    for directory in killed + others:
+        directory.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output.claim(str(tmp_path / "data"), overwrite=False):
+            raise KeyboardInterrupt
+    assert [d.exists() for d in killed + others] == [False, False, True, True]
+
+
+def test_a_planted_lock_symlink_is_one_line_and_creates_nothing(tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    os.symlink(victim, tmp_path / ".out.lock")
+    link = r"\.out\.lock of --output_dir .* is a symbolic link"
+    with pytest.raises(atomic_output.OutputDirError, match=link):
+        with atomic_output.claim(str(tmp_path / "out"), overwrite=False):
+            pass
+    assert not victim.exists() and not (tmp_path / "out").exists()
+    assert convert(tmp_path / "out") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is a symbolic link" in error and "Traceback" not in error
+
+
+def test_an_output_parent_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert convert(tmp_path / "file" / "out") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"({tmp_path / 'file'} is not a directory)" in error
+    assert (tmp_path / "file").read_text() == "mine"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -120,8 +121,8 @@ def test_a_declared_shape_is_checked_against_the_data_before_numpy_allocates():
 
 def test_a_member_that_inflates_past_the_cap_is_refused_before_reading():
     data = npz_of({"train": npy_member(object_array(real_stroke3(50)), 3)})
-    with pytest.raises(safe_npz.UnsafeNpz, match="inflates to"):
-        safe_npz.load_npz(data, max_member_bytes=1000)
+    with pytest.raises(safe_npz.UnsafeNpz, match="inflate to .* over the 1,000 bytes"):
+        safe_npz.load_npz(data, max_bytes=1000)
 
 
 @pytest.mark.parametrize("value", [40000, -40000, 1e300, 2**62])
@@ -132,3 +133,146 @@ def test_values_outside_int16_are_rejected_not_wrapped(value):
     np.savez_compressed(buffer, train=object_array([sketch, real_stroke3(1)[0]]))
     drawings, reasons = parse_npz(buffer.getvalue())
     assert reasons == ["bad_coordinate"] and len(drawings) == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Archives bounded as a whole; members that are not sketches are one rejection
+
+
+def zero_bomb(members: int = 4, member_bytes: int = 256 << 20) -> bytes:
+    """`members` zero-filled uint8 .npy members of `member_bytes` each, deflated (1 GiB in ~4.7 MB)."""
+    header = io.BytesIO()
+    described = {"descr": "|u1", "fortran_order": False, "shape": (member_bytes,)}
+    np.lib.format.write_array_header_1_0(header, described)
+    zeros, out = bytes(1 << 20), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name in ("train", "valid", "test", "extra")[:members]:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                member.write(header.getvalue())
+                for _ in range(member_bytes // len(zeros)):
+                    member.write(zeros)
+    return out.getvalue()
+
+
+def test_four_256_mib_members_are_refused_from_their_declared_sizes_before_inflating():
+    bomb = zero_bomb()
+    assert len(bomb) < 8 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(safe_npz.UnsafeNpz, match=r"4 member\(s\) inflate to 1,073,742,\d+ bytes, over"):
+            safe_npz.load_npz(bomb)
+        (record,) = formats.read_source_records(io.BytesIO(bomb), "sketchrnn_cat.npz", "npz")
+        with pytest.raises(InvalidRecord, match="truncated_record: .* inflate to"):
+            formats.parse_record(record)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(bomb) + (16 << 20)  # the archive's bytes and their copies, never a member
+
+
+def test_the_cap_is_on_the_sum_of_the_members():
+    member = npy_member(object_array(real_stroke3(20)), 3)
+    both = npz_of({"train": member, "valid": member})
+    assert len(safe_npz.load_npz(both, max_bytes=2 * len(member))["valid"]) == 20
+    with pytest.raises(safe_npz.UnsafeNpz, match=r"2 member\(s\) inflate to"):
+        safe_npz.load_npz(both, max_bytes=2 * len(member) - 1)  # each member alone is under it
+
+
+def test_a_426_byte_npz_of_200000_int8_is_one_rejection_not_200000():
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, train=np.zeros(200_000, np.int8))
+    assert len(buffer.getvalue()) < 1000
+    records = list(formats.read_source_records(io.BytesIO(buffer.getvalue()), "sketchrnn_cat.npz", "npz"))
+    assert len(records) == 1 and len(records[0].payload) < 300_000
+    expected = r"bad_field: member 'train' is a int8 array of shape \(200000,\)"
+    with pytest.raises(InvalidRecord, match=expected):
+        formats.parse_record(records[0])
+
+
+@pytest.mark.parametrize(
+    "member, expected",
+    [
+        (np.zeros((40, 3), np.int16), r"shape \(40, 3\), not sketches"),  # one sketch, not a split of them
+        (np.zeros((2, 5, 4), np.int16), r"shape \(2, 5, 4\)"),
+        (np.float64(3.0), r"shape \(\)"),
+    ],
+)
+def test_members_that_are_not_sketches_are_one_rejection_each(member, expected):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, train=object_array(real_stroke3(3)), valid=member)
+    drawings, reasons = parse_npz(buffer.getvalue())
+    assert len(drawings) == 3 and reasons == ["bad_field"]
+    records = list(formats.read_source_records(io.BytesIO(buffer.getvalue()), "belt.npz", "npz"))
+    with pytest.raises(InvalidRecord, match=expected):
+        formats.parse_record(records[-1])
+
+
+def test_equal_length_sketches_stacked_in_a_number_array_still_read():
+    sketches = [sketch[:6] for sketch in real_stroke3(4)]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, train=np.stack(sketches), extra=np.zeros(0, np.int16))
+    drawings, reasons = parse_npz(buffer.getvalue())
+    assert len(drawings) == 4 and reasons == []
+
+
+def test_a_member_of_an_unknown_split_is_one_rejection():
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, train=object_array(real_stroke3(2)), training=object_array(real_stroke3(50)))
+    drawings, reasons = parse_npz(buffer.getvalue())
+    assert len(drawings) == 2 and reasons == ["bad_field"]
+
+
+def test_an_archive_over_the_cap_is_read_no_further_than_the_cap(monkeypatch):
+    stored = io.BytesIO()
+    np.savez(stored, train=object_array(real_stroke3(25)))  # stored, not deflated: the file is as large
+    monkeypatch.setattr(safe_npz, "MAX_NPZ_BYTES", 100)
+    monkeypatch.setattr(formats.arrays, "_ZIP_OVERHEAD_BYTES", 100)
+
+    class Counting(io.BytesIO):
+        asked = []
+
+        def read(self, size=-1):
+            self.asked.append(size)
+            return super().read(size)
+
+    stream = Counting(stored.getvalue())
+    (record,) = formats.read_source_records(stream, "belt.npz", "npz")
+    assert stream.asked == [201] and len(record.payload) == 201
+    with pytest.raises(InvalidRecord, match="too_large: the archive is over the 100 bytes"):
+        formats.parse_record(record)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A refused file cannot change the reader for the next one
+
+SEALED = [
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+]
+
+
+def build_on(module: str, name: str, state: object) -> bytes:
+    """An object member whose pickle takes a global and applies BUILD (setstate or setattr) to it."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    body = pickle.dumps(state, protocol=2)[2:-1]  # the state's opcodes, without PROTO and STOP
+    return header.getvalue() + b"\x80\x02c" + f"{module}\n{name}\n".encode() + body + b"b."
+
+
+@pytest.mark.parametrize("module, name", SEALED)
+def test_a_pickle_cannot_set_attributes_on_what_find_class_hands_out(module, name):
+    good = npz_of({"train": npy_member(object_array(real_stroke3(3)), 2)})
+    before = [dict(getattr(safe_npz, f).__dict__) for f in ("_reconstruct", "_dtype", "_frombuffer")]
+    defaults = safe_npz._dtype.__defaults__
+    for state in [(None, {"__defaults__": (True, True), "hacked": 1}), {"hacked": 1}]:
+        with pytest.raises(safe_npz.UnsafeNpz, match=f"the pickle tries to change {module}.{name}"):
+            safe_npz.load_npz(npz_of({"train": build_on(module, name, state)}))
+    after = [dict(getattr(safe_npz, f).__dict__) for f in ("_reconstruct", "_dtype", "_frombuffer")]
+    assert after == before and safe_npz._dtype.__defaults__ == defaults
+    assert all(not hasattr(wrapper, "hacked") for wrapper in safe_npz._ALLOWED.values())
+    assert len(safe_npz.load_npz(good)["train"]) == 3
+

@@ -59,7 +59,7 @@ def test_missing_or_unreadable_run_files_are_one_line_errors(tmp_path):
         run_dir.read_config(str(tmp_path))
     assert run_dir.read_config(str(tmp_path), required=False) is None
     (tmp_path / "config.json").write_text(json.dumps({"data_dir": "d", "unknown_field": 1}))
-    with pytest.raises(ValueError, match="not a run config this version reads"):
+    with pytest.raises(ValueError, match="config.json: unknown field 'unknown_field'"):
         run_dir.read_config(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         run_dir.find_checkpoint(str(tmp_path))

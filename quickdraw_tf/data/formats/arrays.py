@@ -29,6 +29,9 @@ NPZ_SPLITS = ("train", "valid", "test")
 _MAX_NPY_HEADER_BYTES = 1 << 20
 _STROKE3_LIMIT = 2**14 - 1  # keeps first points and deltas inside int16
 _INT16_RANGE = (-(2**15), 2**15 - 1)  # what a stroke-3 value read from an .npz may hold
+_ZIP_OVERHEAD_BYTES = 1 << 20  # room for the headers of the members of a stored (uncompressed) archive
+_KEPT_BYTES = 1 << 20  # what the rejection of a member keeps of its numbers
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def _read_exactly(fileobj: BinaryIO, size: int) -> bytes:
@@ -102,16 +105,57 @@ def _check_npy_header(header: bytes) -> None:
 
 
 def _split_npz(fileobj: BinaryIO, source: str, max_bytes: int) -> Iterator[SourceRecord]:
-    data = fileobj.read()  # a zip is read from its end, so the whole archive is needed anyway
+    # A zip is read from its end, so the whole archive is needed; no more of it than the cap on what its
+    # members may inflate to (a stored member takes its own size in the archive, plus its headers).
+    data = fileobj.read(safe_npz.MAX_NPZ_BYTES + _ZIP_OVERHEAD_BYTES + 1)
     try:
+        if len(data) > safe_npz.MAX_NPZ_BYTES + _ZIP_OVERHEAD_BYTES:
+            raise ValueError("over the cap: parse_record says so")
         splits = _load_npz(data)
     except ValueError:
         # One record for the whole file: parse_record loads it again and rejects it, with the reason.
         yield SourceRecord(source, 0, data, "npz")
         return
-    for split, sketches in splits.items():
-        for index, sketch in enumerate(np.atleast_1d(sketches)):
+    for split, member in splits.items():
+        if split not in NPZ_SPLITS and member.size or not _holds_sketches(member):
+            # One record for the member (not one per element: a 1-D int8 array of 200,000 zeros is a
+            # 426-byte file); parse_record rejects it, saying what the member is.
+            yield SourceRecord(source, 0, _member_head(member), "npz", split)
+            continue
+        for index, sketch in enumerate(member):
             yield SourceRecord(source, index, _as_array(sketch), "npz", split)
+
+
+def _holds_sketches(member: np.ndarray) -> bool:
+    """sketch-rnn's layout: a 1-D object array of stroke-3 arrays (each checked as its own record), or
+    equal-length sketches stacked into one [N, n, 3] number array; or an empty member."""
+    if member.size == 0:
+        return True
+    if member.dtype == object:
+        return member.ndim == 1
+    return member.ndim == 3 and member.shape[2] == 3
+
+
+def _member_head(member: np.ndarray) -> bytes:
+    """A member as .npy bytes: its header and at most _KEPT_BYTES of its numbers (the rejection's copy)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_2_0(buffer, np.lib.format.header_data_from_array_1_0(member))
+    if member.dtype != object:
+        flat = np.ascontiguousarray(member).reshape(-1)
+        buffer.write(flat[: _KEPT_BYTES // flat.itemsize].tobytes())
+    return buffer.getvalue()
+
+
+def _member_problem(head: bytes, split: str) -> str:
+    if split not in NPZ_SPLITS:
+        return f"unknown split {split!r}; expected one of {', '.join(NPZ_SPLITS)}"
+    stream = io.BytesIO(head)
+    np.lib.format.read_magic(stream)
+    shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    return (
+        f"member {split!r} is a {dtype} array of shape {shape}, not sketches (a 1-D object array of "
+        "stroke-3 arrays)"
+    )
 
 
 def _load_npz(data: bytes) -> dict[str, np.ndarray]:
@@ -165,7 +209,13 @@ def _npy_header_problem(header: bytes) -> str:
 
 
 def _parse_npz(record: SourceRecord) -> Drawing:
+    if isinstance(record.payload, (bytes, bytearray)) and bytes(record.payload[:6]) == _NPY_MAGIC:
+        raise InvalidRecord("bad_field", _member_problem(bytes(record.payload), record.split))
     if isinstance(record.payload, (bytes, bytearray)):  # the whole-file record of an unreadable archive
+        if len(record.payload) > safe_npz.MAX_NPZ_BYTES + _ZIP_OVERHEAD_BYTES:
+            raise InvalidRecord(
+                "too_large", f"the archive is over the {safe_npz.MAX_NPZ_BYTES:,} bytes an .npz may hold"
+            )
         try:
             _load_npz(bytes(record.payload))
         except ValueError as error:
