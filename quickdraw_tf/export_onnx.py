@@ -37,6 +37,7 @@ def main(argv: list[str]) -> None:
     try:
         model = run_dir.load_keras_model(FLAGS.model_dir)
         classes = run_dir.read_classes(FLAGS.model_dir)
+        run_dir.check_outputs(run_dir.output_count(model), classes, FLAGS.model_dir)
         target = onnx_export.export_onnx(
             model, classes, run_dir.path(FLAGS.model_dir, run_dir.ONNX_FILE), FLAGS.top_k
         )

@@ -17,6 +17,7 @@ import tempfile
 
 import tensorflow as tf
 
+from quickdraw_tf.data import output_files
 from quickdraw_tf.training import onnx_export, run_dir
 
 STATIC_DIR = importlib.resources.files("quickdraw_tf.serve") / "static"
@@ -68,6 +69,7 @@ def write_static_page(model_dir: str, output_dir: str, overwrite: bool = False) 
 
     The folder is made beside output_dir and renamed into place, so a failure leaves no half-written
     page. An existing output_dir is replaced only with `overwrite`."""
+    output_files.refuse_link(output_dir)
     if os.path.exists(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir} exists: pass --overwrite to replace it")
     onnx_path = onnx_file(model_dir)

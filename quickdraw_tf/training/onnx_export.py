@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from quickdraw_tf.training import export, onnx_ops
+from quickdraw_tf.training import export, onnx_ops, run_dir
 
 INSTALL_HINT = "pip install -e '.[onnx]'"
 _NOT_COMPILED = ("_XlaMustCompile", "_noinline")
@@ -97,12 +97,11 @@ def to_onnx(
 def export_onnx(
     model: keras.Model, class_names: Sequence[str], path: str, top_k: int = 3, op_handlers: dict | None = None
 ) -> str:
-    """Writes `path` (model.onnx), atomically; returns it. OnnxExportError when it cannot be converted."""
+    """Writes `path` (model.onnx) as every run file is written (run_dir.write_file: a fresh name, then a
+    rename; never through a link); returns it. OnnxExportError when it cannot be converted."""
+    run_dir.check_target(path)
     proto = to_onnx(model, class_names, top_k, op_handlers)
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "wb") as f:
-        f.write(proto.SerializeToString())
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    run_dir.write_file(path, proto.SerializeToString())
     return path
 
 
