@@ -27,6 +27,7 @@ MODEL_NAMES = ("rnn", "scatter_raster", "mobilenet", "bitmap_cnn", "sketch_rnn")
 
 def model_class(name: str) -> type[keras.Model]:
     """The keras.Model class of model `name` (its module imported now); ValueError for an unknown name."""
+    check_name(name)
     if name == "rnn":
         from quickdraw_tf.models.rnn import RnnClassifier as model
     elif name == "scatter_raster":
@@ -35,11 +36,15 @@ def model_class(name: str) -> type[keras.Model]:
         from quickdraw_tf.models.mobilenet import InkMobileNet as model
     elif name == "bitmap_cnn":
         from quickdraw_tf.models.bitmap_cnn import BitmapCNN as model
-    elif name == "sketch_rnn":
-        from quickdraw_tf.models.sketch_rnn import SketchRnn as model
     else:
-        raise ValueError(f"unknown model '{name}'; known: {', '.join(MODEL_NAMES)}")
+        from quickdraw_tf.models.sketch_rnn import SketchRnn as model
     return model
+
+
+def check_name(name: str) -> None:
+    """ValueError (one line) unless `name` is a registered model."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model '{name}'; known: {', '.join(MODEL_NAMES)}")
 
 
 def register_all() -> None:

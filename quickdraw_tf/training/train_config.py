@@ -58,8 +58,7 @@ class TrainConfig:
     seed: int = setting(0, "Initialization and shuffling seed.")
 
     def __post_init__(self):
-        if self.model not in models.MODEL_NAMES:
-            raise ValueError(f"model must be one of {', '.join(models.MODEL_NAMES)}, got {self.model!r}")
+        models.check_name(self.model)
         if self.num_summary_drawings < 0:
             raise ValueError(f"num_summary_drawings must be >= 0, got {self.num_summary_drawings}")
         for name in ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"):
