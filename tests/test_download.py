@@ -1,4 +1,5 @@
-"""download.py against a local HTTP server on 127.0.0.1 serving the real sample in the bucket's layout.
+"""The downloader (and the download command) against a local HTTP server on 127.0.0.1 serving the real
+sample in the bucket's layout.
 
 The server speaks enough HTTP/1.0 to matter here: HEAD, GET, single byte ranges (206, 416), and switches to
 ignore Range, fail the next requests with 500, or cut a body short. Binary and .npz files are the sample's
@@ -20,8 +21,7 @@ import urllib.parse
 
 import pytest
 
-from quickdraw_tf import download
-from quickdraw_tf.data import formats
+from quickdraw_tf.data import catalogue, downloader, formats
 from tests.npz_payloads import malicious_npz
 from tests.sample import EYE_NPY, REPO, SAMPLE
 
@@ -84,7 +84,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def _bucket(root: pathlib.Path) -> dict[str, dict[str, pathlib.Path]]:
     """The sample laid out like gs://quickdraw_dataset; {kind: {word: served file}}."""
-    served: dict[str, dict[str, pathlib.Path]] = {kind: {} for kind in download.KINDS}
+    served: dict[str, dict[str, pathlib.Path]] = {kind: {} for kind in catalogue.KINDS}
     for kind, source_dir in (("simplified", SIMPLIFIED), ("raw", RAW)):
         for source in sorted(source_dir.glob("*.ndjson")):
             served[kind][source.stem] = _copy(source, root / "full" / kind / source.name)
@@ -131,7 +131,7 @@ def server(tmp_path, monkeypatch, bucket_template):
     httpd.always_416 = False
     httpd.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
     assert urllib.parse.urlsplit(httpd.base_url).hostname == "127.0.0.1"
-    monkeypatch.setenv(download.BASE_URL_ENV, httpd.base_url)
+    monkeypatch.setenv(catalogue.BASE_URL_ENV, httpd.base_url)
     # A short poll interval: shutdown() waits for it, after every test.
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
@@ -144,7 +144,7 @@ def server(tmp_path, monkeypatch, bucket_template):
 def _fetch(server, words, kind="simplified", out=None, **kwargs) -> list[str]:
     out = out or server.root.parent / "out"
     kwargs.setdefault("backoff", 0)
-    return download.download(words, kind, str(out), base_url=server.base_url, **kwargs)
+    return downloader.download(words, kind, str(out), base_url=server.base_url, **kwargs)
 
 
 def _gets(server) -> list[tuple[str, str, str | None]]:
@@ -156,7 +156,7 @@ def _gets(server) -> list[tuple[str, str, str | None]]:
 
 
 def test_categories_are_the_345_sorted_words():
-    words = download.categories()
+    words = catalogue.categories()
     assert len(words) == len(set(words)) == 345
     assert words == sorted(words)
     assert {"The Eiffel Tower", "t-shirt", "teddy-bear", "cat", "zigzag"} <= set(words)
@@ -166,39 +166,39 @@ def test_categories_are_the_345_sorted_words():
 def test_unknown_word_is_named_with_close_matches():
     suggestion = r"unknown category 'the eifel tower'; did you mean 'The Eiffel Tower'"
     with pytest.raises(ValueError, match=suggestion):
-        download.check_words(["cat", "the eifel tower"])
+        catalogue.check_words(["cat", "the eifel tower"])
     with pytest.raises(ValueError, match=r"unknown category 'xyzzyq' \(the 345 categories"):
-        download.check_words(["xyzzyq"])
+        catalogue.check_words(["xyzzyq"])
 
 
 def test_words_are_deduplicated_and_all_expands():
-    assert download.check_words(["dog", "cat", "dog"]) == ["dog", "cat"]
-    assert download.check_words("cat") == ["cat"]
-    assert download.expand_categories(["all"]) == download.categories()
+    assert catalogue.check_words(["dog", "cat", "dog"]) == ["dog", "cat"]
+    assert catalogue.check_words("cat") == ["cat"]
+    assert catalogue.expand_categories(["all"]) == catalogue.categories()
     with pytest.raises(ValueError, match="no category"):
-        download.check_words([])
+        catalogue.check_words([])
 
 
 def test_urls_follow_the_bucket_layout_and_quote_words():
-    base = download.DEFAULT_BASE_URL
-    eiffel = download.file_url("The Eiffel Tower", "simplified")
+    base = catalogue.DEFAULT_BASE_URL
+    eiffel = catalogue.file_url("The Eiffel Tower", "simplified")
     assert eiffel == f"{base}/full/simplified/The%20Eiffel%20Tower.ndjson"
-    assert download.file_url("cat", "raw", "http://127.0.0.1:1/") == "http://127.0.0.1:1/full/raw/cat.ndjson"
-    assert download.file_url("cat", "binary") == f"{base}/full/binary/cat.bin"
-    assert download.file_url("cat", "numpy_bitmap") == f"{base}/full/numpy_bitmap/cat.npy"
-    assert download.file_url("cat", "sketchrnn") == f"{base}/sketchrnn/cat.npz"
+    assert catalogue.file_url("cat", "raw", "http://127.0.0.1:1/") == "http://127.0.0.1:1/full/raw/cat.ndjson"
+    assert catalogue.file_url("cat", "binary") == f"{base}/full/binary/cat.bin"
+    assert catalogue.file_url("cat", "numpy_bitmap") == f"{base}/full/numpy_bitmap/cat.npy"
+    assert catalogue.file_url("cat", "sketchrnn") == f"{base}/sketchrnn/cat.npz"
     with pytest.raises(ValueError, match="unknown kind 'png'"):
-        download.file_url("cat", "png")
+        catalogue.file_url("cat", "png")
 
 
 def test_base_url_comes_from_the_argument_then_the_environment(monkeypatch):
-    monkeypatch.delenv(download.BASE_URL_ENV, raising=False)
-    assert download.resolve_base_url(None) == download.DEFAULT_BASE_URL
-    monkeypatch.setenv(download.BASE_URL_ENV, "http://127.0.0.1:9/mirror/")
-    assert download.resolve_base_url(None) == "http://127.0.0.1:9/mirror"
-    assert download.resolve_base_url("https://example.org/qd") == "https://example.org/qd"
+    monkeypatch.delenv(catalogue.BASE_URL_ENV, raising=False)
+    assert catalogue.resolve_base_url(None) == catalogue.DEFAULT_BASE_URL
+    monkeypatch.setenv(catalogue.BASE_URL_ENV, "http://127.0.0.1:9/mirror/")
+    assert catalogue.resolve_base_url(None) == "http://127.0.0.1:9/mirror"
+    assert catalogue.resolve_base_url("https://example.org/qd") == "https://example.org/qd"
     with pytest.raises(ValueError, match="not an http"):
-        download.resolve_base_url("file:///tmp")
+        catalogue.resolve_base_url("file:///tmp")
 
 
 def test_bad_arguments_fail_before_any_request(server, tmp_path):
@@ -233,9 +233,9 @@ def test_download_saves_the_served_bytes_and_a_second_call_skips(server, kind, w
     paths = _fetch(server, words, kind, progress=messages.append)
     for word, path in zip(words, paths, strict=True):
         assert pathlib.Path(path).read_bytes() == server.served[kind][word].read_bytes()
-        assert pathlib.Path(path).name == word + download.KINDS[kind].extension
+        assert pathlib.Path(path).name == word + catalogue.KINDS[kind].extension
         assert formats.word_from_path(path) == word
-        assert not os.path.exists(download.partial_path(path))
+        assert not os.path.exists(downloader.partial_path(path))
     assert len(messages) == len(words) and all("bytes ->" in message for message in messages)
 
     server.requests.clear()
@@ -258,7 +258,7 @@ def test_a_partial_file_is_resumed_with_a_range_request(server):
     source = server.served["simplified"]["elbow"].read_bytes()
     out = server.root.parent / "out"
     out.mkdir()
-    part = pathlib.Path(download.partial_path(str(out / "elbow.ndjson")))
+    part = pathlib.Path(downloader.partial_path(str(out / "elbow.ndjson")))
     part.write_bytes(source[:3000])
     messages = []
     (path,) = _fetch(server, ["elbow"], progress=messages.append)
@@ -273,7 +273,7 @@ def test_a_server_that_ignores_range_restarts_the_file(server):
     source = server.served["raw"]["nose"].read_bytes()
     out = server.root.parent / "out"
     out.mkdir()
-    part = pathlib.Path(download.partial_path(str(out / "nose.ndjson")))
+    part = pathlib.Path(downloader.partial_path(str(out / "nose.ndjson")))
     part.write_bytes(source[:5000])
     (path,) = _fetch(server, ["nose"], kind="raw")
     assert pathlib.Path(path).read_bytes() == source  # not source[:5000] + source
@@ -284,7 +284,7 @@ def test_a_complete_partial_file_is_renamed_without_fetching_it_again(server):
     source = server.served["binary"]["door"].read_bytes()
     out = server.root.parent / "out"
     out.mkdir()
-    pathlib.Path(download.partial_path(str(out / "door.bin"))).write_bytes(source)
+    pathlib.Path(downloader.partial_path(str(out / "door.bin"))).write_bytes(source)
     (path,) = _fetch(server, ["door"], kind="binary")
     assert pathlib.Path(path).read_bytes() == source
     assert _gets(server) == [("GET", "/full/binary/door.bin", f"bytes={len(source)}-")]  # answered 416
@@ -308,7 +308,7 @@ def test_server_errors_are_retried(server):
 def test_retries_give_up_with_the_url_and_last_error(server):
     server.failures_left = 10
     gave_up = r"full/simplified/pig\.ndjson: gave up after 3 attempts; last: HTTP 500"
-    with pytest.raises(download.DownloadError, match=gave_up):
+    with pytest.raises(downloader.DownloadError, match=gave_up):
         _fetch(server, ["pig"], retries=2)
     assert len(_gets(server)) == 3
 
@@ -317,14 +317,14 @@ def test_connection_errors_are_retried_then_reported(tmp_path, caplog):
     with socket.socket() as probe:  # a port that nothing listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    with pytest.raises(download.DownloadError, match="gave up after 2 attempts; last: ConnectionRefused"):
-        download.download(["cat"], "simplified", str(tmp_path), base_url=base_url, retries=1, backoff=0)
+    with pytest.raises(downloader.DownloadError, match="gave up after 2 attempts; last: ConnectionRefused"):
+        downloader.download(["cat"], "simplified", str(tmp_path), base_url=base_url, retries=1, backoff=0)
     assert [record.levelname for record in caplog.records] == ["WARNING"]
     assert "ConnectionRefusedError" in caplog.records[0].getMessage()
 
 
 def test_not_found_fails_at_once_naming_the_url(server):
-    with pytest.raises(download.DownloadError) as error:
+    with pytest.raises(downloader.DownloadError) as error:
         _fetch(server, ["cat"], retries=3)
     assert str(error.value) == f"{server.base_url}/full/simplified/cat.ndjson: HTTP 404 Not Found"
     assert len(server.requests) == 1
@@ -333,14 +333,14 @@ def test_not_found_fails_at_once_naming_the_url(server):
 def test_a_file_that_does_not_parse_is_rejected_and_not_kept(server):
     (server.root / "full" / "simplified" / "sandwich.ndjson").write_bytes(b"<html>not here</html>\n")
     unreadable = r"sandwich\.ndjson: not a readable ndjson file of 'sandwich' \(invalid_json: "
-    with pytest.raises(download.DownloadError, match=unreadable):
+    with pytest.raises(downloader.DownloadError, match=unreadable):
         _fetch(server, ["sandwich"])
     assert os.listdir(server.root.parent / "out") == []
 
 
 def test_a_file_of_another_word_is_rejected(server):
     _copy(server.served["simplified"]["pig"], server.root / "full" / "simplified" / "sandwich.ndjson")
-    with pytest.raises(download.DownloadError, match="the first drawing is a 'pig', not a 'sandwich'"):
+    with pytest.raises(downloader.DownloadError, match="the first drawing is a 'pig', not a 'sandwich'"):
         _fetch(server, ["sandwich"])
 
 
@@ -352,7 +352,7 @@ def test_a_sketchrnn_file_whose_pickle_runs_code_is_refused_without_running_it(s
     marker = tmp_path / "pwned"
     (server.root / "sketchrnn" / "belt.npz").write_bytes(malicious_npz(marker))
     refused = r"belt\.npz: not a readable npz file of 'belt' \(truncated_record: the pickle asks for io\.open"
-    with pytest.raises(download.DownloadError, match=refused):
+    with pytest.raises(downloader.DownloadError, match=refused):
         _fetch(server, ["belt"], kind="sketchrnn")
     assert not marker.exists()
     assert os.listdir(server.root.parent / "out") == []
@@ -363,14 +363,14 @@ def test_a_planted_symlink_at_the_partial_file_is_never_followed(server, tmp_pat
     victim.write_text("precious\n")
     out = server.root.parent / "out"
     out.mkdir()
-    part = pathlib.Path(download.partial_path(str(out / "belt.ndjson")))
+    part = pathlib.Path(downloader.partial_path(str(out / "belt.ndjson")))
     part.symlink_to(victim)
-    with pytest.raises(download.DownloadError, match=r"belt\.ndjson\.part is a symbolic link; refusing"):
+    with pytest.raises(downloader.DownloadError, match=r"belt\.ndjson\.part is a symbolic link; refusing"):
         _fetch(server, ["belt"])
     assert victim.read_text() == "precious\n" and part.is_symlink()
     # Planted between the check and the write: O_NOFOLLOW still refuses it.
-    with pytest.raises(download.DownloadError, match="is it a symbolic link"):
-        download._open_partial(str(part), append=False)
+    with pytest.raises(downloader.DownloadError, match="is it a symbolic link"):
+        downloader._open_partial(str(part), append=False)
     assert victim.read_text() == "precious\n"
 
 
@@ -380,8 +380,8 @@ def test_a_server_that_always_answers_416_stops_with_one_clear_error(server, res
     out = server.root.parent / "out"
     out.mkdir()
     if resume:  # a .part the server claims to be past the end of
-        pathlib.Path(download.partial_path(str(out / "belt.ndjson"))).write_bytes(b"x" * 100)
-    with pytest.raises(download.DownloadError, match="answers 416 Range Not Satisfiable even from byte 0"):
+        pathlib.Path(downloader.partial_path(str(out / "belt.ndjson"))).write_bytes(b"x" * 100)
+    with pytest.raises(downloader.DownloadError, match="answers 416 Range Not Satisfiable even from byte 0"):
         _fetch(server, ["belt"])
     assert len(_gets(server)) == (2 if resume else 1)
 
@@ -440,7 +440,7 @@ def test_max_bytes_keeps_whole_binary_drawings(server):
 
 
 def test_max_bytes_below_the_first_record_is_an_error(server):
-    with pytest.raises(download.DownloadError, match="first record is longer than max_bytes=10"):
+    with pytest.raises(downloader.DownloadError, match="first record is longer than max_bytes=10"):
         _fetch(server, ["belt"], max_bytes=10)
     assert os.listdir(server.root.parent / "out") == []
 
@@ -463,7 +463,7 @@ def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 @pytest.mark.integration
 def test_cli_downloads_from_the_environment_base_url(server, tmp_path):
     out = tmp_path / "downloads"
-    env = dict(os.environ, **{download.BASE_URL_ENV: server.base_url})
+    env = dict(os.environ, **{catalogue.BASE_URL_ENV: server.base_url})
     result = _run_cli("--categories=The Eiffel Tower,belt", "--kind=raw", f"--output_dir={out}", env=env)
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(out)) == ["The Eiffel Tower.ndjson", "belt.ndjson"]
