@@ -136,6 +136,7 @@ class Measured:
     over_limit: bool
     stdout: str
     processes: list[ProcessPeak]  # each process of the tree (the launcher excluded), in order of appearance
+    timed_out: bool = False  # stopped at `time_limit`
 
 
 def measure(
@@ -144,10 +145,12 @@ def measure(
     interval: float = 0.05,
     limit: float | None = None,
     root: str = REPO_ROOT,
+    time_limit: float | None = None,
 ) -> Measured:
     """Runs cmd from the repository root (this tree first on PYTHONPATH) and measures its process tree;
     its stdout and stderr go to log_path (and into Measured.stdout). `root`: another checkout of the
-    project (a baseline commit) to run instead of this one."""
+    project (a baseline commit) to run instead of this one. Past `time_limit` seconds the tree is killed
+    (`timed_out`; wait4's maxrss is then unknown, the sampled peak is not)."""
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=path)
     maxrss_path = f"{log_path}.maxrss"
@@ -157,7 +160,12 @@ def measure(
         proc = subprocess.Popen(launcher, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         sampler = TreeSampler(proc.pid, interval, limit)
         sampler.start()
-        returncode = proc.wait()
+        timed_out = False
+        try:
+            returncode = proc.wait(timeout=time_limit)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc.pid)
+            returncode, timed_out = proc.wait(), True
         wall = time.perf_counter() - start
         peak = sampler.stop()
         log.seek(0)
@@ -167,4 +175,6 @@ def measure(
         with open(maxrss_path, encoding="utf-8") as f:
             maxrss = int(f.read())
     processes = list(sampler.processes.values())
-    return Measured(returncode, wall, peak, maxrss, sampler.samples, sampler.over_limit, output, processes)
+    return Measured(
+        returncode, wall, peak, maxrss, sampler.samples, sampler.over_limit, output, processes, timed_out
+    )

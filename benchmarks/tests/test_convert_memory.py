@@ -105,6 +105,15 @@ def test_sampler_stops_a_tree_over_the_limit(tmp_path):
     assert measured.wall_s < 20
 
 
+def test_a_command_past_its_time_limit_is_stopped(tmp_path):
+    measured = process_memory.measure(
+        [sys.executable, "-c", "import time; time.sleep(60)"], str(tmp_path / "log"), time_limit=1.0
+    )
+    assert measured.timed_out and not measured.over_limit
+    assert measured.returncode != 0
+    assert measured.wall_s < 20
+
+
 def test_each_process_of_a_run_gets_its_role():
     peak = process_memory.ProcessPeak
     rows = convert_memory.process_roles(
