@@ -15,7 +15,7 @@ built in --work_dir:
                blank line, a repeated word, a word with a trailing space
 
 Measured for each tree, the trees alternating, --rounds times (the figure is the median, with the range);
-a command still running after 120 s is stopped and reported so, with the peak sampled until then:
+a command still running after 60 s is stopped and reported so, with the peak sampled until then:
 
   reader   the npz files through formats.read_source_records + parse_record, in a process without
            TensorFlow: records, rejections, wall seconds, peak RSS (wait4's ru_maxrss)
@@ -41,7 +41,7 @@ import numpy as np
 from benchmarks.process_memory import REPO_ROOT, measure
 
 MB = 1e6
-TIME_LIMIT_S = 120.0  # a baseline reader can take hours over an archive bomb: it is stopped and reported so
+TIME_LIMIT_S = 60.0  # a baseline reader can take hours over an archive bomb: it is stopped and reported so
 SAMPLE = os.path.join("data", "sample", "simplified", "lamnguyen5464-Sketch-dataset", "belt.ndjson")
 READER_CHILD = """
 import json, sys, time
@@ -70,7 +70,7 @@ try:
     predictor = Predictor.load(sys.argv[1])
     what = "predict"
     rows = predictor.probabilities([predictor.prepare(d) for d in drawings])
-    outcome = f"loaded; the two drawings' probabilities {'are' if np.allclose(*rows) else 'differ'} equal"
+    outcome = f"loaded; the two drawings' probabilities {'are equal' if np.allclose(*rows) else 'differ'}"
 except Exception as error:
     first = (str(error).strip().splitlines() or [""])[0][:150]
     outcome = f"{what} failed: {type(error).__name__}: {first}"

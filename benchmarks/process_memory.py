@@ -154,6 +154,8 @@ def measure(
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=path)
     maxrss_path = f"{log_path}.maxrss"
+    if os.path.exists(maxrss_path):  # a stale one would be read as this command's if it is killed
+        os.remove(maxrss_path)
     with open(log_path, "w+", encoding="utf-8") as log:
         start = time.perf_counter()
         launcher = [sys.executable, "-c", LAUNCHER, maxrss_path, *cmd]
