@@ -34,11 +34,11 @@ import os
 import shutil
 import statistics
 import sys
-import zipfile
 
 import numpy as np
 
 from benchmarks.process_memory import REPO_ROOT, measure
+from tests.npz_payloads import zero_bomb
 
 MB = 1e6
 TIME_LIMIT_S = 60.0  # a baseline reader can take hours over an archive bomb: it is stopped and reported so
@@ -88,19 +88,8 @@ def npz_426() -> bytes:
     return buffer.getvalue()
 
 
-def npz_bomb(members: int = 4, member_bytes: int = 256 << 20) -> bytes:
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "|u1", "fortran_order": False, "shape": (member_bytes,)}
-    )
-    zeros, out = bytes(1 << 20), io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for name in ("train", "valid", "test", "extra")[:members]:
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                member.write(header.getvalue())
-                for _ in range(member_bytes // len(zeros)):
-                    member.write(zeros)
-    return out.getvalue()
+def npz_bomb() -> bytes:
+    return zero_bomb(compresslevel=6)
 
 
 def _edit_json(path: str, **changes) -> None:

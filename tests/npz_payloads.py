@@ -1,4 +1,5 @@
-"""Crafted sketch-rnn .npz files for the safety tests: real drawings plus a pickle that runs code.
+"""Crafted sketch-rnn .npz files for the safety tests (and benchmarks/hostile_files.py): real drawings plus a
+pickle that runs code, and an archive bomb.
 
 np.load(allow_pickle=True) on `malicious_npz(marker)` creates the file `marker`: the tests assert that no
 reader of this project ever does.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -51,3 +53,19 @@ def malicious_npz(marker: str | pathlib.Path, good: int = 3) -> bytes:
         test=object_array([]),
     )
     return buffer.getvalue()
+
+
+def zero_bomb(members: int = 4, member_bytes: int = 256 << 20, compresslevel: int = 1) -> bytes:
+    """`members` zero-filled uint8 .npy members of `member_bytes` each, deflated (1 GiB in ~4.7 MB at level 1,
+    ~1 MB at level 6)."""
+    header = io.BytesIO()
+    described = {"descr": "|u1", "fortran_order": False, "shape": (member_bytes,)}
+    np.lib.format.write_array_header_1_0(header, described)
+    zeros, out = bytes(1 << 20), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
+        for name in ("train", "valid", "test", "extra")[:members]:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                member.write(header.getvalue())
+                for _ in range(member_bytes // len(zeros)):
+                    member.write(zeros)
+    return out.getvalue()

@@ -12,7 +12,7 @@ import pytest
 
 from quickdraw_tf.data import formats, safe_npz
 from quickdraw_tf.data.drawing import InvalidRecord
-from tests.npz_payloads import CreatesFile, malicious_npz, object_array, real_stroke3
+from tests.npz_payloads import CreatesFile, malicious_npz, object_array, real_stroke3, zero_bomb
 
 
 def npy_member(array: np.ndarray, protocol: int) -> bytes:
@@ -137,21 +137,6 @@ def test_values_outside_int16_are_rejected_not_wrapped(value):
 
 # ---------------------------------------------------------------------------------------------------
 # Archives bounded as a whole; members that are not sketches are one rejection
-
-
-def zero_bomb(members: int = 4, member_bytes: int = 256 << 20) -> bytes:
-    """`members` zero-filled uint8 .npy members of `member_bytes` each, deflated (1 GiB in ~4.7 MB)."""
-    header = io.BytesIO()
-    described = {"descr": "|u1", "fortran_order": False, "shape": (member_bytes,)}
-    np.lib.format.write_array_header_1_0(header, described)
-    zeros, out = bytes(1 << 20), io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name in ("train", "valid", "test", "extra")[:members]:
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                member.write(header.getvalue())
-                for _ in range(member_bytes // len(zeros)):
-                    member.write(zeros)
-    return out.getvalue()
 
 
 def test_four_256_mib_members_are_refused_from_their_declared_sizes_before_inflating():
