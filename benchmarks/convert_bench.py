@@ -52,6 +52,7 @@ import numpy as np
 
 from beam_jobs import job_config, make_tfrecords, packed, prepare, records
 from quickdraw_tf.data import formats
+from tests.tutorial_reference import tutorial_parse_line
 
 SAMPLE_GLOB = os.path.join(job_config.REPO_ROOT, "data", "sample", "simplified", "*", "*.ndjson")
 
@@ -83,30 +84,6 @@ def build_input(out_dir: str, num_drawings: int, files_per_class: int, seed: int
 
 # ---------------------------------------------------------------------------------------------------
 # (a) The tutorial's conversion (tensorflow/models tutorials/rnn/quickdraw/create_dataset.py), per line.
-
-
-def tutorial_parse_line(ndjson_line: str):
-    """The tutorial's parse_line: json, numpy ink [n, 3], per-axis size normalization, deltas."""
-    sample = json.loads(ndjson_line)
-    class_name = sample["word"]
-    inkarray = sample["drawing"]
-    stroke_lengths = [len(stroke[0]) for stroke in inkarray]
-    total_points = sum(stroke_lengths)
-    np_ink = np.zeros((total_points, 3), dtype=np.float32)
-    current_t = 0
-    for stroke in inkarray:
-        for i in [0, 1]:
-            np_ink[current_t : (current_t + len(stroke[0])), i] = stroke[i]
-        current_t += len(stroke[0])
-        np_ink[current_t - 1, 2] = 1  # stroke_end
-    lower = np.min(np_ink[:, 0:2], axis=0)
-    upper = np.max(np_ink[:, 0:2], axis=0)
-    scale = upper - lower
-    scale[scale == 0] = 1
-    np_ink[:, 0:2] = (np_ink[:, 0:2] - lower) / scale
-    np_ink[1:, 0:2] -= np_ink[0:-1, 0:2]
-    np_ink = np_ink[1:, :]
-    return np_ink, class_name
 
 
 def tutorial_convert(paths: list[str], out_dir: str, num_shards: int = 10, seed: int = 0) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from quickdraw_tf.data import ink
+from tests.tutorial_reference import tutorial_parse_line
 from tests.sample import SAMPLE
 
 
@@ -47,29 +48,6 @@ def pairs(raw, simplified) -> list[tuple[list, list]]:
 @pytest.fixture(scope="module")
 def simplified_by_us(pairs) -> list[list]:
     return [ink.simplify(raw_strokes) for raw_strokes, _ in pairs]
-
-
-def tutorial_parse_line(ndjson_line: str) -> np.ndarray:
-    """The TF RNN tutorial's create_dataset.py parse_line, copied loop for loop (ink only)."""
-    sample = json.loads(ndjson_line)
-    inkarray = sample["drawing"]
-    stroke_lengths = [len(stroke[0]) for stroke in inkarray]
-    total_points = sum(stroke_lengths)
-    np_ink = np.zeros((total_points, 3), dtype=np.float32)
-    current_t = 0
-    for stroke in inkarray:
-        for i in [0, 1]:
-            np_ink[current_t : (current_t + len(stroke[0])), i] = stroke[i]
-        current_t += len(stroke[0])
-        np_ink[current_t - 1, 2] = 1  # stroke_end
-    lower = np.min(np_ink[:, 0:2], axis=0)
-    upper = np.max(np_ink[:, 0:2], axis=0)
-    scale = upper - lower
-    scale[scale == 0] = 1
-    np_ink[:, 0:2] = (np_ink[:, 0:2] - lower) / scale
-    np_ink[1:, 0:2] -= np_ink[0:-1, 0:2]
-    np_ink = np_ink[1:, :]
-    return np_ink
 
 
 def sketch_rnn_to_big_strokes(stroke, max_len=250):
@@ -138,7 +116,7 @@ def test_uniform_keeps_aspect_ratio(simplified, raw):
 def test_per_axis_is_the_tutorials_parse_line(simplified, raw):
     drawings = list(simplified.values())[:300] + list(raw.values())[:100]
     for strokes in drawings:
-        expected = tutorial_parse_line(json.dumps({"drawing": strokes}))
+        expected, _ = tutorial_parse_line(json.dumps({"word": "", "drawing": strokes}))
         np.testing.assert_array_equal(ink.to_ink(strokes, "per_axis"), expected)
 
 
