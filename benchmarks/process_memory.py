@@ -29,8 +29,9 @@ LAUNCHER = """
 import os, subprocess, sys
 proc = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(proc.pid, 0)
-with open(sys.argv[1], "w") as f:
+with open(sys.argv[1] + ".part", "w") as f:  # renamed whole: a launcher killed here leaves no half figure
     f.write(str(usage.ru_maxrss * 1024))
+os.replace(sys.argv[1] + ".part", sys.argv[1])
 code = os.waitstatus_to_exitcode(status)
 sys.exit(128 - code if code < 0 else code)
 """
