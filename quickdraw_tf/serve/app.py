@@ -76,6 +76,8 @@ def create_app(
     batcher = Batcher(_probabilities(predictor), max_batch, max_wait_ms / 1000.0, registry.observe_batch)
     pool = None if generator is None else completion_pool.CompletionPool(
         generator, complete_timeout_s, complete_max_waiting)
+    if pool is not None:
+        registry.completions.set_function(lambda: pool.taken)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -50,6 +50,11 @@ class CompletionPool:
         self._taken = 0
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="generation")
 
+    @property
+    def taken(self) -> int:
+        """Completions running or waiting, stopped ones included until their thread work has ended."""
+        return self._taken
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 

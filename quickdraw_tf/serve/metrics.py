@@ -1,4 +1,5 @@
-"""Prometheus metrics of the server: requests and errors by status, latency, batch sizes, frozen objects.
+"""Prometheus metrics of the server: requests and errors by status, latency, batch sizes, frozen objects,
+completions holding a slot.
 
 Each app owns its own CollectorRegistry (not the global one) so that several apps in one process,
 as in the tests, count separately. The middleware is plain ASGI: it adds no task or body copy.
@@ -29,6 +30,9 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
         self.frozen_objects = Gauge("quickdraw_gc_frozen_objects", "Objects alive after start-up that the "
                                     "garbage collector no longer walks (gc.freeze)", registry=self.registry)
+        self.completions = Gauge("quickdraw_completions_in_flight", "/v1/complete requests running or "
+                                 "waiting, stopped ones included until their work has ended",
+                                 registry=self.registry)
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         label = path if path in _ROUTES else "/static" if path.startswith("/static/") else "other"

@@ -70,6 +70,7 @@ def test_completion_has_its_own_metrics_label_and_tries():
     assert 'quickdraw_requests_total{path="/v1/complete",status="200"} 1.0' in text
     assert 'quickdraw_requests_total{path="/v1/complete",status="409"} 1.0' in text
     assert 'path="other"' not in text
+    assert "quickdraw_completions_in_flight 0.0" in text
 
 
 def test_a_completion_past_its_deadline_is_stopped_and_answers_503():
@@ -97,11 +98,17 @@ def test_completions_beyond_the_queue_are_refused_at_once():
             return await pool.complete([STROKE], "cat", 0.5, None, gate.wait)
         running = [asyncio.ensure_future(post()) for _ in range(2)]  # one runs, one waits
         await asyncio.sleep(0)
+        assert pool.taken == 2
         with pytest.raises(completion_pool.Busy, match="2 completions are running or waiting"):
             await post()
         gate.set()  # both "clients" hang up: both are stopped, their slots released
         results = await asyncio.gather(*running, return_exceptions=True)
         assert all(isinstance(r, completion_pool.ClientGone) for r in results)
+        for _ in range(300):  # the slots come back once the stopped sampler has left its step
+            if pool.taken == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert pool.taken == 0
 
     asyncio.run(main())
     assert generator.stopped.wait(30)

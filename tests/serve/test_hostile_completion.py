@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from quickdraw_tf.data import ink
+from quickdraw_tf.serve import completion_pool
 from tests.serve.conftest import as_request, held_out_raw_drawings, raw_sample_drawings
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,23 @@ def _heaviest(word: str, max_points: int) -> tuple[list, list]:
             return strokes, longer
         strokes = longer
     raise AssertionError(f"the sample's {word} drawings together are shorter than {max_points} points")
+
+
+def _completions_in_flight(server: str) -> float:
+    for line in httpx.get(f"{server}/metrics").text.splitlines():
+        if line.startswith("quickdraw_completions_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("/metrics has no quickdraw_completions_in_flight")
+
+
+def _slots_given_back(server: str, within_s: float) -> bool:
+    """Whether every stopped completion has let go of its slot (its sampler reached its next step) in time."""
+    deadline = time.monotonic() + within_s
+    while _completions_in_flight(server) > 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -112,5 +130,7 @@ def test_six_hostile_completions_leave_predict_p99_within_2x_of_idle(server):
     assert httpx.get(f"{server}/healthz").json()["status"] == "ready"
     metrics = httpx.get(f"{server}/metrics").text
     assert 'quickdraw_requests_total{path="/v1/complete",status="499"}' in metrics
+    # stopped completions give their slots back once their sampler reaches its next step
+    assert _slots_given_back(server, within_s=completion_pool.DEFAULT_TIMEOUT_S + 5), "slots still taken"
     answer = httpx.post(f"{server}/v1/complete", content=hostile_body, headers=JSON, timeout=120)
     assert answer.status_code == 200, answer.text  # the heaviest completion fits its deadline alone
