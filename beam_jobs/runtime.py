@@ -6,12 +6,14 @@ unless one is named). Any other --runner: None, and beam.Pipeline resolves the n
 
 With --direct_running_mode=multi_processing the SDK worker processes run beam_jobs.sdk_worker, Beam's
 worker followed by an immediate exit (its docstring says why that is safe): DirectRunner stops its
-workers one after the other, and Beam's own takes about half a second each to shut down.
+workers one after the other, and Beam's own takes about half a second each to shut down. They are
+started and stopped by beam_jobs.local_workers, which kills a worker Beam forgot to end (a failed run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -20,7 +22,7 @@ from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.runner import PipelineRunner
 
-from beam_jobs import sdk_worker
+from beam_jobs import local_workers, sdk_worker
 from beam_jobs.job_config import UsageError
 
 # The names under which Beam's SwitchingDirectRunner is asked for (create_runner lower-cases them).
@@ -29,25 +31,33 @@ _DIRECT_RUNNER_NAMES = ("direct", "directrunner", "switchingdirectrunner")
 DASK_RUNNER_NAMES = ("dask", "daskrunner", "apache_beam.runners.dask.dask_runner.daskrunner")
 # The worker command FnApiRunner gives multi_processing runs, and ours.
 BEAM_WORKER_COMMAND = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main"
-WORKER_COMMAND = f"{sys.executable} -m {sdk_worker.__name__}"
+WORKER_COMMAND = shlex.join([sys.executable, "-m", sdk_worker.__name__])
 
 
 class LocalRunner(fn_runner.FnApiRunner):
-    """FnApiRunner whose multi_processing workers run WORKER_COMMAND instead of Beam's own."""
+    """FnApiRunner whose multi_processing workers run WORKER_COMMAND instead of Beam's own, started and
+    stopped by beam_jobs.local_workers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        local_workers.register()
 
     def run_via_runner_api(self, pipeline_proto, options):
         return super().run_via_runner_api(with_our_worker(pipeline_proto), options)
 
 
 def with_our_worker(pipeline_proto):
-    """The pipeline proto with Beam's worker command swapped for ours (in place).
+    """The pipeline proto with Beam's worker environment swapped for ours (in place): our command, run by
+    local_workers' handler.
 
     FnApiRunner writes its worker command into the pipeline's environments (a SUBPROCESS_SDK
     environment's payload is the command line). Should a later Beam build it some other way, nothing
-    matches and the run keeps Beam's worker: slower to stop, the same result."""
+    matches and the run keeps Beam's worker: slower to stop, and a failed run may wait for a worker
+    that never ends (local_workers says when)."""
     beams = (python_urns.SUBPROCESS_SDK, BEAM_WORKER_COMMAND.encode())
     for environment in pipeline_proto.components.environments.values():
         if (environment.urn, environment.payload) == beams:
+            environment.urn = local_workers.URN
             environment.payload = WORKER_COMMAND.encode()
     return pipeline_proto
 

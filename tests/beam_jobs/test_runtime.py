@@ -7,10 +7,11 @@ import sys
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.portability import python_urns
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import environments
 
-from beam_jobs import runtime, sdk_worker
+from beam_jobs import local_workers, runtime, sdk_worker
 
 TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
@@ -32,8 +33,9 @@ def test_our_worker_command_replaces_beams_and_nothing_else():
         _ = pipeline | beam.Create([1])
         environment = environments.SubprocessSDKEnvironment.from_command_string(command)
         proto = runtime.with_our_worker(pipeline.to_runner_api(default_environment=environment))
-        payloads = {env.payload.decode() for env in proto.components.environments.values()}
-        assert expected in payloads and (command == expected or command not in payloads)
+        ours = {(env.urn, env.payload.decode()) for env in proto.components.environments.values()}
+        urn = local_workers.URN if command == runtime.BEAM_WORKER_COMMAND else python_urns.SUBPROCESS_SDK
+        assert (urn, expected) in ours and (command == expected or command not in {p for _, p in ours})
     assert runtime.WORKER_COMMAND.endswith(f"-m {sdk_worker.__name__}")
 
 
