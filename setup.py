@@ -33,6 +33,8 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-xdist>=3.5,<4",
+            # pyproject.toml's per-test timeout: a test that hangs fails with its stacks instead of holding CI
+            "pytest-timeout>=2.3,<3",
             "ruff>=0.6",
             "cairocffi>=1.6,<2",
             "playwright>=1.44",
