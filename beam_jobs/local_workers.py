@@ -45,9 +45,11 @@ class WorkerProcess:
 
     def run(self) -> None:
         """Starts the process and waits for it; RuntimeError when it fails by itself (not when stopped)."""
-        with worker_handlers.SUBPROCESS_LOCK:  # Beam's: no other worker inherits this one's pipes
-            self._process = subprocess.Popen(self._command, env=self._env)
-        self._started.set()
+        try:
+            with worker_handlers.SUBPROCESS_LOCK:  # Beam's: no other worker inherits this one's pipes
+                self._process = subprocess.Popen(self._command, env=self._env)
+        finally:
+            self._started.set()  # stop() need not wait for a process that could not start
         returncode = self._process.wait()
         if returncode and not self._killed:
             raise RuntimeError(f"Worker subprocess exited with return code {returncode}")
@@ -67,7 +69,7 @@ class WorkerProcess:
 
 
 class LocalWorkerHandler(worker_handlers.GrpcWorkerHandler):
-    """Beam's SubprocessSdkWorkerHandler, with a worker that is killed when it outlives its run."""
+    """Beam's SubprocessSdkWorkerHandler, whose worker always ends with its run (the module says how)."""
 
     def __init__(self, command: bytes, state, provision_info, grpc_server):
         super().__init__(state, provision_info, grpc_server)

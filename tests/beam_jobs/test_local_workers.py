@@ -55,6 +55,15 @@ def test_a_worker_that_ends_is_waited_for_and_its_failure_reported():
     assert [str(error) for error in errors] == ["Worker subprocess exited with return code 3"]
 
 
+def test_a_worker_that_cannot_start_is_not_waited_for():
+    missing = local_workers.WorkerProcess("/nonexistent/quickdraw-worker", env={})
+    with pytest.raises(FileNotFoundError):
+        missing.run()
+    started = time.monotonic()
+    assert missing.stop(grace_s=30) is False
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.integration
 def test_a_worker_connecting_after_the_runner_closed_its_stream_still_ends():
     # The worker starts 1.5 s late, as a slow worker does on a loaded machine; the runner gives up before
