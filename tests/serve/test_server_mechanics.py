@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -195,3 +198,15 @@ def test_error_bodies_are_single_json_objects(client):
     response = client.post("/v1/predict", content=json.dumps({"drawing": [[[1, 2]]]}))
     assert response.headers["content-type"] == "application/json"
     assert response.status_code == 422
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("given, expected", [(None, "0"), ("1", "1")])
+def test_the_server_turns_tensorflows_onednn_kernels_off_unless_told(given, expected):
+    # they keep a primitive per input shape, which a batching server meets by the thousand (docs/serving.md)
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if given is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = given
+    code = "import os, quickdraw_tf.serve.__main__; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
