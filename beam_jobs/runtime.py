@@ -7,7 +7,7 @@ unless one is named). Any other --runner: None, and beam.Pipeline resolves the n
 With --direct_running_mode=multi_processing the SDK worker processes run beam_jobs.sdk_worker, Beam's
 worker followed by an immediate exit (its docstring says why that is safe): DirectRunner stops its
 workers one after the other, and Beam's own takes about half a second each to shut down. They are
-started and stopped by beam_jobs.local_workers, which kills a worker Beam forgot to end (a failed run).
+started and stopped by beam_jobs.local_workers, which ends a worker Beam forgot to stop (a failed run).
 """
 
 from __future__ import annotations
