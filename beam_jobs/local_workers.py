@@ -115,6 +115,7 @@ def _descriptor(url: str) -> str:
 
 def _logging_server():
     """A gRPC server printing the worker's log records, as Beam's SubprocessSdkWorker starts; and its port."""
+    # imported here, as Beam's own handler does: the job service module is needed only once workers start
     from apache_beam.runners.portability.local_job_service import BeamFnLoggingServicer
 
     options = [("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0)]

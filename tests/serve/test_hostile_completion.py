@@ -16,6 +16,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from quickdraw_tf.data import ink
 from quickdraw_tf.serve import completion_pool
@@ -44,9 +45,9 @@ def _heaviest(word: str, max_points: int) -> tuple[list, list]:
 
 
 def _completions_in_flight(server: str) -> float:
-    for line in httpx.get(f"{server}/metrics").text.splitlines():
-        if line.startswith("quickdraw_completions_in_flight "):
-            return float(line.split()[1])
+    for family in text_string_to_metric_families(httpx.get(f"{server}/metrics").text):
+        if family.name == "quickdraw_completions_in_flight":
+            return family.samples[0].value
     raise AssertionError("/metrics has no quickdraw_completions_in_flight")
 
 
